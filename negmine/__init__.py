@@ -1,0 +1,44 @@
+"""negmine: mine hard negatives with FAISS, filter false negatives with LLM judges, train embedders with contrastive
+losses, and evaluate them on BEIR/MTEB.
+
+``import negmine`` is cheap: torch, faiss and sentence-transformers are imported only when a function needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (resolved lazily, PEP 562)
+_EXPORTS = {
+    "load_data": "negmine.data",
+    "load_beir": "negmine.data",
+    "RetrievalData": "negmine.data",
+    "DataError": "negmine.errors",
+    "ConfigError": "negmine.errors",
+    "load_encoder": "negmine.encoders",
+    "HashingEncoder": "negmine.encoders",
+    "EmbeddingCache": "negmine.encoders",
+    "PRESETS": "negmine.encoders",
+    "ExactIndex": "negmine.index",
+    "FaissIndex": "negmine.index",
+    "Retriever": "negmine.retrieve",
+    "Candidates": "negmine.retrieve",
+    "mine_hard_negatives": "negmine.mining",
+    "MineConfig": "negmine.mining",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'negmine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,51 @@
+"""The ``negmine`` command line: one command per file in this package, each calling one library function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="negmine",
+    help="Mine hard negatives, filter false negatives, train and evaluate text embedders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+    """Mine hard negatives, filter false negatives, train and evaluate text embedders."""
+    if verbose:
+        logging.getLogger("negmine").setLevel(logging.INFO)
+
+
+# --- command registration: one line per command module (keep sorted by pipeline order) ---
+from negmine.cli.mine import mine  # noqa: E402
+
+app.command("mine", help=mine.__doc__)(mine)
+from negmine.cli.relabel import relabel  # noqa: E402
+
+app.command("relabel", help=relabel.__doc__)(relabel)
+from negmine.cli.eval import eval_cmd  # noqa: E402
+from negmine.cli.mteb import mteb_app  # noqa: E402
+
+app.command("eval", help=eval_cmd.__doc__)(eval_cmd)
+app.add_typer(mteb_app, name="mteb")
+# --- end of command registration ---
+
+
+def main() -> None:
+    """Entry point: turns negmine's own errors into a one-line message and exit code 2."""
+    from negmine.errors import NegmineError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except (NegmineError, ImportError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

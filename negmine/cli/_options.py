@@ -1,0 +1,50 @@
+"""Shared CLI option helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file with defaults; flags override it.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (same seed, same output bytes).")]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Output folder.")]
+RetrieverOpt = Annotated[str | None, typer.Option(
+    "--retriever", "-r", help="Preset (minilm, bge, bge-small, e5, gte, mpnet, embeddinggemma), model folder or hub id.")]
+ModelPathOpt = Annotated[str | None, typer.Option(
+    "--model-path", help="Local folder with the preset's weights (offline use; or set $NEGMINE_MODELS).")]
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", "-d", help="BEIR folder, dataset name under $NEGMINE_DATA, pair file (.jsonl/.parquet) or hub id.")]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="Qrels split.")]
+
+
+def parse_range(value: str | None) -> tuple[int | None, int | None]:
+    """``"10:100"`` -> (10, 100); ``":50"`` -> (None, 50)."""
+    if value is None:
+        return None, None
+    lo, sep, hi = value.partition(":")
+    if not sep:
+        raise typer.BadParameter(f"expected MIN:MAX such as 0:50, got {value!r}", param_hint="--range")
+    try:
+        return (int(lo) if lo else None), (int(hi) if hi else None)
+    except ValueError:
+        raise typer.BadParameter(f"expected integers in MIN:MAX, got {value!r}", param_hint="--range") from None
+
+
+def print_config(config: dict[str, Any]) -> None:
+    typer.echo(json.dumps(config, indent=2, default=str))
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    Console(stderr=True).print(table)

@@ -1,0 +1,483 @@
+"""Loading retrieval data: BEIR folders, Hugging Face datasets, and (query, positive[, negatives]) pair files.
+
+Everything is loaded into one shape, :class:`RetrievalData` (BEIR dicts at the edges), after strict validation:
+malformed JSON, missing ``_id``/``text``, duplicate ids, empty texts, a qrels TSV without its header, and qrels that
+name unknown queries or documents each raise :class:`~negmine.errors.DataError` naming the file, line and field.
+Rows are never dropped silently: with ``on_invalid="skip"`` they are skipped, counted and reported in
+:attr:`RetrievalData.report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from negmine.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+Corpus = dict[str, dict[str, str]]  # doc_id -> {"title": ..., "text": ...}
+Queries = dict[str, str]  # query_id -> text
+Qrels = dict[str, dict[str, int]]  # query_id -> {doc_id: relevance}
+
+OnInvalid = Literal["error", "skip"]
+UnknownQrels = Literal["error", "skip", "keep"]
+
+DATA_ENV = "NEGMINE_DATA"
+
+
+@dataclass
+class LoadReport:
+    """What loading skipped or kept despite a problem, by reason (``"corpus.jsonl: empty text"`` -> count)."""
+
+    skipped: Counter = field(default_factory=Counter)
+    kept_unknown: Counter = field(default_factory=Counter)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skipped": dict(self.skipped), "kept_unknown": dict(self.kept_unknown)}
+
+
+@dataclass
+class RetrievalData:
+    """A corpus, queries and the qrels of one split. Every qrels document with score > 0 is a positive."""
+
+    corpus: Corpus
+    queries: Queries
+    qrels: Qrels
+    name: str = ""
+    split: str = ""
+    sources: list[str] = field(default_factory=list)
+    report: LoadReport = field(default_factory=LoadReport)
+
+    def doc_text(self, doc_id: str) -> str:
+        return doc_text(self.corpus[doc_id])
+
+    def positives(self, query_id: str) -> list[str]:
+        """Ids of the positives of a query (qrels score > 0), in qrels order."""
+        return [doc_id for doc_id, rel in self.qrels.get(query_id, {}).items() if rel > 0]
+
+    @property
+    def split_query_ids(self) -> list[str]:
+        """Queries that have at least one positive in this split, in qrels order."""
+        return [qid for qid in self.qrels if qid in self.queries and self.positives(qid)]
+
+    def summary(self) -> str:
+        n_pos = sum(len(self.positives(q)) for q in self.split_query_ids)
+        return (f"{self.name or 'data'}[{self.split}]: {len(self.corpus):,} docs, {len(self.split_query_ids):,} queries "
+                f"with {n_pos:,} positives")
+
+
+def doc_text(doc: dict[str, str]) -> str:
+    """The text a document is encoded as: ``title + " " + text`` (stripped) when it has a title, as MTEB and BEIR do."""
+    title = doc.get("title") or ""
+    text = doc.get("text") or ""
+    return f"{title} {text}".strip() if title else text
+
+
+def text_id(text: str, prefix: str) -> str:
+    """A stable id for a text that came without one (pair files)."""
+    return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# locating data
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def default_data_root() -> Path | None:
+    """``$NEGMINE_DATA`` if set, else ``../shared/data/beir`` (relative to the working directory or this checkout)."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    candidates = [Path.cwd() / ".." / "shared" / "data" / "beir", Path(__file__).resolve().parents[2] / "shared" / "data" / "beir"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def resolve_data_path(data: str | os.PathLike) -> Path | str:
+    """Turn ``--data`` into a folder or file: an existing path, a dataset name under the data root, or a hub id."""
+    path = Path(data).expanduser()
+    if path.exists():
+        return path
+    root = default_data_root()
+    if root is not None and (root / str(data)).exists():
+        return root / str(data)
+    if "/" in str(data) and not str(data).startswith((".", "/")):
+        return str(data)  # a hub id such as BeIR/scifact, loaded with `datasets` when online
+    hint = f" (looked in {root})" if root else f" (set ${DATA_ENV} to the folder holding BEIR datasets)"
+    raise DataError(f"no such data folder or file{hint}", path=data)
+
+
+def load_data(data: Any, split: str = "train", *, on_invalid: OnInvalid = "error",
+              unknown_qrels: UnknownQrels = "error", corpus: str | os.PathLike | None = None) -> RetrievalData:
+    """Load any supported source into :class:`RetrievalData`.
+
+    Args:
+        data: a BEIR folder, a dataset name under ``$NEGMINE_DATA``, a ``.jsonl``/``.parquet`` pair file, a
+            Hugging Face ``Dataset`` of (query, positive[, negatives]) columns, or a hub id (``BeIR/scifact``).
+        split: the qrels split of a BEIR folder (``qrels/<split>.tsv``) or hub dataset.
+        on_invalid: ``"error"`` (default) raises on the first bad row; ``"skip"`` skips it and counts it in ``report``.
+        unknown_qrels: what to do with qrels naming a query or document that does not exist: ``"error"``,
+            ``"skip"`` (drop the row, counted) or ``"keep"`` (keep it, counted; evaluation needs this for ArguAna,
+            whose official qrels name 5 documents missing from its corpus).
+        corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
+    """
+    _check_choice("on_invalid", on_invalid, ("error", "skip"))
+    _check_choice("unknown_qrels", unknown_qrels, ("error", "skip", "keep"))
+    if not isinstance(data, (str, os.PathLike)):
+        return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
+    resolved = resolve_data_path(data)
+    if isinstance(resolved, str):
+        return load_hf_beir(resolved, split)
+    if resolved.is_dir():
+        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels)
+    return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# BEIR folders
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(f"missing {stem} (or {stem}.gz)", path=folder)
+
+
+def iter_jsonl(path: Path, report: LoadReport, on_invalid: OnInvalid) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line, with strict JSON parsing."""
+    with _open_text(path) as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+            except ValueError as err:
+                _invalid(report, on_invalid, f"{path.name}: malformed JSON",
+                         DataError(f"malformed JSON ({err})", path, lineno))
+                continue
+            yield lineno, obj
+
+
+def _invalid(report: LoadReport, on_invalid: OnInvalid, reason: str, error: DataError) -> None:
+    if on_invalid == "error":
+        raise error
+    report.skip(reason)
+    logger.debug("skipped: %s", error)
+
+
+def _require_str(obj: dict[str, Any], key: str, path: Path, lineno: int, allow_empty: bool = False) -> str:
+    if key not in obj or obj[key] is None:
+        raise DataError("missing", path, lineno, key)
+    value = obj[key]
+    if not isinstance(value, (str, int)):
+        raise DataError(f"expected a string, got {type(value).__name__}", path, lineno, key)
+    value = str(value)
+    if not allow_empty and not value.strip():
+        raise DataError("empty", path, lineno, key)
+    return value
+
+
+def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Corpus:
+    report = report if report is not None else LoadReport()
+    corpus: Corpus = {}
+    first_line: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path, report, on_invalid):
+        try:
+            doc_id = _require_str(obj, "_id", path, lineno)
+            title = obj.get("title") or ""
+            if not isinstance(title, str):
+                raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
+            text = _require_str(obj, "text", path, lineno, allow_empty=True)
+            if not text.strip() and not title.strip():
+                raise DataError("empty text (and no title)", path, lineno, "text")
+            if doc_id in corpus:
+                raise DataError(f"duplicate id {doc_id!r} (first seen on line {first_line[doc_id]})", path, lineno, "_id")
+        except DataError as err:
+            _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
+            continue
+        corpus[doc_id] = {"title": title, "text": text}
+        first_line[doc_id] = lineno
+    if not corpus:
+        raise DataError("no documents", path)
+    return corpus
+
+
+def load_beir_queries(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Queries:
+    report = report if report is not None else LoadReport()
+    queries: Queries = {}
+    first_line: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path, report, on_invalid):
+        try:
+            qid = _require_str(obj, "_id", path, lineno)
+            text = _require_str(obj, "text", path, lineno)
+            if qid in queries:
+                raise DataError(f"duplicate id {qid!r} (first seen on line {first_line[qid]})", path, lineno, "_id")
+        except DataError as err:
+            _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
+            continue
+        queries[qid] = text
+        first_line[qid] = lineno
+    if not queries:
+        raise DataError("no queries", path)
+    return queries
+
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+def load_qrels(path: Path, corpus: Corpus | None = None, queries: Queries | None = None,
+               report: LoadReport | None = None, on_invalid: OnInvalid = "error",
+               unknown_qrels: UnknownQrels = "error") -> Qrels:
+    """Read a BEIR qrels TSV (header ``query-id  corpus-id  score``) and check its ids against corpus/queries."""
+    report = report if report is not None else LoadReport()
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None:
+            raise DataError("empty qrels file", path, 1)
+        if tuple(h.strip().lower() for h in header[:3]) != QRELS_HEADER:
+            raise DataError(f"expected the header {'<TAB>'.join(QRELS_HEADER)!r}, got {'<TAB>'.join(header)!r}",
+                            path, 1, "header")
+        for lineno, row in enumerate(reader, start=2):
+            if not row or not "".join(row).strip():
+                continue
+            try:
+                qid, doc_id, score = _parse_qrels_row(row, path, lineno)
+                _check_known(qid, doc_id, corpus, queries, path, lineno)
+            except DataError as err:
+                if err.field in ("query-id", "corpus-id") and "unknown" in str(err):
+                    if unknown_qrels == "keep":
+                        report.kept_unknown[f"{path.name}: unknown {err.field}"] += 1
+                    elif unknown_qrels == "skip":
+                        report.skip(f"{path.name}: unknown {err.field}")
+                        continue
+                    else:
+                        raise DataError(f"{str(err).rsplit(': ', 1)[-1]} (pass unknown_qrels='keep' or 'skip', "
+                                        "CLI --unknown-qrels, to accept such rows)", path, lineno, err.field) from None
+                else:
+                    _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
+                    continue
+            qrels.setdefault(qid, {})[doc_id] = score
+    if not qrels:
+        raise DataError("no judgements", path)
+    return qrels
+
+
+def _parse_qrels_row(row: list[str], path: Path, lineno: int) -> tuple[str, str, int]:
+    if len(row) < 3:
+        raise DataError(f"expected 3 tab-separated columns, got {len(row)}", path, lineno, "score" if len(row) == 2 else "corpus-id")
+    qid, doc_id, raw = row[0].strip(), row[1].strip(), row[2].strip()
+    if not qid:
+        raise DataError("empty", path, lineno, "query-id")
+    if not doc_id:
+        raise DataError("empty", path, lineno, "corpus-id")
+    try:
+        score = int(float(raw))
+    except ValueError:
+        raise DataError(f"not a number: {raw!r}", path, lineno, "score") from None
+    return qid, doc_id, score
+
+
+def _check_known(qid: str, doc_id: str, corpus: Corpus | None, queries: Queries | None, path: Path, lineno: int) -> None:
+    if queries is not None and qid not in queries:
+        raise DataError(f"unknown query id {qid!r}", path, lineno, "query-id")
+    if corpus is not None and doc_id not in corpus:
+        raise DataError(f"unknown document id {doc_id!r}", path, lineno, "corpus-id")
+
+
+def load_beir(folder: str | os.PathLike, split: str = "test", *, on_invalid: OnInvalid = "error",
+              unknown_qrels: UnknownQrels = "error") -> RetrievalData:
+    """Load a BEIR folder: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]`` and ``qrels/<split>.tsv``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("not a folder", path=folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.exists():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+        raise DataError(f"no qrels for split {split!r} (available: {', '.join(available) or 'none'})", path=qrels_path)
+    report = LoadReport()
+    corpus_path, queries_path = _find(folder, "corpus.jsonl"), _find(folder, "queries.jsonl")
+    corpus = load_beir_corpus(corpus_path, report, on_invalid)
+    queries = load_beir_queries(queries_path, report, on_invalid)
+    qrels = load_qrels(qrels_path, corpus, queries, report, on_invalid, unknown_qrels)
+    data = RetrievalData(corpus, queries, qrels, name=folder.name, split=split,
+                         sources=[str(corpus_path), str(queries_path), str(qrels_path)], report=report)
+    _log_report(data)
+    return data
+
+
+def _log_report(data: RetrievalData) -> None:
+    for reason, count in {**data.report.skipped, **data.report.kept_unknown}.items():
+        logger.warning("%s: %d row(s) %s", data.name, count, reason)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# pair files and Hugging Face datasets
+# --------------------------------------------------------------------------------------------------------------------
+
+QUERY_COLUMNS = ("query", "anchor", "question", "sentence1")
+POSITIVE_COLUMNS = ("positive", "pos", "answer", "document", "sentence2")
+NEGATIVE_COLUMNS = ("negative", "neg", "negatives")
+
+
+class _PairBuilder:
+    """Collects (query, positive[, negatives]) rows into queries/corpus/qrels keyed by stable text ids."""
+
+    def __init__(self, path: str, report: LoadReport, on_invalid: OnInvalid, corpus: Corpus | None = None) -> None:
+        self.path, self.report, self.on_invalid = path, report, on_invalid
+        self.corpus: Corpus = dict(corpus or {})
+        self.by_text = {doc_text(doc): doc_id for doc_id, doc in self.corpus.items()}
+        self.queries: Queries = {}
+        self.qrels: Qrels = {}
+        self.given_negatives: dict[str, list[str]] = {}
+
+    def _doc(self, text: str) -> str:
+        doc_id = self.by_text.get(text)
+        if doc_id is None:
+            doc_id = text_id(text, "d")
+            self.corpus[doc_id] = {"title": "", "text": text}
+            self.by_text[text] = doc_id
+        return doc_id
+
+    def add(self, row: dict[str, Any], lineno: int) -> None:
+        try:
+            query = _pick_text(row, QUERY_COLUMNS, self.path, lineno)
+            positives = _as_list(_pick(row, POSITIVE_COLUMNS, self.path, lineno), self.path, lineno, "positive")
+            negatives = _as_list(_pick(row, NEGATIVE_COLUMNS, None, lineno), self.path, lineno, "negative")
+        except DataError as err:
+            _invalid(self.report, self.on_invalid, f"{Path(self.path).name}: bad {err.field}", err)
+            return
+        qid = text_id(query, "q")
+        self.queries[qid] = query
+        for text in positives:
+            self.qrels.setdefault(qid, {})[self._doc(text)] = 1
+        if negatives:
+            self.given_negatives.setdefault(qid, []).extend(self._doc(t) for t in negatives)
+
+    def build(self, name: str) -> RetrievalData:
+        if not self.qrels:
+            raise DataError("no (query, positive) rows", self.path)
+        data = RetrievalData(self.corpus, self.queries, self.qrels, name=name, split="pairs", sources=[self.path],
+                             report=self.report)
+        data.given_negatives = self.given_negatives  # type: ignore[attr-defined]
+        _log_report(data)
+        return data
+
+
+def _pick(row: dict[str, Any], names: tuple[str, ...], path: str | None, lineno: int) -> Any:
+    for name in names:
+        if name in row and row[name] is not None:
+            return row[name]
+    if path is None:
+        return None
+    raise DataError(f"missing (expected one of {', '.join(names)})", path, lineno, names[0])
+
+
+def _pick_text(row: dict[str, Any], names: tuple[str, ...], path: str, lineno: int) -> str:
+    value = _pick(row, names, path, lineno)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError("empty or not a string", path, lineno, next(n for n in names if n in row))
+    return value
+
+
+def _as_list(value: Any, path: str, lineno: int, field_name: str) -> list[str]:
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    for item in values:
+        if not isinstance(item, str) or not item.strip():
+            raise DataError("empty or not a string", path, lineno, field_name)
+    return values
+
+
+def load_pairs(path: str | os.PathLike, *, on_invalid: OnInvalid = "error",
+               corpus: str | os.PathLike | None = None) -> RetrievalData:
+    """Load a ``.jsonl`` or ``.parquet`` file of (query, positive[, negatives]) rows.
+
+    Column names follow sentence-transformers and FlagEmbedding: ``query``/``anchor``, ``positive``/``pos`` (a string
+    or a list: several positives per query are allowed), ``negative``/``neg`` (optional). Queries and documents get
+    stable ids derived from their text; with ``corpus`` (a BEIR corpus file) the positives are matched to it by text.
+    """
+    path = Path(path)
+    report = LoadReport()
+    base_corpus = load_beir_corpus(Path(corpus), report, on_invalid) if corpus else None
+    builder = _PairBuilder(str(path), report, on_invalid, base_corpus)
+    if path.suffix == ".parquet":
+        pq = __import__("pyarrow.parquet", fromlist=["parquet"])
+        for lineno, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            builder.add(row, lineno)
+    elif path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
+        for lineno, row in iter_jsonl(path, report, on_invalid):
+            builder.add(row, lineno)
+    else:
+        raise DataError("unsupported file type (expected .jsonl, .jsonl.gz or .parquet, or a BEIR folder)", path)
+    return builder.build(path.stem)
+
+
+def load_hf_pairs(dataset: Any, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None) -> RetrievalData:
+    """Load a Hugging Face ``datasets.Dataset`` of (query, positive[, negatives]) columns (row numbers are 1-based)."""
+    if not hasattr(dataset, "column_names"):
+        raise TypeError(f"expected a path or a datasets.Dataset, got {type(dataset).__name__}")
+    report = LoadReport()
+    base_corpus = load_beir_corpus(Path(corpus), report, on_invalid) if corpus else None
+    name = getattr(getattr(dataset, "info", None), "dataset_name", None) or "dataset"
+    builder = _PairBuilder(f"<Dataset {name}>", report, on_invalid, base_corpus)
+    columns = dataset.column_names
+    rename = {}
+    if not any(c in columns for c in QUERY_COLUMNS) and len(columns) >= 2:
+        rename = {columns[0]: "query", columns[1]: "positive"}  # sentence-transformers' positional convention
+    for lineno, row in enumerate(dataset, start=1):
+        builder.add({rename.get(k, k): v for k, v in row.items()}, lineno)
+    return builder.build(name)
+
+
+def load_hf_beir(hub_id: str, split: str = "test") -> RetrievalData:  # pragma: no cover - needs the network
+    """Load a BEIR dataset from the Hugging Face hub (``BeIR/scifact`` + ``BeIR/scifact-qrels``). Needs network access."""
+    from negmine._optional import require
+
+    datasets = require("datasets", "loading a dataset from the hub")
+    corpus_ds = datasets.load_dataset(hub_id, "corpus", split="corpus")
+    queries_ds = datasets.load_dataset(hub_id, "queries", split="queries")
+    qrels_ds = datasets.load_dataset(f"{hub_id}-qrels", split=split)
+    corpus = {str(r["_id"]): {"title": r.get("title") or "", "text": r["text"]} for r in corpus_ds}
+    queries = {str(r["_id"]): r["text"] for r in queries_ds}
+    qrels: Qrels = {}
+    for row in qrels_ds:
+        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    return RetrievalData(corpus, queries, qrels, name=hub_id.split("/")[-1], split=split, sources=[hub_id])

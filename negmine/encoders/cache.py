@@ -1,0 +1,107 @@
+"""On-disk embedding cache: keyed by the encoder's fingerprint (weights hash, prompts, max length, precision), the
+kind of text (query/document) and the texts themselves; written in blocks so an interrupted encode resumes.
+
+Layout: ``<root>/<key[:2]>/<key>/`` holding ``meta.json`` and, while encoding, ``block_<size>_00000.npy``…; once complete the
+blocks are merged into ``embeddings.npy`` (loaded memory-mapped). Texts are encoded longest-first (one global sort, so
+every batch is padded as little as possible); the cache stores that order and returns rows in the caller's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine.io import atomic_open, sha256_texts, write_json
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "NEGMINE_CACHE"
+FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "negmine").expanduser()
+
+
+def cache_key(fingerprint: dict[str, Any], kind: str, texts: Sequence[str]) -> str:
+    payload = json.dumps({"v": FORMAT_VERSION, "fingerprint": fingerprint, "kind": kind}, sort_keys=True)
+    return hashlib.sha256(f"{payload}|{sha256_texts(texts)}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Block-wise, resumable embedding store.
+
+    Args:
+        root: cache folder (default ``$NEGMINE_CACHE`` or ``~/.cache/negmine``).
+        block_size: texts per block; an interrupted encode loses at most one block of work.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, block_size: int = 256) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.block_size = block_size
+        self.hits = 0  # complete cache hits, for stats and tests
+        self.encoded = 0  # texts actually encoded
+
+    def folder(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def get_or_encode(self, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray],
+                      fingerprint: dict[str, Any], kind: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return embeddings of ``texts`` (rows in the given order), encoding only what is not cached yet.
+
+        ``encode`` maps a list of texts to a float32 array; ``progress(n)`` is called after each block with the
+        number of texts it covered (cached blocks included), for progress bars.
+        """
+        texts = list(texts)
+        key = cache_key(fingerprint, kind, texts)
+        folder = self.folder(key)
+        final = folder / "embeddings.npy"
+        if final.exists():
+            emb = np.load(final, mmap_mode="r")
+            if emb.shape[0] == len(texts):
+                self.hits += 1
+                if progress:
+                    progress(len(texts))
+                return np.asarray(emb)
+            logger.warning("embedding cache %s has %d rows for %d texts; re-encoding", final, emb.shape[0], len(texts))
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "meta.json", {"format": FORMAT_VERSION, "kind": kind, "n": len(texts),
+                                          "block_size": self.block_size, "fingerprint": fingerprint})
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        blocks = []
+        for start in range(0, len(texts), self.block_size):
+            blocks.append(self._block(folder, start, [texts[i] for i in order[start:start + self.block_size]], encode))
+            if progress:
+                progress(min(self.block_size, len(texts) - start))
+        sorted_emb = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
+        emb = np.empty_like(sorted_emb)
+        emb[order] = sorted_emb
+        with atomic_open(final, "wb") as handle:
+            np.save(handle, emb)
+        for path in folder.glob("block_*.npy"):
+            path.unlink()
+        return emb
+
+    def _block(self, folder: Path, start: int, texts: list[str], encode: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        path = folder / f"block_{self.block_size}_{start // self.block_size:05d}.npy"
+        if path.exists():
+            try:
+                emb = np.load(path)
+                if emb.shape[0] == len(texts):
+                    return emb
+            except (OSError, ValueError):
+                logger.warning("unreadable cache block %s; re-encoding it", path)
+        emb = np.ascontiguousarray(encode(texts), dtype=np.float32)
+        self.encoded += len(texts)
+        with atomic_open(path, "wb") as handle:
+            np.save(handle, emb)
+        return emb

@@ -1,0 +1,113 @@
+"""sentence-transformers models as negmine encoders."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from negmine._optional import require
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def weights_hash(module: Any) -> str:
+    """sha256 over every parameter and buffer (names, dtypes, shapes and bytes): the model's identity, not its name."""
+    torch = require("torch", "hashing model weights")
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+class SentenceTransformerEncoder:
+    """Wraps a :class:`sentence_transformers.SentenceTransformer` (a loaded model, a local folder or a hub id).
+
+    Args:
+        model: a ``SentenceTransformer`` or anything ``SentenceTransformer(...)`` accepts.
+        query_prompt / corpus_prompt: prefixes (e.g. bge's instruction, e5's ``query: ``/``passage: ``). ``None``
+            uses the model's own ``query``/``document`` prompts if its config defines them.
+        similarity: ``cosine`` (vectors are L2-normalised, scores are cosines) or ``dot``.
+        precision: ``fp32`` (default), ``fp16`` or ``bf16`` weights (fp16/bf16 are for CUDA; on CPU prefer fp32).
+        max_seq_length: truncate inputs to this many tokens (default: the model's own).
+        revision: the hub revision to load (ignored for local folders).
+        device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
+    """
+
+    def __init__(self, model: Any, *, query_prompt: str | None = None, corpus_prompt: str | None = None,
+                 similarity: str = "cosine", precision: Precision = "fp32", max_seq_length: int | None = None,
+                 revision: str | None = None, device: str | None = None, name: str | None = None) -> None:
+        if similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self._model_arg, self._model = model, None
+        self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt
+        self.similarity, self.precision = similarity, precision
+        self.max_seq_length, self.revision, self.device = max_seq_length, revision, device
+        self.name = name or (model if isinstance(model, str) else type(model).__name__)
+        self._weights_hash: str | None = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            st = require("sentence_transformers", "SentenceTransformerEncoder")
+            if isinstance(self._model_arg, st.SentenceTransformer):
+                model = self._model_arg
+            else:
+                model = st.SentenceTransformer(self._model_arg, revision=self.revision, device=self.device)
+            if self.max_seq_length is not None:
+                model.max_seq_length = self.max_seq_length
+            if self.precision != "fp32":
+                torch = require("torch", "half-precision encoding")
+                model = model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[self.precision])
+            self._model = model
+        return self._model
+
+    def _prompt(self, kind: str) -> str:
+        explicit = self.query_prompt if kind == "query" else self.corpus_prompt
+        if explicit is not None:
+            return explicit
+        prompts = getattr(self.model, "prompts", None) or {}
+        return prompts.get(kind) or (prompts.get("passage", "") if kind == "document" else "")
+
+    def _encode(self, texts: Sequence[str], kind: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        emb = self.model.encode(list(texts), prompt=self._prompt(kind) or None, batch_size=batch_size,
+                                normalize_embeddings=self.similarity == "cosine", convert_to_numpy=True,
+                                show_progress_bar=show_progress_bar)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+        return self._encode(queries, "query", batch_size, show_progress_bar)
+
+    def encode_corpus(self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+        return self._encode(docs, "document", batch_size, show_progress_bar)
+
+    @property
+    def dimension(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self._weights_hash is None:
+            self._weights_hash = weights_hash(self.model)
+        return {
+            "encoder": "sentence-transformers",
+            "weights_sha256": self._weights_hash,
+            "query_prompt": self._prompt("query"),
+            "corpus_prompt": self._prompt("document"),
+            "max_seq_length": int(self.model.max_seq_length or 0),
+            "similarity": self.similarity,
+            "precision": self.precision,
+            "modules": [type(m).__name__ for m in self.model],
+        }

@@ -1,0 +1,35 @@
+"""Exceptions with enough context to fix the input: the file, the line and the field."""
+
+from __future__ import annotations
+
+import os
+
+
+class NegmineError(Exception):
+    """Base class of negmine's own errors."""
+
+
+class DataError(NegmineError, ValueError):
+    """Bad input data. The message names the file, the 1-based line and the field at fault."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class ConfigError(NegmineError, ValueError):
+    """An invalid option value; the message names the option, the value and what is allowed."""
+
+
+class ModelNotFoundError(NegmineError, FileNotFoundError):
+    """Model weights that are not available locally (and cannot be downloaded)."""

@@ -1,0 +1,134 @@
+"""Exact search by blocked matrix products: always available, and the oracle every other index is tested against."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine.index.base import Metric, check_k, check_vectors, pad_results
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of each row, sorted by score descending, ties broken by the lower column index (stable)."""
+    n, m = scores.shape
+    k = min(k, m)
+    if k == m:
+        part = np.broadcast_to(np.arange(m), (n, m))
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)  # primary: score desc, secondary: index asc
+    idx = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(scores, idx, axis=1).astype(np.float32), idx.astype(np.int64)
+
+
+def _similarity(queries: np.ndarray, block: np.ndarray, metric: Metric) -> np.ndarray:
+    sims = queries @ block.T
+    if metric == "l2":  # negated squared L2 distance, so higher = more similar
+        sims = 2 * sims - (queries * queries).sum(1, keepdims=True) - (block * block).sum(1)[None, :]
+    return sims
+
+
+def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two per-row top-k lists (scores, global indices) into one; -1 entries never win."""
+    scores = np.concatenate([a[0], b[0]], axis=1)
+    indices = np.concatenate([a[1], b[1]], axis=1)
+    scores = np.where(indices < 0, -np.inf, scores)
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.broadcast_to(
+        np.arange(scores.shape[1]), scores.shape)
+    ps, pi = np.take_along_axis(scores, part, 1), np.take_along_axis(indices, part, 1)
+    order = np.lexsort((np.where(pi < 0, np.iinfo(np.int64).max, pi), -ps), axis=1)
+    return np.take_along_axis(ps, order, 1).astype(np.float32), np.take_along_axis(pi, order, 1)
+
+
+class ExactIndex:
+    """Brute-force inner-product (or negated-L2) search in blocks of queries and corpus rows.
+
+    Memory stays bounded: a similarity block is at most ``query_block × corpus_block`` floats.
+
+    Args:
+        dim: vector dimension.
+        metric: ``ip`` (inner product; cosine for normalised vectors) or ``l2`` (scores are ``-||q - d||²``).
+        query_block / corpus_block: block sizes for the blocked product.
+
+    Example:
+        >>> import numpy as np
+        >>> index = ExactIndex(dim=2)
+        >>> index.add(np.array([[1, 0], [0, 1]], dtype=np.float32))
+        >>> scores, ids = index.search(np.array([[0.9, 0.1]], dtype=np.float32), k=1)
+        >>> ids.tolist()
+        [[0]]
+    """
+
+    def __init__(self, dim: int, metric: Metric = "ip", query_block: int = 1024, corpus_block: int = 65536) -> None:
+        if metric not in ("ip", "l2"):
+            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self._dim, self.metric = int(dim), metric
+        self.query_block, self.corpus_block = query_block, corpus_block
+        self._blocks: list[np.ndarray] = []
+        self._ntotal = 0
+
+    @property
+    def ntotal(self) -> int:
+        return self._ntotal
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if len(self._blocks) > 1:
+            self._blocks = [np.concatenate(self._blocks)]
+        return self._blocks[0] if self._blocks else np.zeros((0, self._dim), dtype=np.float32)
+
+    def add(self, embeddings: np.ndarray) -> None:
+        x = check_vectors(embeddings, self._dim, "embeddings")
+        self._blocks.append(x)
+        self._ntotal += x.shape[0]
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = check_vectors(queries, self._dim, "queries")
+        k = check_k(k)
+        corpus = self.vectors
+        parts_s, parts_i = [], []
+        for qs in range(0, q.shape[0], self.query_block):
+            qb = q[qs:qs + self.query_block]
+            best = (np.zeros((len(qb), 0), dtype=np.float32), np.zeros((len(qb), 0), dtype=np.int64))
+            for cs in range(0, corpus.shape[0], self.corpus_block):
+                s, i = topk_rows(_similarity(qb, corpus[cs:cs + self.corpus_block], self.metric), k)
+                best = merge_topk(best, (s, i + cs), k)
+            s, i = pad_results(*best, k)
+            parts_s.append(s)
+            parts_i.append(i)
+        if not parts_s:
+            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+        return np.concatenate(parts_s), np.concatenate(parts_i)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from negmine.io import atomic_open, write_json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path / "vectors.npy", "wb") as handle:
+            np.save(handle, self.vectors)
+        write_json(path / "index.json", {"type": "exact", **self.get_config_dict()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ExactIndex:
+        import json
+
+        path = Path(path)
+        config = json.loads((path / "index.json").read_text())
+        index = cls(config["dim"], config["metric"])
+        index.add(np.load(path / "vectors.npy"))
+        return index
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"dim": self._dim, "metric": self.metric, "ntotal": self._ntotal}

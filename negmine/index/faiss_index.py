@@ -1,0 +1,101 @@
+"""FAISS indexes behind the negmine index protocol (CPU here; GPU and ANN factories share the same class)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine._optional import require
+from negmine.index.base import Metric, check_k, check_vectors
+
+logger = logging.getLogger(__name__)
+
+
+class FaissIndex:
+    """A FAISS index built from a factory string (``Flat``, ``IVF4096,Flat``, ``HNSW32``, ``IVF1024,PQ48x8``…).
+
+    Scores are similarities: inner products for ``metric="ip"``, negated squared L2 distances for ``metric="l2"``.
+
+    Args:
+        dim: vector dimension.
+        factory: a ``faiss.index_factory`` description.
+        metric: ``ip`` or ``l2``.
+        search_block: queries searched per call, so memory for (scores, ids) stays bounded.
+    """
+
+    def __init__(self, dim: int, factory: str = "Flat", metric: Metric = "ip", search_block: int = 16384) -> None:
+        faiss = require("faiss", "FaissIndex")
+        if metric not in ("ip", "l2"):
+            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        self._dim, self.factory, self.metric, self.search_block = int(dim), factory, metric, search_block
+        faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+        try:
+            self.index = faiss.index_factory(self._dim, factory, faiss_metric)
+        except RuntimeError as err:
+            raise ValueError(f"invalid FAISS factory string {factory!r}: {err}") from None
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self.index.is_trained)
+
+    def train(self, sample: np.ndarray) -> None:
+        self.index.train(check_vectors(sample, self._dim, "training vectors"))
+
+    def add(self, embeddings: np.ndarray) -> None:
+        x = check_vectors(embeddings, self._dim, "embeddings")
+        if not self.index.is_trained:
+            self.train(x)
+        self.index.add(x)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = check_vectors(queries, self._dim, "queries")
+        k = check_k(k)
+        parts_s, parts_i = [], []
+        for start in range(0, max(q.shape[0], 1), self.search_block):
+            scores, ids = self.index.search(q[start:start + self.search_block], k)
+            parts_s.append(scores if self.metric == "ip" else -scores)
+            parts_i.append(ids)
+        scores, ids = np.concatenate(parts_s).astype(np.float32), np.concatenate(parts_i).astype(np.int64)
+        scores[ids < 0] = -np.inf
+        return scores, ids
+
+    def save(self, path: str | os.PathLike) -> None:
+        faiss = require("faiss", "FaissIndex.save")
+        from negmine.io import write_json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / ".index.faiss.tmp"
+        faiss.write_index(self.index, str(tmp))
+        os.replace(tmp, path / "index.faiss")
+        write_json(path / "index.json", {"type": "faiss", **self.get_config_dict()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FaissIndex:
+        faiss = require("faiss", "FaissIndex.load")
+        path = Path(path)
+        config = json.loads((path / "index.json").read_text())
+        obj = cls.__new__(cls)
+        obj._dim, obj.factory, obj.metric = config["dim"], config["factory"], config["metric"]
+        obj.search_block = config.get("search_block", 16384)
+        obj.index = faiss.read_index(str(path / "index.faiss"))
+        if obj.index.d != obj._dim:
+            raise ValueError(f"{path}: index.faiss has dimension {obj.index.d} but index.json says {obj._dim}")
+        return obj
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"dim": self._dim, "factory": self.factory, "metric": self.metric, "ntotal": self.ntotal,
+                "search_block": self.search_block}

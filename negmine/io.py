@@ -1,0 +1,123 @@
+"""Small I/O helpers shared by every stage: atomic writes, hashing, JSON lines, manifests."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it into place only on success.
+
+    A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if "b" in mode:
+        encoding = None
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_open(path) as handle:
+        json.dump(obj, handle, indent=2, ensure_ascii=False, default=_json_default)
+        handle.write("\n")
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
+    n = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, default=_json_default))
+            handle.write("\n")
+            n += 1
+    return n
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_texts(texts: Iterable[str]) -> str:
+    """Order-sensitive hash of a sequence of strings (length-prefixed, so ['ab'] != ['a', 'b'])."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def package_versions(names: Iterable[str] = ("negmine", "numpy", "torch", "sentence-transformers", "transformers",
+                                              "faiss-cpu", "datasets", "mteb", "llama-cpp-python")) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hash_inputs(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
+    """sha256 of each existing input file (folders are walked, files sorted)."""
+    hashes: dict[str, str] = {}
+    for path in paths:
+        path = Path(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                hashes[str(file)] = sha256_file(file)
+    return hashes
+
+
+def write_manifest(out_dir: str | os.PathLike, stage: str, config: dict[str, Any], inputs: Iterable[str | os.PathLike] = (),
+                   seed: int | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``manifest.json``: the resolved config, package versions, input hashes and seed of one stage run."""
+    manifest = {
+        "stage": stage,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": sys.argv,
+        "config": config,
+        "seed": seed,
+        "versions": package_versions(),
+        "inputs": hash_inputs(inputs),
+    }
+    if extra:
+        manifest.update(extra)
+    path = Path(out_dir) / "manifest.json"
+    write_json(path, manifest)
+    return path

@@ -1,0 +1,424 @@
+"""Shared machinery of negmine's contrastive losses: the candidate matrix, its masks and the frozen references.
+
+Input convention (every loss in this package)
+---------------------------------------------
+Columns arrive in sentence-transformers' order ``(anchor, positive_1, ..., positive_P, negative_1, ..., negative_N)``,
+where ``P = num_positive_columns`` (default 1, which is sentence-transformers' ``(anchor, positive, negative_1..n)``).
+
+* **Several positives per query.** A query with more positives than one (for instance extra positives added by
+  relabeling) gets ``P`` positive columns. A query with fewer than ``P`` positives repeats its first positive in the
+  spare positive columns; repeated texts inside a row are recognised (from their token ids) and counted once.
+  Alternatively a spare slot can be marked with ``NaN`` in the ``scores`` column.
+* **Candidates.** All candidate columns of all rows form one candidate matrix ``C``, column-major like
+  ``MultipleNegativesRankingLoss``: ``C = [positive_1 of rows 0..B-1, positive_2 of rows 0..B-1, ..., negative_N of
+  rows 0..B-1]``. Candidate ``j`` belongs to row ``j % B`` and column ``j // B``. For row ``i`` its own positive
+  columns are the positives; everything else (its own hard negatives and every other row's candidates, the in-batch
+  negatives) is a negative unless masked.
+* **Labels.** A ``scores``/``labels`` column arrives as ``labels``: a ``(B, P + N)`` tensor with the teacher's score
+  of each of the row's own candidates in column order (negmine's mining writes ``[pos, neg_1..neg_n]``). Scores of
+  in-batch pairs (query ``i`` with a candidate of row ``k != i``) are unknown to the teacher and stay unknown (NaN)
+  unless a frozen reference model or BM25 provides them.
+* **Masking of in-batch false negatives.** A negative of row ``i`` is removed from its softmax when (a) its text is
+  identical (same token ids) to row ``i``'s anchor or one of its positives - this covers "the same document", which
+  always has the same text -, or (b) with ``margin`` set, its reference score is above the row's lowest positive
+  score minus the margin (GIST / NV-Retriever positive-aware rule: ``absolute``: ``> pos - margin``, ``relative``:
+  ``> pos - |pos| * margin``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+Similarity = Literal["cosine", "dot"]
+MarginStrategy = Literal["absolute", "relative"]
+MultiPositive = Literal["mean", "sum"]
+
+# token-id keys shared by the features of sentence-transformers text models
+_TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# parameter validation
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
+    """Raise ``ValueError`` naming the parameter, the bad value and the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; expected one of {', '.join(map(repr, allowed))}")
+
+
+def check_range(name: str, value: float, low: float | None = None, high: float | None = None,
+                low_inclusive: bool = True, high_inclusive: bool = True) -> None:
+    """Raise ``ValueError`` unless ``low (<|<=) value (<|<=) high``; the message names the parameter and the range."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    ok = number == number  # not NaN
+    if ok and low is not None:
+        ok = number >= low if low_inclusive else number > low
+    if ok and high is not None:
+        ok = number <= high if high_inclusive else number < high
+    if not ok:
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}")
+
+
+def check_int(name: str, value: Any, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r} is not allowed; expected an integer >= {low}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# embedding the columns
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def embed(model: nn.Module, features: list[dict[str, Any]]) -> list[Tensor]:
+    """One ``sentence_embedding`` per column, using sentence-transformers' merged forward when it is available."""
+    try:
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+    except ImportError:  # older sentence-transformers: one forward per column
+        return [model(f)["sentence_embedding"] for f in features]
+    return embed_columns(model, features)
+
+
+def text_keys(features: Sequence[dict[str, Any]]) -> list[Tensor] | None:
+    """An integer per row and column such that two texts get the same key iff their token ids are identical.
+
+    Padding is ignored (only positions with ``attention_mask == 1`` count), so the same text padded to different
+    lengths in different columns still matches. Returns ``None`` for non-text features (nothing to compare).
+    """
+    if not features or any("input_ids" not in f for f in features):
+        return None
+    ids_of: dict[tuple[int, ...], int] = {}
+    keys = []
+    for f in features:
+        input_ids = f["input_ids"].tolist()
+        mask = f["attention_mask"].tolist() if "attention_mask" in f else [[1] * len(r) for r in input_ids]
+        column = []
+        for ids, m in zip(input_ids, mask):
+            token_tuple = tuple(t for t, keep in zip(ids, m) if keep)
+            column.append(ids_of.setdefault(token_tuple, len(ids_of)))
+        keys.append(torch.tensor(column, dtype=torch.long, device=f["input_ids"].device))
+    return keys
+
+
+def reference_embeddings(reference: nn.Module, model: nn.Module, features: Sequence[dict[str, Any]]) -> list[Tensor]:
+    """Embeddings of every column by a frozen reference model (no gradient, eval mode for the call).
+
+    The reference re-uses the token ids when it has the same vocabulary as the trained model; otherwise the texts
+    are decoded with the trained model's tokenizer and tokenized again by the reference.
+    """
+    same_vocab = _same_vocabulary(model, reference)
+    was_training = reference.training
+    reference.eval()
+    try:
+        with torch.no_grad():
+            if same_vocab:
+                columns = [{k: v for k, v in f.items() if k in _TEXT_KEYS} for f in features]
+            else:
+                columns = []
+                for f in features:
+                    texts = model.tokenizer.batch_decode(f["input_ids"], skip_special_tokens=True)
+                    tokenized = reference.preprocess(texts) if hasattr(reference, "preprocess") else reference.tokenize(texts)
+                    columns.append({k: v.to(f["input_ids"].device) for k, v in tokenized.items() if isinstance(v, Tensor)})
+            return [reference(c)["sentence_embedding"].detach() for c in columns]
+    finally:
+        reference.train(was_training)
+
+
+def _same_vocabulary(model: nn.Module, reference: nn.Module) -> bool:
+    tok_a, tok_b = getattr(model, "tokenizer", None), getattr(reference, "tokenizer", None)
+    if tok_a is None or tok_b is None:
+        return True
+    if tok_a is tok_b:
+        return True
+    try:
+        return tok_a.get_vocab() == tok_b.get_vocab()
+    except (AttributeError, NotImplementedError):
+        return False
+
+
+def check_frozen_reference(name: str, reference: nn.Module, model: nn.Module) -> None:
+    """A reference must be a separate, frozen model: estimating relevance with the trained model is circular."""
+    if reference is model:
+        raise ValueError(f"{name} is the model being trained; it must be a separate, frozen model (a circular "
+                         "estimate makes the weights follow the model's own mistakes)")
+    if not isinstance(reference, nn.Module):
+        raise ValueError(f"{name}={type(reference).__name__} is not allowed; expected a SentenceTransformer")
+    reference.requires_grad_(False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the candidate matrix
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def similarity(a: Tensor, b: Tensor, kind: Similarity) -> Tensor:
+    """``(n, d) x (m, d) -> (n, m)`` cosine or dot-product similarities."""
+    if kind == "cosine":
+        a, b = F.normalize(a, p=2, dim=-1), F.normalize(b, p=2, dim=-1)
+    return a @ b.T
+
+
+@dataclass
+class CandidateBatch:
+    """One batch laid out as a query x candidate matrix. Shapes: B rows, C = B * (P + N) candidates."""
+
+    anchors: Tensor  # (B, d)
+    candidates: Tensor  # (C, d), column-major
+    logits: Tensor  # (B, C) similarity * scale
+    positive: Tensor  # (B, C) bool: the row's valid positives
+    negative: Tensor  # (B, C) bool: counted as negatives (neither a positive nor masked)
+    reference: Tensor | None  # (B, C) frozen relevance scores (teacher/reference/BM25); NaN = unknown
+    num_positive_columns: int
+    anchor_keys: Tensor | None  # (B,) text keys of the anchors
+    candidate_keys: Tensor | None  # (C,) text keys of the candidates
+
+    @property
+    def batch_size(self) -> int:
+        return self.anchors.size(0)
+
+    @property
+    def num_columns(self) -> int:
+        return self.candidates.size(0) // self.batch_size
+
+
+def split_columns(embeddings: Sequence[Tensor], num_positive_columns: int) -> tuple[Tensor, Tensor]:
+    """Check the column count and return ``(anchors (B, d), candidates (C, d))``."""
+    embeddings = list(embeddings)
+    if len(embeddings) < 1 + num_positive_columns:
+        raise ValueError(f"expected at least {1 + num_positive_columns} columns (anchor + {num_positive_columns} "
+                         f"positive column(s)), got {len(embeddings)}")
+    batch_size = embeddings[0].size(0)
+    for k, column in enumerate(embeddings):
+        if column.dim() != 2 or column.size(0) != batch_size:
+            raise ValueError(f"column {k} has shape {tuple(column.shape)}; expected ({batch_size}, dim)")
+    return embeddings[0], torch.cat(embeddings[1:], dim=0)
+
+
+def own_candidates(batch_size: int, num_columns: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(row_of, column_of)`` of each candidate: candidate ``j`` is column ``j // B`` of row ``j % B``."""
+    index = torch.arange(batch_size * num_columns, device=device)
+    return index % batch_size, index // batch_size
+
+
+def labels_matrix(labels: Tensor | None, batch_size: int, num_columns: int, device: torch.device,
+                  dtype: torch.dtype) -> Tensor | None:
+    """Spread ``labels`` (B, P + N) teacher scores over the (B, C) candidate matrix; in-batch pairs are NaN."""
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dim() != 2 or labels.size(0) != batch_size or labels.size(1) != num_columns:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match the batch: expected ({batch_size}, "
+                         f"{num_columns}) teacher scores, one per candidate column (positives then negatives)")
+    out = torch.full((batch_size, batch_size * num_columns), float("nan"), device=device, dtype=dtype)
+    rows, cols = own_candidates(batch_size, num_columns, device)
+    out[rows, torch.arange(rows.numel(), device=device)] = labels.to(dtype).T.reshape(-1)
+    return out
+
+
+def positive_mask(batch_size: int, num_columns: int, num_positive_columns: int, device: torch.device,
+                  candidate_keys: Tensor | None, labels: Tensor | None) -> Tensor:
+    """(B, C) bool: row ``i``'s own positive columns, without repeated texts and without NaN-labelled slots."""
+    valid = torch.ones(batch_size, num_positive_columns, dtype=torch.bool, device=device)
+    if labels is not None:
+        valid &= ~torch.isnan(torch.as_tensor(labels, device=device)[:, :num_positive_columns].float())
+    if candidate_keys is not None and num_positive_columns > 1:
+        keys = candidate_keys[: batch_size * num_positive_columns].view(num_positive_columns, batch_size).T  # (B, P)
+        same = keys[:, :, None] == keys[:, None, :]  # (B, P, P)
+        earlier = torch.ones(num_positive_columns, num_positive_columns, dtype=torch.bool, device=device).tril(-1)
+        valid &= ~(same & earlier).any(dim=2)  # a slot repeating an earlier positive of the row
+    if not bool(valid[:, 0].all()):
+        bad = int((~valid[:, 0]).nonzero()[0])
+        raise ValueError(f"row {bad} has no first positive (its score is NaN); the first positive column is required")
+    out = torch.zeros(batch_size, batch_size * num_columns, dtype=torch.bool, device=device)
+    slots = torch.arange(batch_size * num_positive_columns, device=device)  # slot j = column j // B of row j % B
+    out[slots % batch_size, slots] = valid.T.reshape(-1)
+    return out
+
+
+def identical_text_mask(positive: Tensor, anchor_keys: Tensor, candidate_keys: Tensor) -> Tensor:
+    """(B, C) bool: candidates whose text equals row ``i``'s anchor or one of its positives (not the positives)."""
+    same_as_anchor = candidate_keys[None, :] == anchor_keys[:, None]
+    pos_keys = torch.where(positive, candidate_keys[None, :], torch.full_like(positive, -1, dtype=torch.long))
+    same_as_positive = (candidate_keys[None, :, None] == pos_keys[:, None, :]).any(dim=2)  # (B, C)
+    return (same_as_anchor | same_as_positive) & ~positive
+
+
+def margin_mask(reference: Tensor, positive: Tensor, margin: float, strategy: MarginStrategy) -> Tensor:
+    """(B, C) bool: candidates scored above ``pos - margin`` (absolute) or ``pos - |pos| * margin`` (relative).
+
+    ``pos`` is the lowest reference score among the row's positives. Unknown (NaN) scores are never masked.
+    """
+    pos_scores = torch.where(positive, reference, torch.full_like(reference, float("inf")))
+    lowest = pos_scores.min(dim=1, keepdim=True).values
+    lowest = torch.where(torch.isfinite(lowest), lowest, torch.full_like(lowest, float("inf")))
+    threshold = lowest - margin if strategy == "absolute" else lowest - lowest.abs() * margin
+    return (reference > threshold) & ~positive & ~torch.isnan(reference)
+
+
+def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
+    """``logsumexp`` over the entries where ``mask`` is True; rows without any give the dtype's lowest value."""
+    lowest = torch.finfo(x.dtype).min
+    return torch.logsumexp(x.masked_fill(~mask, lowest), dim=dim)
+
+
+def contrastive_nll(logits: Tensor, positive: Tensor, negative: Tensor, multi_positive: MultiPositive = "mean",
+                    negative_log_weights: Tensor | None = None) -> Tensor:
+    """InfoNCE with one or several positives per row, averaged over rows.
+
+    * ``mean``: ``-1/|P_i| * sum_p log( e^{s_ip} / (e^{s_ip} + sum_n w_in e^{s_in}) )`` - each positive against the
+      negatives only (the other positives are neither rewarded nor punished). This is SupCon's "out" form.
+    * ``sum``: ``-log( sum_p e^{s_ip} / (sum_p e^{s_ip} + sum_n w_in e^{s_in}) )`` - the probability mass on all positives.
+
+    With one positive per row both are ``-log softmax`` of the positive, i.e. ``MultipleNegativesRankingLoss``.
+    ``negative_log_weights`` (B, C) adds ``log w`` to the negatives' logits (Soft-InfoNCE).
+    """
+    neg_logits = logits if negative_log_weights is None else logits + negative_log_weights
+    neg_lse = masked_logsumexp(neg_logits, negative, dim=1)  # (B,)
+    if multi_positive == "sum":
+        pos_lse = masked_logsumexp(logits, positive, dim=1)
+        return (torch.logaddexp(pos_lse, neg_lse) - pos_lse).mean()
+    per_positive = torch.logaddexp(logits, neg_lse[:, None]) - logits  # (B, C), used only where positive
+    per_positive = per_positive.masked_fill(~positive, 0.0)
+    return (per_positive.sum(dim=1) / positive.sum(dim=1)).mean()
+
+
+class CandidateLoss(nn.Module):
+    """Base of negmine's losses: parameters shared by all of them and the (B, C) candidate batch they work on.
+
+    Subclasses implement :meth:`loss_from_batch`. ``forward`` embeds the columns (sentence-transformers' merged
+    forward), computes text keys from the token ids and, when the loss has a frozen reference model, the reference
+    embeddings; then calls :meth:`compute_loss_from_embeddings`.
+    """
+
+    reference_model: nn.Module | None = None
+
+    def __init__(self, model: nn.Module, temperature: float = 0.05, similarity: Similarity = "cosine",
+                 num_positive_columns: int = 1, mask_identical_texts: bool = True, margin: float | None = None,
+                 margin_strategy: MarginStrategy = "absolute") -> None:
+        super().__init__()
+        check_range("temperature", temperature, 0.0, None, low_inclusive=False)
+        check_choice("similarity", similarity, ("cosine", "dot"))
+        check_int("num_positive_columns", num_positive_columns, low=1)
+        check_choice("margin_strategy", margin_strategy, ("absolute", "relative"))
+        if margin is not None:
+            check_range("margin", margin, 0.0 if margin_strategy == "relative" else None, None)
+        self.model = model
+        self.temperature = float(temperature)
+        self.similarity = similarity
+        self.num_positive_columns = num_positive_columns
+        self.mask_identical_texts = bool(mask_identical_texts)
+        self.margin = margin
+        self.margin_strategy = margin_strategy
+
+    @property
+    def scale(self) -> float:
+        return 1.0 / self.temperature
+
+    # ---- forward -----------------------------------------------------------------------------------------------
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        features = list(sentence_features)
+        inputs = self.collect_inputs(features)
+        embeddings = embed(self.model, features)
+        return self.compute_loss_from_embeddings(embeddings, labels, **inputs)
+
+    def collect_inputs(self, features: list[dict[str, Tensor]]) -> dict[str, Any]:
+        """What the loss needs besides the embeddings: text keys, reference embeddings, extra inputs (BM25)."""
+        inputs: dict[str, Any] = {}
+        if self.mask_identical_texts or self.num_positive_columns > 1:
+            inputs["text_keys"] = text_keys(features)
+        if self.reference_model is not None:
+            inputs["reference_embeddings"] = reference_embeddings(self.reference_model, self.model, features)
+        inputs.update(self.extra_inputs(features))
+        return inputs
+
+    def extra_inputs(self, features: list[dict[str, Tensor]]) -> dict[str, Any]:
+        """Hook for inputs computed from the raw features (BM25 scores). Default: none."""
+        return {}
+
+    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None, *,
+                                     text_keys: Sequence[Tensor] | None = None,
+                                     reference_embeddings: Sequence[Tensor] | None = None,
+                                     reference_scores: Tensor | None = None) -> Tensor:
+        """The loss from per-column embeddings (tests call this directly on hand-made tensors).
+
+        Args:
+            embeddings: ``[anchors, positive_1..positive_P, negative_1..negative_N]``, each ``(B, dim)``.
+            labels: optional ``(B, P + N)`` teacher scores of each row's own candidates (the ``scores`` column).
+            text_keys: optional per-column ``(B,)`` integer keys, equal iff the texts are identical.
+            reference_embeddings: optional per-column embeddings by a frozen reference model.
+            reference_scores: optional ``(B, C)`` frozen relevance of every query-candidate pair (e.g. BM25).
+        """
+        batch = self.build_batch(embeddings, labels, text_keys, reference_embeddings, reference_scores)
+        return self.loss_from_batch(batch, labels=labels, reference_embeddings=reference_embeddings)
+
+    def loss_from_batch(self, batch: CandidateBatch, **inputs: Any) -> Tensor:
+        raise NotImplementedError
+
+    # ---- the candidate batch -----------------------------------------------------------------------------------
+
+    def build_batch(self, embeddings: Sequence[Tensor], labels: Tensor | None = None,
+                    keys: Sequence[Tensor] | None = None, reference_embeddings: Sequence[Tensor] | None = None,
+                    reference_scores: Tensor | None = None) -> CandidateBatch:
+        anchors, candidates = split_columns(embeddings, self.num_positive_columns)
+        batch_size, device = anchors.size(0), anchors.device
+        num_columns = candidates.size(0) // batch_size
+        anchor_keys = candidate_keys = None
+        if keys is not None:
+            keys = list(keys)
+            if len(keys) != len(embeddings):
+                raise ValueError(f"got {len(keys)} text-key columns for {len(embeddings)} embedding columns")
+            anchor_keys, candidate_keys = keys[0], torch.cat(keys[1:])
+        positive = positive_mask(batch_size, num_columns, self.num_positive_columns, device, candidate_keys, labels)
+        negative = ~positive
+        if self.mask_identical_texts and anchor_keys is not None:
+            negative &= ~identical_text_mask(positive, anchor_keys, candidate_keys)
+        reference = self.reference_matrix(anchors, labels, batch_size, num_columns, reference_embeddings,
+                                          reference_scores)
+        if self.margin is not None and reference is not None:
+            negative &= ~margin_mask(reference, positive, self.margin, self.margin_strategy)
+        logits = similarity(anchors, candidates, self.similarity) * self.scale
+        return CandidateBatch(anchors, candidates, logits, positive, negative, reference, self.num_positive_columns,
+                              anchor_keys, candidate_keys)
+
+    def reference_matrix(self, anchors: Tensor, labels: Tensor | None, batch_size: int, num_columns: int,
+                         reference_embeddings: Sequence[Tensor] | None,
+                         reference_scores: Tensor | None) -> Tensor | None:
+        """(B, C) frozen relevance: explicit scores, else the reference model's cosine, else the labels (NaN-padded)."""
+        dtype = anchors.dtype
+        if reference_scores is not None:
+            expected = (batch_size, batch_size * num_columns)
+            if tuple(reference_scores.shape) != expected:
+                raise ValueError(f"reference_scores has shape {tuple(reference_scores.shape)}; expected {expected}")
+            return reference_scores.to(device=anchors.device, dtype=dtype).detach()
+        if reference_embeddings is not None:
+            ref_anchors, ref_candidates = split_columns(reference_embeddings, self.num_positive_columns)
+            return similarity(ref_anchors, ref_candidates, "cosine").to(dtype).detach()
+        return labels_matrix(labels, batch_size, num_columns, anchors.device, dtype)
+
+    def base_config(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "similarity": self.similarity,
+            "num_positive_columns": self.num_positive_columns,
+            "mask_identical_texts": self.mask_identical_texts,
+            "margin": self.margin,
+            "margin_strategy": self.margin_strategy,
+        }

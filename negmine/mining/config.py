@@ -1,0 +1,122 @@
+"""The resolved configuration of one mining run (what ``--dry-run`` prints and ``manifest.json`` records)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from negmine.errors import ConfigError
+from negmine.mining.filters import (STRATEGIES, CandidateFilter, PositiveMargin, PositivePercentage, RankRange,
+                                    ScoreThreshold)
+from negmine.mining.formats import FORMATS
+from negmine.mining.sampling import SAMPLING
+
+TOO_FEW = ("drop", "keep", "pad")
+
+
+@dataclass
+class MineConfig:
+    """Options of ``negmine mine`` / :func:`negmine.mine_hard_negatives`.
+
+    Args:
+        retriever: a preset (``minilm``, ``bge``, ``e5``…), a local model folder, a hub id, or ``hashing``.
+        data: a BEIR folder, a dataset name under ``$NEGMINE_DATA``, a pair file (.jsonl/.parquet) or a hub id.
+        split: qrels split to mine (queries with at least one positive in it).
+        out: output folder.
+        strategy: filters to apply, comma-separated and ANDed: ``range`` (rank range only), ``abs`` (TopK-Abs,
+            ``max_score``/``min_score``), ``margin-pos`` (TopK-MarginPos, ``margin``), ``perc-pos`` (TopK-PercPos,
+            ``percentage``). The rank range always applies.
+        range_min / range_max: keep candidates ranked in ``[range_min, range_max)`` among documents that can be
+            negatives (known positives, the query itself and copies of a positive's text are not counted).
+        num_negatives: negatives per query.
+        sampling: ``top``, ``random`` or ``softmax`` (``temperature``), seeded by ``seed``.
+        format: ``n-tuple``, ``triplet``, ``labeled-pair``, ``labeled-list`` (sentence-transformers) or ``flag``
+            (FlagEmbedding JSONL). ``mined.jsonl`` (ids + texts + scores) is always written too.
+        output_scores: add the teacher ``scores`` column ([positive, negatives…]) to sentence-transformers formats.
+        too_few: queries with fewer than ``num_negatives`` survivors are dropped (``drop``), kept with fewer
+            (``keep``; not with n-tuple) or padded with random corpus documents (``pad``).
+        near_duplicate: also exclude candidates whose cosine to a positive exceeds this (e.g. 0.98).
+        cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
+    """
+
+    retriever: str = "minilm"
+    data: str = "scifact"
+    split: str = "train"
+    out: str = "runs/mine"
+    model_path: str | None = None
+    query_prompt: str | None = None
+    corpus_prompt: str | None = None
+    corpus: str | None = None
+    strategy: str = "perc-pos"
+    range_min: int = 0
+    range_max: int = 50
+    max_score: float | None = None
+    min_score: float | None = None
+    margin: float = 0.05
+    percentage: float = 0.95
+    num_negatives: int = 7
+    sampling: str = "top"
+    temperature: float = 0.05
+    seed: int = 0
+    format: str = "n-tuple"
+    output_scores: bool = False
+    too_few: str = "drop"
+    near_duplicate: float | None = None
+    cross_encoder: str | None = None
+    index: str = "faiss"
+    factory: str = "Flat"
+    batch_size: int = 32
+    precision: str = "fp32"
+    cache_dir: str | None = None
+    no_cache: bool = False
+    on_invalid: str = "error"
+    unknown_qrels: str = "error"
+    show_progress_bar: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check("sampling", self.sampling, SAMPLING)
+        self._check("format", self.format, FORMATS)
+        self._check("too_few", self.too_few, TOO_FEW)
+        for name in self.strategies:
+            self._check("strategy", name, tuple(STRATEGIES))
+        self.filters()  # validates the numbers
+        if self.num_negatives < 1:
+            raise ConfigError(f"num_negatives must be >= 1, got {self.num_negatives}")
+        if self.num_negatives > self.range_max - self.range_min:
+            raise ConfigError(f"num_negatives={self.num_negatives} cannot be mined from the rank range "
+                              f"[{self.range_min}, {self.range_max}); widen --range or lower --num-negatives")
+        if self.format == "n-tuple" and self.too_few == "keep":
+            raise ConfigError("format 'n-tuple' needs exactly num_negatives per row: use --too-few drop or pad")
+
+    @staticmethod
+    def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{name} {value!r} is not one of {', '.join(allowed)}.{hint}")
+
+    @property
+    def strategies(self) -> list[str]:
+        return [s.strip() for s in self.strategy.split(",") if s.strip()]
+
+    def filters(self) -> list[CandidateFilter]:
+        """The filter chain: the rank range, then the strategies in the order given."""
+        try:
+            chain: list[CandidateFilter] = [RankRange(self.range_min, self.range_max)]
+            for name in self.strategies:
+                if name == "abs":
+                    chain.append(ScoreThreshold(self.max_score, self.min_score))
+                elif name == "margin-pos":
+                    chain.append(PositiveMargin(self.margin))
+                elif name == "perc-pos":
+                    chain.append(PositivePercentage(self.percentage))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return chain
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

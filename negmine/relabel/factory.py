@@ -1,0 +1,122 @@
+"""Judge specs from the command line: ``llm:URL@MODEL``, ``llm:FILE.gguf``, ``llm:FOLDER``, ``llm-yes:...``,
+``cross-encoder:PATH``.
+
+- ``llm:http://127.0.0.1:8000/v1@MODEL``: ARHN two-stage judge through an OpenAI-compatible server. Without
+  ``@MODEL`` the first model the server lists under ``/v1/models`` is used.
+- ``llm:PATH.gguf``: in-process through llama-cpp-python.
+- ``llm:HF_FOLDER``: in-process through transformers (batched); a folder holding a single ``.gguf`` also works.
+- ``llm-yes:<same targets>``: the pointwise judge that reads P(yes) from next-token logits.
+- ``cross-encoder:PATH``: a sentence-transformers cross-encoder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from negmine.errors import ConfigError
+from negmine.relabel.cache import JudgmentCache
+
+KINDS = ("llm", "llm-yes", "cross-encoder")
+
+
+@dataclass
+class JudgeOptions:
+    """Settings shared by the judge constructors (the CLI's flags)."""
+
+    concurrency: int = 4
+    timeout: float = 120.0
+    max_retries: int = 4
+    window: int = 20
+    step: int = 10
+    snippet_max_tokens: int = 96
+    max_passage_words: int | None = 300
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    batch_size: int = 8
+    threshold: float = 0.5
+    device: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"llm:target"`` -> ``("llm", "target")``, with a suggestion for a misspelt kind."""
+    kind, sep, target = spec.partition(":")
+    if not sep or not target:
+        raise ConfigError(f"judge spec {spec!r} must look like KIND:TARGET with KIND in {', '.join(KINDS)}")
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind, KINDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown judge kind {kind!r} in {spec!r} (known: {', '.join(KINDS)}){hint}")
+    return kind, target
+
+
+def _first_served_model(base_url: str) -> str:
+    from negmine._optional import require
+
+    openai = require("openai", "the OpenAI-compatible judge")
+    from negmine.relabel.clients import _api_key_from_env
+
+    client = openai.OpenAI(base_url=base_url, api_key=_api_key_from_env(), max_retries=2, timeout=30)
+    models = [m.id for m in client.models.list()]
+    if not models:
+        raise ConfigError(f"{base_url}/models lists no model; name one with llm:{base_url}@MODEL")
+    return models[0]
+
+
+def load_chat_client(target: str, options: JudgeOptions) -> Any:
+    """A chat backend for an ``llm:`` target (URL, ``.gguf`` file or model folder)."""
+    from negmine.relabel import clients
+
+    if target.startswith(("http://", "https://")):
+        base_url, _, model = target.partition("@")
+        return clients.OpenAIChatClient(base_url, model or _first_served_model(base_url),
+                                        concurrency=options.concurrency, timeout=options.timeout,
+                                        max_retries=options.max_retries)
+    if target.endswith(".gguf"):
+        return clients.LlamaCppChatClient(target, n_ctx=options.n_ctx, n_threads=options.n_threads)
+    if os.path.isdir(target) or "/" in target:
+        return clients.TransformersChatClient(target, batch_size=options.batch_size, device=options.device,
+                                              max_length=options.n_ctx)
+    raise ConfigError(f"llm target {target!r} is neither an http(s) URL, a .gguf file nor a model folder")
+
+
+def load_judge(spec: str, *, cheap: str | None = None, clear_below: float = 0.1, cache: str | None = None,
+               options: JudgeOptions | None = None) -> Any:
+    """Build the judge for a spec (and, with ``cheap``, a cascade whose first stage is ``cheap``).
+
+    Args:
+        spec: the main judge, e.g. ``llm:http://127.0.0.1:8000/v1@qwen``.
+        cheap: optional first-stage judge (``cross-encoder:PATH`` or ``llm-yes:...``) of a cascade.
+        clear_below: cheap score under which a negative is cleared without the main judge.
+        cache: JSONL cache file for LLM outputs (``None``: in memory).
+        options: backend and prompt settings.
+    """
+    options = options or JudgeOptions()
+    judgment_cache = JudgmentCache(cache)
+    judge = _single(spec, judgment_cache, options)
+    if cheap:
+        from negmine.relabel.cascade import CascadeJudge
+
+        judge = CascadeJudge(_single(cheap, judgment_cache, options), judge, clear_below=clear_below)
+        judge.cache = judgment_cache  # type: ignore[attr-defined]
+    return judge
+
+
+def _single(spec: str, cache: JudgmentCache, options: JudgeOptions) -> Any:
+    kind, target = split_spec(spec)
+    if kind == "cross-encoder":
+        from negmine.relabel.cross_encoder import CrossEncoderJudge
+
+        return CrossEncoderJudge(target, threshold=options.threshold, batch_size=options.batch_size,
+                                 device=options.device)
+    from negmine.relabel.llm import ARHNJudge, PointwiseLLMJudge
+
+    client = load_chat_client(target, options)
+    if kind == "llm-yes":
+        return PointwiseLLMJudge(client, threshold=options.threshold, cache=cache,
+                                 max_passage_words=options.max_passage_words)
+    return ARHNJudge(client, cache=cache, window=options.window, step=options.step,
+                     snippet_max_tokens=options.snippet_max_tokens, max_passage_words=options.max_passage_words)

@@ -1,0 +1,36 @@
+"""Offline fixtures for tests and documentation examples: a toy BEIR-style dataset."""
+
+from __future__ import annotations
+
+from negmine.data import RetrievalData
+
+_DOCS = {
+    "d1": ("Hard negatives", "Hard negative mining selects passages that look relevant but are not."),
+    "d2": ("FAISS", "FAISS is a library for efficient similarity search of dense vectors."),
+    "d3": ("Contrastive learning", "InfoNCE contrasts a positive against many negatives with a temperature."),
+    "d4": ("", "Sourdough bread needs flour, water, salt and a starter."),
+    "d5": ("", "A recipe for tomato soup with basil and garlic."),
+    "d6": ("Dense retrieval", "Dense retrievers embed queries and passages into one vector space."),
+    "d7": ("False negatives", "Unlabeled relevant passages mined as negatives are false negatives."),
+    "d8": ("", "The marathon runner trained for months before the race."),
+    "d9": ("Cross-encoders", "A cross-encoder scores a query and a passage jointly and reranks candidates."),
+    "d10": ("Hard negatives", "Hard negative mining selects passages that look relevant but are not."),  # copy of d1
+    "d11": ("BM25", "BM25 is a lexical ranking function based on term frequencies."),
+    "d12": ("", "Mountain hiking trails with scenic views over the valley."),
+}
+_QUERIES = {
+    "q1": "what is hard negative mining",
+    "q2": "library for similarity search of vectors",
+    "q3": "contrastive loss with negatives and temperature",
+    "q4": "how to bake bread",
+    "q5": "what are false negatives in retrieval training",
+    "q6": "dense retrieval of passages",
+}
+_QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}, "q4": {"d4": 1}, "q5": {"d7": 1, "d1": 1},
+          "q6": {"d6": 1}}
+
+
+def toy_data() -> RetrievalData:
+    """12 documents (one an exact copy of another), 6 queries, one with two positives."""
+    corpus = {d: {"title": t, "text": x} for d, (t, x) in _DOCS.items()}
+    return RetrievalData(corpus, dict(_QUERIES), {q: dict(r) for q, r in _QRELS.items()}, name="toy", split="train")
