@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
+
+import tomllib
 
 from negmine.errors import ConfigError
 

@@ -80,12 +80,14 @@ class RetrievalData:
 
     def summary(self) -> str:
         n_pos = sum(len(self.positives(q)) for q in self.split_query_ids)
-        return (f"{self.name or 'data'}[{self.split}]: {len(self.corpus):,} docs, {len(self.split_query_ids):,} queries "
-                f"with {n_pos:,} positives")
+        return (
+            f"{self.name or 'data'}[{self.split}]: {len(self.corpus):,} docs, {len(self.split_query_ids):,} queries "
+            f"with {n_pos:,} positives"
+        )
 
 
 def doc_text(doc: dict[str, str]) -> str:
-    """The text a document is encoded as: ``title + " " + text`` (stripped) when it has a title, as MTEB and BEIR do."""
+    """The text a document is encoded as: ``title + " " + text`` (stripped) when it has a title (MTEB, BEIR)."""
     title = doc.get("title") or ""
     text = doc.get("text") or ""
     return f"{title} {text}".strip() if title else text
@@ -106,7 +108,10 @@ def default_data_root() -> Path | None:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
-    candidates = [Path.cwd() / ".." / "shared" / "data" / "beir", Path(__file__).resolve().parents[2] / "shared" / "data" / "beir"]
+    candidates = [
+        Path.cwd() / ".." / "shared" / "data" / "beir",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "beir",
+    ]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()
@@ -127,8 +132,14 @@ def resolve_data_path(data: str | os.PathLike) -> Path | str:
     raise DataError(f"no such data folder or file{hint}", path=data)
 
 
-def load_data(data: Any, split: str = "train", *, on_invalid: OnInvalid = "error",
-              unknown_qrels: UnknownQrels = "error", corpus: str | os.PathLike | None = None) -> RetrievalData:
+def load_data(
+    data: Any,
+    split: str = "train",
+    *,
+    on_invalid: OnInvalid = "error",
+    unknown_qrels: UnknownQrels = "error",
+    corpus: str | os.PathLike | None = None,
+) -> RetrievalData:
     """Load any supported source into :class:`RetrievalData`.
 
     Args:
@@ -187,8 +198,12 @@ def iter_jsonl(path: Path, report: LoadReport, on_invalid: OnInvalid) -> Iterato
                 if not isinstance(obj, dict):
                     raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
             except ValueError as err:
-                _invalid(report, on_invalid, f"{path.name}: malformed JSON",
-                         DataError(f"malformed JSON ({err})", path, lineno))
+                _invalid(
+                    report,
+                    on_invalid,
+                    f"{path.name}: malformed JSON",
+                    DataError(f"malformed JSON ({err})", path, lineno),
+                )
                 continue
             yield lineno, obj
 
@@ -226,7 +241,9 @@ def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: O
             if not text.strip() and not title.strip():
                 raise DataError("empty text (and no title)", path, lineno, "text")
             if doc_id in corpus:
-                raise DataError(f"duplicate id {doc_id!r} (first seen on line {first_line[doc_id]})", path, lineno, "_id")
+                raise DataError(
+                    f"duplicate id {doc_id!r} (first seen on line {first_line[doc_id]})", path, lineno, "_id"
+                )
         except DataError as err:
             _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
             continue
@@ -260,9 +277,14 @@ def load_beir_queries(path: Path, report: LoadReport | None = None, on_invalid: 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 
-def load_qrels(path: Path, corpus: Corpus | None = None, queries: Queries | None = None,
-               report: LoadReport | None = None, on_invalid: OnInvalid = "error",
-               unknown_qrels: UnknownQrels = "error") -> Qrels:
+def load_qrels(
+    path: Path,
+    corpus: Corpus | None = None,
+    queries: Queries | None = None,
+    report: LoadReport | None = None,
+    on_invalid: OnInvalid = "error",
+    unknown_qrels: UnknownQrels = "error",
+) -> Qrels:
     """Read a BEIR qrels TSV (header ``query-id  corpus-id  score``) and check its ids against corpus/queries."""
     report = report if report is not None else LoadReport()
     qrels: Qrels = {}
@@ -272,8 +294,9 @@ def load_qrels(path: Path, corpus: Corpus | None = None, queries: Queries | None
         if header is None:
             raise DataError("empty qrels file", path, 1)
         if tuple(h.strip().lower() for h in header[:3]) != QRELS_HEADER:
-            raise DataError(f"expected the header {'<TAB>'.join(QRELS_HEADER)!r}, got {'<TAB>'.join(header)!r}",
-                            path, 1, "header")
+            raise DataError(
+                f"expected the header {'<TAB>'.join(QRELS_HEADER)!r}, got {'<TAB>'.join(header)!r}", path, 1, "header"
+            )
         for lineno, row in enumerate(reader, start=2):
             if not row or not "".join(row).strip():
                 continue
@@ -288,8 +311,13 @@ def load_qrels(path: Path, corpus: Corpus | None = None, queries: Queries | None
                         report.skip(f"{path.name}: unknown {err.field}")
                         continue
                     else:
-                        raise DataError(f"{str(err).rsplit(': ', 1)[-1]} (pass unknown_qrels='keep' or 'skip', "
-                                        "CLI --unknown-qrels, to accept such rows)", path, lineno, err.field) from None
+                        raise DataError(
+                            f"{str(err).rsplit(': ', 1)[-1]} (pass unknown_qrels='keep' or 'skip', "
+                            "CLI --unknown-qrels, to accept such rows)",
+                            path,
+                            lineno,
+                            err.field,
+                        ) from None
                 else:
                     _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
                     continue
@@ -301,7 +329,12 @@ def load_qrels(path: Path, corpus: Corpus | None = None, queries: Queries | None
 
 def _parse_qrels_row(row: list[str], path: Path, lineno: int) -> tuple[str, str, int]:
     if len(row) < 3:
-        raise DataError(f"expected 3 tab-separated columns, got {len(row)}", path, lineno, "score" if len(row) == 2 else "corpus-id")
+        raise DataError(
+            f"expected 3 tab-separated columns, got {len(row)}",
+            path,
+            lineno,
+            "score" if len(row) == 2 else "corpus-id",
+        )
     qid, doc_id, raw = row[0].strip(), row[1].strip(), row[2].strip()
     if not qid:
         raise DataError("empty", path, lineno, "query-id")
@@ -314,15 +347,22 @@ def _parse_qrels_row(row: list[str], path: Path, lineno: int) -> tuple[str, str,
     return qid, doc_id, score
 
 
-def _check_known(qid: str, doc_id: str, corpus: Corpus | None, queries: Queries | None, path: Path, lineno: int) -> None:
+def _check_known(
+    qid: str, doc_id: str, corpus: Corpus | None, queries: Queries | None, path: Path, lineno: int
+) -> None:
     if queries is not None and qid not in queries:
         raise DataError(f"unknown query id {qid!r}", path, lineno, "query-id")
     if corpus is not None and doc_id not in corpus:
         raise DataError(f"unknown document id {doc_id!r}", path, lineno, "corpus-id")
 
 
-def load_beir(folder: str | os.PathLike, split: str = "test", *, on_invalid: OnInvalid = "error",
-              unknown_qrels: UnknownQrels = "error") -> RetrievalData:
+def load_beir(
+    folder: str | os.PathLike,
+    split: str = "test",
+    *,
+    on_invalid: OnInvalid = "error",
+    unknown_qrels: UnknownQrels = "error",
+) -> RetrievalData:
     """Load a BEIR folder: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]`` and ``qrels/<split>.tsv``."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -336,8 +376,15 @@ def load_beir(folder: str | os.PathLike, split: str = "test", *, on_invalid: OnI
     corpus = load_beir_corpus(corpus_path, report, on_invalid)
     queries = load_beir_queries(queries_path, report, on_invalid)
     qrels = load_qrels(qrels_path, corpus, queries, report, on_invalid, unknown_qrels)
-    data = RetrievalData(corpus, queries, qrels, name=folder.name, split=split,
-                         sources=[str(corpus_path), str(queries_path), str(qrels_path)], report=report)
+    data = RetrievalData(
+        corpus,
+        queries,
+        qrels,
+        name=folder.name,
+        split=split,
+        sources=[str(corpus_path), str(queries_path), str(qrels_path)],
+        report=report,
+    )
     _log_report(data)
     return data
 
@@ -393,8 +440,9 @@ class _PairBuilder:
     def build(self, name: str) -> RetrievalData:
         if not self.qrels:
             raise DataError("no (query, positive) rows", self.path)
-        data = RetrievalData(self.corpus, self.queries, self.qrels, name=name, split="pairs", sources=[self.path],
-                             report=self.report)
+        data = RetrievalData(
+            self.corpus, self.queries, self.qrels, name=name, split="pairs", sources=[self.path], report=self.report
+        )
         data.given_negatives = self.given_negatives  # type: ignore[attr-defined]
         _log_report(data)
         return data
@@ -426,8 +474,9 @@ def _as_list(value: Any, path: str, lineno: int, field_name: str) -> list[str]:
     return values
 
 
-def load_pairs(path: str | os.PathLike, *, on_invalid: OnInvalid = "error",
-               corpus: str | os.PathLike | None = None) -> RetrievalData:
+def load_pairs(
+    path: str | os.PathLike, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None
+) -> RetrievalData:
     """Load a ``.jsonl`` or ``.parquet`` file of (query, positive[, negatives]) rows.
 
     Column names follow sentence-transformers and FlagEmbedding: ``query``/``anchor``, ``positive``/``pos`` (a string
@@ -450,7 +499,9 @@ def load_pairs(path: str | os.PathLike, *, on_invalid: OnInvalid = "error",
     return builder.build(path.stem)
 
 
-def load_hf_pairs(dataset: Any, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None) -> RetrievalData:
+def load_hf_pairs(
+    dataset: Any, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None
+) -> RetrievalData:
     """Load a Hugging Face ``datasets.Dataset`` of (query, positive[, negatives]) columns (row numbers are 1-based)."""
     if not hasattr(dataset, "column_names"):
         raise TypeError(f"expected a path or a datasets.Dataset, got {type(dataset).__name__}")
@@ -468,7 +519,7 @@ def load_hf_pairs(dataset: Any, *, on_invalid: OnInvalid = "error", corpus: str 
 
 
 def load_hf_beir(hub_id: str, split: str = "test") -> RetrievalData:  # pragma: no cover - needs the network
-    """Load a BEIR dataset from the Hugging Face hub (``BeIR/scifact`` + ``BeIR/scifact-qrels``). Needs network access."""
+    """Load a BEIR dataset from the Hugging Face hub (``BeIR/scifact`` + ``BeIR/scifact-qrels``); needs the network."""
     from negmine._optional import require
 
     datasets = require("datasets", "loading a dataset from the hub")

@@ -12,8 +12,9 @@ class NegmineError(Exception):
 class DataError(NegmineError, ValueError):
     """Bad input data. The message names the file, the 1-based line and the field at fault."""
 
-    def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, path: str | os.PathLike | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field

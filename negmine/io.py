@@ -81,8 +81,19 @@ def sha256_texts(texts: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def package_versions(names: Iterable[str] = ("negmine", "numpy", "torch", "sentence-transformers", "transformers",
-                                              "faiss-cpu", "datasets", "mteb", "llama-cpp-python")) -> dict[str, str]:
+def package_versions(
+    names: Iterable[str] = (
+        "negmine",
+        "numpy",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "faiss-cpu",
+        "datasets",
+        "mteb",
+        "llama-cpp-python",
+    ),
+) -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in names:
         try:
@@ -104,8 +115,14 @@ def hash_inputs(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
     return hashes
 
 
-def write_manifest(out_dir: str | os.PathLike, stage: str, config: dict[str, Any], inputs: Iterable[str | os.PathLike] = (),
-                   seed: int | None = None, extra: dict[str, Any] | None = None) -> Path:
+def write_manifest(
+    out_dir: str | os.PathLike,
+    stage: str,
+    config: dict[str, Any],
+    inputs: Iterable[str | os.PathLike] = (),
+    seed: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write ``manifest.json``: the resolved config, package versions, input hashes and seed of one stage run."""
     manifest = {
         "stage": stage,

@@ -6,8 +6,9 @@ import os
 from collections.abc import Sequence
 
 
-def score_histogram(path: str | os.PathLike, positive: Sequence[float], negative: Sequence[float],
-                    title: str = "Teacher scores") -> None:
+def score_histogram(
+    path: str | os.PathLike, positive: Sequence[float], negative: Sequence[float], title: str = "Teacher scores"
+) -> None:
     """Overlaid histograms of positive and negative scores, written atomically to ``path``."""
     import matplotlib
 

@@ -35,12 +35,20 @@ class Candidates:
         return run
 
 
-def unique_encode(encoder: Encoder, texts: Sequence[str], kind: str, cache: EmbeddingCache | None,
-                  batch_size: int, show_progress_bar: bool, desc: str) -> np.ndarray:
+def unique_encode(
+    encoder: Encoder,
+    texts: Sequence[str],
+    kind: str,
+    cache: EmbeddingCache | None,
+    batch_size: int,
+    show_progress_bar: bool,
+    desc: str,
+) -> np.ndarray:
     """Encode each distinct text once (through the cache) and expand back to one row per input text."""
     unique = list(dict.fromkeys(texts))
-    emb = encode_with_cache(encoder, unique, kind, cache=cache, batch_size=batch_size,
-                            show_progress_bar=show_progress_bar, desc=desc)
+    emb = encode_with_cache(
+        encoder, unique, kind, cache=cache, batch_size=batch_size, show_progress_bar=show_progress_bar, desc=desc
+    )
     if len(unique) == len(texts):
         return np.asarray(emb)
     position = {t: i for i, t in enumerate(unique)}
@@ -65,9 +73,17 @@ class Retriever:
         batch_size: encoding batch size.
     """
 
-    def __init__(self, encoder: Encoder, *, index_backend: str = "faiss", factory: str = "Flat",
-                 index: IndexBackend | None = None, cache: EmbeddingCache | None = None, batch_size: int = 32,
-                 show_progress_bar: bool = True) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        index_backend: str = "faiss",
+        factory: str = "Flat",
+        index: IndexBackend | None = None,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool = True,
+    ) -> None:
         self.encoder, self.index_backend, self.factory = encoder, index_backend, factory
         self.index, self.cache, self.batch_size = index, cache, batch_size
         self.show_progress_bar = show_progress_bar
@@ -75,12 +91,14 @@ class Retriever:
         self.doc_embeddings: np.ndarray | None = None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return unique_encode(self.encoder, texts, "query", self.cache, self.batch_size, self.show_progress_bar,
-                             "Encoding queries")
+        return unique_encode(
+            self.encoder, texts, "query", self.cache, self.batch_size, self.show_progress_bar, "Encoding queries"
+        )
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return unique_encode(self.encoder, texts, "document", self.cache, self.batch_size, self.show_progress_bar,
-                             "Encoding corpus")
+        return unique_encode(
+            self.encoder, texts, "document", self.cache, self.batch_size, self.show_progress_bar, "Encoding corpus"
+        )
 
     def build(self, data: RetrievalData) -> None:
         """Encode every document of ``data.corpus`` and add it to the index (unless a filled index was given)."""
@@ -91,10 +109,14 @@ class Retriever:
         if self.index.ntotal == 0:
             self.index.add(self.doc_embeddings)
         elif self.index.ntotal != len(self.doc_ids):
-            raise ValueError(f"the given index holds {self.index.ntotal} vectors but the corpus has "
-                             f"{len(self.doc_ids)} documents; it was built for another corpus")
+            raise ValueError(
+                f"the given index holds {self.index.ntotal} vectors but the corpus has "
+                f"{len(self.doc_ids)} documents; it was built for another corpus"
+            )
 
-    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], top_k: int) -> tuple[Candidates, np.ndarray]:
+    def search(
+        self, query_ids: Sequence[str], query_texts: Sequence[str], top_k: int
+    ) -> tuple[Candidates, np.ndarray]:
         """Search ``top_k`` documents per query. Returns the candidates and the query embeddings."""
         if self.index is None:
             raise RuntimeError("call build() before search()")
@@ -103,6 +125,9 @@ class Retriever:
         return Candidates(list(query_ids), self.doc_ids, indices, scores), q_emb
 
     def get_config_dict(self) -> dict[str, Any]:
-        index = self.index.get_config_dict() if self.index is not None else {"backend": self.index_backend,
-                                                                             "factory": self.factory}
+        index = (
+            self.index.get_config_dict()
+            if self.index is not None
+            else {"backend": self.index_backend, "factory": self.factory}
+        )
         return {"encoder": self.encoder.fingerprint(), "index": index, "batch_size": self.batch_size}

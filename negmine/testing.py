@@ -26,8 +26,14 @@ _QUERIES = {
     "q5": "what are false negatives in retrieval training",
     "q6": "dense retrieval of passages",
 }
-_QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}, "q4": {"d4": 1}, "q5": {"d7": 1, "d1": 1},
-          "q6": {"d6": 1}}
+_QRELS = {
+    "q1": {"d1": 1},
+    "q2": {"d2": 1},
+    "q3": {"d3": 1},
+    "q4": {"d4": 1},
+    "q5": {"d7": 1, "d1": 1},
+    "q6": {"d6": 1},
+}
 
 
 def toy_data() -> RetrievalData:

@@ -95,7 +95,9 @@ class TrainConfig:
             close = difflib.get_close_matches(self.loss, LOSSES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"loss={self.loss!r} is not a negmine loss.{hint} Choose from {', '.join(LOSSES)}")
-        for name in ("batch_size", "max_positives", "logging_steps", "save_steps", "eval_batch_size"):
+        if self.save_steps < 0:
+            raise ConfigError(f"save_steps={self.save_steps!r} is not allowed; expected >= 0 (0 = no checkpoints)")
+        for name in ("batch_size", "max_positives", "logging_steps", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; expected an integer >= 1")
         if self.num_negatives is not None and self.num_negatives < 0:
@@ -355,7 +357,7 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    eval_steps = cfg.eval_steps or cfg.save_steps
+    eval_steps = cfg.eval_steps or cfg.save_steps or 500
     return SentenceTransformerTrainingArguments(
         output_dir=str(Path(cfg.out) / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -367,8 +369,8 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
         eval_strategy="steps" if has_evaluator else "no",
         eval_steps=eval_steps if has_evaluator else None,

@@ -9,11 +9,20 @@ from negmine.errors import DataError
 
 
 def write_beir(root: Path, corpus=None, queries=None, qrels=None, split="train") -> Path:
-    corpus = corpus if corpus is not None else [
-        {"_id": "d1", "title": "A", "text": "alpha"}, {"_id": "d2", "title": "", "text": "beta"},
-        {"_id": "d3", "title": "", "text": "gamma"}]
-    queries = queries if queries is not None else [{"_id": "q1", "text": "what is alpha"},
-                                                   {"_id": "q2", "text": "what is beta"}]
+    corpus = (
+        corpus
+        if corpus is not None
+        else [
+            {"_id": "d1", "title": "A", "text": "alpha"},
+            {"_id": "d2", "title": "", "text": "beta"},
+            {"_id": "d3", "title": "", "text": "gamma"},
+        ]
+    )
+    queries = (
+        queries
+        if queries is not None
+        else [{"_id": "q1", "text": "what is alpha"}, {"_id": "q2", "text": "what is beta"}]
+    )
     qrels = qrels if qrels is not None else "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td3\t1\n"
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     for name, rows in (("corpus.jsonl", corpus), ("queries.jsonl", queries)):
@@ -43,14 +52,17 @@ def test_non_positive_qrels_are_not_positives(tmp_path):
     assert data.positives("q1") == ["d1"]
 
 
-@pytest.mark.parametrize("corpus_text,line,field", [
-    ('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', 2, None),  # malformed JSON
-    ('{"_id": "d1", "text": "a"}\n{"text": "b"}\n', 2, "_id"),  # missing _id
-    ('{"_id": "d1", "text": "a"}\n{"_id": "d2"}\n', 2, "text"),  # missing text
-    ('{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', 2, "_id"),  # duplicate id
-    ('{"_id": "d1", "text": "a"}\n{"_id": "d2", "title": "", "text": "  "}\n', 2, "text"),  # empty text
-    ('{"_id": "d1", "text": "a"}\n[1, 2]\n', 2, None),  # not an object
-])
+@pytest.mark.parametrize(
+    "corpus_text,line,field",
+    [
+        ('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', 2, None),  # malformed JSON
+        ('{"_id": "d1", "text": "a"}\n{"text": "b"}\n', 2, "_id"),  # missing _id
+        ('{"_id": "d1", "text": "a"}\n{"_id": "d2"}\n', 2, "text"),  # missing text
+        ('{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', 2, "_id"),  # duplicate id
+        ('{"_id": "d1", "text": "a"}\n{"_id": "d2", "title": "", "text": "  "}\n', 2, "text"),  # empty text
+        ('{"_id": "d1", "text": "a"}\n[1, 2]\n', 2, None),  # not an object
+    ],
+)
 def test_corpus_errors_name_file_line_and_field(tmp_path, corpus_text, line, field):
     root = write_beir(tmp_path, corpus=corpus_text, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     with pytest.raises(DataError) as info:
@@ -62,20 +74,25 @@ def test_corpus_errors_name_file_line_and_field(tmp_path, corpus_text, line, fie
 
 def test_duplicate_query_id_and_empty_query(tmp_path):
     root = write_beir(tmp_path, queries='{"_id": "q1", "text": "x"}\n{"_id": "q1", "text": "y"}\n')
-    with pytest.raises(DataError, match=r"queries.jsonl, line 2, field '_id': duplicate id 'q1' \(first seen on line 1\)"):
+    with pytest.raises(
+        DataError, match=r"queries.jsonl, line 2, field '_id': duplicate id 'q1' \(first seen on line 1\)"
+    ):
         load_beir(root, "train")
     root = write_beir(tmp_path, queries='{"_id": "q1", "text": ""}\n')
     with pytest.raises(DataError, match="line 1, field 'text': empty"):
         load_beir(root, "train")
 
 
-@pytest.mark.parametrize("qrels,line,field,message", [
-    ("q1\td1\t1\n", 1, "header", "expected the header"),
-    ("query-id\tcorpus-id\tscore\nq9\td1\t1\n", 2, "query-id", "unknown query id 'q9'"),
-    ("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td9\t1\n", 3, "corpus-id", "unknown document id 'd9'"),
-    ("query-id\tcorpus-id\tscore\nq1\td1\tx\n", 2, "score", "not a number"),
-    ("query-id\tcorpus-id\tscore\nq1\td1\n", 2, "score", "expected 3 tab-separated columns"),
-])
+@pytest.mark.parametrize(
+    "qrels,line,field,message",
+    [
+        ("q1\td1\t1\n", 1, "header", "expected the header"),
+        ("query-id\tcorpus-id\tscore\nq9\td1\t1\n", 2, "query-id", "unknown query id 'q9'"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td9\t1\n", 3, "corpus-id", "unknown document id 'd9'"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\tx\n", 2, "score", "not a number"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\n", 2, "score", "expected 3 tab-separated columns"),
+    ],
+)
 def test_qrels_errors(tmp_path, qrels, line, field, message):
     with pytest.raises(DataError, match=message) as info:
         load_beir(write_beir(tmp_path, qrels=qrels), "train")
@@ -84,13 +101,17 @@ def test_qrels_errors(tmp_path, qrels, line, field, message):
 
 
 def test_skip_flag_counts_and_reports_skipped_rows(tmp_path):
-    corpus = ('{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "dup"}\nnot json\n{"_id": "d2", "text": "b"}\n')
+    corpus = '{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "dup"}\nnot json\n{"_id": "d2", "text": "b"}\n'
     qrels = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td9\t1\nq2\td2\t1\n"
-    data = load_data(write_beir(tmp_path, corpus=corpus, qrels=qrels), "train", on_invalid="skip",
-                     unknown_qrels="skip")
+    data = load_data(
+        write_beir(tmp_path, corpus=corpus, qrels=qrels), "train", on_invalid="skip", unknown_qrels="skip"
+    )
     assert set(data.corpus) == {"d1", "d2"} and data.corpus["d1"]["text"] == "a"
-    assert data.report.skipped == {"corpus.jsonl: bad _id": 1, "corpus.jsonl: malformed JSON": 1,
-                                   "train.tsv: unknown corpus-id": 1}
+    assert data.report.skipped == {
+        "corpus.jsonl: bad _id": 1,
+        "corpus.jsonl: malformed JSON": 1,
+        "train.tsv: unknown corpus-id": 1,
+    }
     assert data.report.total_skipped == 3
 
 
@@ -120,8 +141,11 @@ def test_dataset_name_resolves_under_negmine_data(tmp_path, monkeypatch):
 
 def test_pairs_jsonl_with_several_positives_and_negatives(tmp_path):
     path = tmp_path / "pairs.jsonl"
-    rows = [{"query": "q a", "positive": "doc a"}, {"query": "q a", "positive": "doc a2"},
-            {"anchor": "q b", "pos": ["doc b"], "neg": ["doc x"]}]
+    rows = [
+        {"query": "q a", "positive": "doc a"},
+        {"query": "q a", "positive": "doc a2"},
+        {"anchor": "q b", "pos": ["doc b"], "neg": ["doc x"]},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     data = load_pairs(path)
     assert len(data.queries) == 2 and len(data.corpus) == 4

@@ -31,6 +31,9 @@ app.command("mine", help=mine.__doc__)(mine)
 from negmine.cli.relabel import relabel  # noqa: E402
 
 app.command("relabel", help=relabel.__doc__)(relabel)
+from negmine.cli.train import train  # noqa: E402
+
+app.command("train", help=train.__doc__)(train)
 from negmine.cli.eval import eval_cmd  # noqa: E402
 from negmine.cli.mteb import mteb_app  # noqa: E402
 

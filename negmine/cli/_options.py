@@ -12,12 +12,24 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file with
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (same seed, same output bytes).")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Output folder.")]
-RetrieverOpt = Annotated[str | None, typer.Option(
-    "--retriever", "-r", help="Preset (minilm, bge, bge-small, e5, gte, mpnet, embeddinggemma), model folder or hub id.")]
-ModelPathOpt = Annotated[str | None, typer.Option(
-    "--model-path", help="Local folder with the preset's weights (offline use; or set $NEGMINE_MODELS).")]
-DataOpt = Annotated[str | None, typer.Option(
-    "--data", "-d", help="BEIR folder, dataset name under $NEGMINE_DATA, pair file (.jsonl/.parquet) or hub id.")]
+RetrieverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--retriever",
+        "-r",
+        help="Preset (minilm, bge, bge-small, e5, gte, mpnet, embeddinggemma), model folder or hub id.",
+    ),
+]
+ModelPathOpt = Annotated[
+    str | None,
+    typer.Option("--model-path", help="Local folder with the preset's weights (offline use; or set $NEGMINE_MODELS)."),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data", "-d", help="BEIR folder, dataset name under $NEGMINE_DATA, pair file (.jsonl/.parquet) or hub id."
+    ),
+]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Qrels split.")]
 
 

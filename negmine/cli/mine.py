@@ -6,8 +6,19 @@ from typing import Annotated
 
 import typer
 
-from negmine.cli._options import (ConfigOpt, DataOpt, DryRunOpt, ModelPathOpt, OutOpt, RetrieverOpt, SeedOpt,
-                                  SplitOpt, parse_range, print_config, print_table)
+from negmine.cli._options import (
+    ConfigOpt,
+    DataOpt,
+    DryRunOpt,
+    ModelPathOpt,
+    OutOpt,
+    RetrieverOpt,
+    SeedOpt,
+    SplitOpt,
+    parse_range,
+    print_config,
+    print_table,
+)
 
 MINE_EXAMPLES = [
     "negmine mine --retriever minilm --data scifact --split train --out runs/scifact-minilm",
@@ -24,8 +35,9 @@ def mine(
     out: OutOpt = None,
     config: ConfigOpt = None,
     model_path: ModelPathOpt = None,
-    strategy: Annotated[str | None, typer.Option(help="Filters, ANDed: range, abs, margin-pos, perc-pos "
-                                                      "(comma-separated).")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="Filters, ANDed: range, abs, margin-pos, perc-pos (comma-separated).")
+    ] = None,
     range_: Annotated[str | None, typer.Option("--range", help="Rank range MIN:MAX (e.g. 0:50).")] = None,
     percentage: Annotated[float | None, typer.Option(help="perc-pos: keep s(q,n) < percentage * s(q,p).")] = None,
     margin: Annotated[float | None, typer.Option(help="margin-pos: keep s(q,n) < s(q,p) - margin.")] = None,
@@ -35,21 +47,26 @@ def mine(
     sampling: Annotated[str | None, typer.Option(help="top, random or softmax.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Softmax sampling temperature.")] = None,
     seed: SeedOpt = None,
-    format_: Annotated[str | None, typer.Option("--format", help="n-tuple, triplet, labeled-pair, labeled-list, "
-                                                                  "flag.")] = None,
-    output_scores: Annotated[bool | None, typer.Option("--output-scores/--no-output-scores",
-                                                       help="Add the teacher scores column.")] = None,
+    format_: Annotated[
+        str | None, typer.Option("--format", help="n-tuple, triplet, labeled-pair, labeled-list, flag.")
+    ] = None,
+    output_scores: Annotated[
+        bool | None, typer.Option("--output-scores/--no-output-scores", help="Add the teacher scores column.")
+    ] = None,
     too_few: Annotated[str | None, typer.Option(help="Queries with too few negatives: drop, keep or pad.")] = None,
-    near_duplicate: Annotated[float | None, typer.Option(help="Exclude candidates with cosine to a positive above "
-                                                              "this.")] = None,
+    near_duplicate: Annotated[
+        float | None, typer.Option(help="Exclude candidates with cosine to a positive above this.")
+    ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
     index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoding batch size.")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="Embedding cache folder (default $NEGMINE_CACHE or "
-                                                       "~/.cache/negmine).")] = None,
-    no_cache: Annotated[bool | None, typer.Option("--no-cache", help="Do not read or write the embedding "
-                                                                     "cache.")] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Embedding cache folder (default $NEGMINE_CACHE or ~/.cache/negmine).")
+    ] = None,
+    no_cache: Annotated[
+        bool | None, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
+    ] = None,
     on_invalid: Annotated[str | None, typer.Option(help="Bad input rows: error (default) or skip (counted).")] = None,
     unknown_qrels: Annotated[str | None, typer.Option(help="Qrels naming unknown ids: error, skip or keep.")] = None,
     dry_run: DryRunOpt = False,
@@ -67,18 +84,43 @@ def mine(
     from negmine.mining import MineConfig, run_mining
 
     range_min, range_max = parse_range(range_)
-    overrides = dict(retriever=retriever, data=data, split=split, out=out, model_path=model_path, strategy=strategy,
-                     range_min=range_min, range_max=range_max, percentage=percentage, margin=margin,
-                     max_score=max_score, min_score=min_score, num_negatives=num_negatives, sampling=sampling,
-                     temperature=temperature, seed=seed, format=format_, output_scores=output_scores,
-                     too_few=too_few, near_duplicate=near_duplicate, cross_encoder=cross_encoder, index=index,
-                     factory=factory, batch_size=batch_size, cache_dir=cache_dir, no_cache=no_cache,
-                     on_invalid=on_invalid, unknown_qrels=unknown_qrels)
+    overrides = dict(
+        retriever=retriever,
+        data=data,
+        split=split,
+        out=out,
+        model_path=model_path,
+        strategy=strategy,
+        range_min=range_min,
+        range_max=range_max,
+        percentage=percentage,
+        margin=margin,
+        max_score=max_score,
+        min_score=min_score,
+        num_negatives=num_negatives,
+        sampling=sampling,
+        temperature=temperature,
+        seed=seed,
+        format=format_,
+        output_scores=output_scores,
+        too_few=too_few,
+        near_duplicate=near_duplicate,
+        cross_encoder=cross_encoder,
+        index=index,
+        factory=factory,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        on_invalid=on_invalid,
+        unknown_qrels=unknown_qrels,
+    )
     file_values = read_toml(config, "mine") if config else {}
     cfg = build_config(MineConfig, file_values, overrides, source=str(config or ""))
     if dry_run:
         print_config(cfg.to_dict())
         return
     result = run_mining(cfg)
-    print_table(f"negmine mine → {cfg.out}", result.stats.table() + [
-        (f"time: {k}", f"{v:.1f} s") for k, v in result.timings.items()])
+    print_table(
+        f"negmine mine → {cfg.out}",
+        result.stats.table() + [(f"time: {k}", f"{v:.1f} s") for k, v in result.timings.items()],
+    )

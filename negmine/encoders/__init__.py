@@ -11,13 +11,29 @@ from negmine.encoders.cache import EmbeddingCache, default_cache_dir
 from negmine.encoders.hashing import HashingEncoder
 from negmine.encoders.presets import PRESETS, RetrieverPreset, get_preset, resolve_model_location
 
-__all__ = ["Encoder", "EmbeddingCache", "HashingEncoder", "PRESETS", "RetrieverPreset", "default_cache_dir",
-           "get_preset", "load_encoder", "encode_with_cache"]
+__all__ = [
+    "Encoder",
+    "EmbeddingCache",
+    "HashingEncoder",
+    "PRESETS",
+    "RetrieverPreset",
+    "default_cache_dir",
+    "get_preset",
+    "load_encoder",
+    "encode_with_cache",
+]
 
 
-def load_encoder(retriever: Any, *, model_path: str | os.PathLike | None = None, query_prompt: str | None = None,
-                 corpus_prompt: str | None = None, precision: str = "fp32", max_seq_length: int | None = None,
-                 device: str | None = None) -> Encoder:
+def load_encoder(
+    retriever: Any,
+    *,
+    model_path: str | os.PathLike | None = None,
+    query_prompt: str | None = None,
+    corpus_prompt: str | None = None,
+    precision: str = "fp32",
+    max_seq_length: int | None = None,
+    device: str | None = None,
+) -> Encoder:
     """Resolve ``--retriever``: an :class:`Encoder` instance, ``hashing``, a preset name (``bge``, ``minilm``…),
     a local model folder, or a hub id. Explicit prompts override a preset's."""
     from negmine.encoders.st import SentenceTransformerEncoder
@@ -25,8 +41,14 @@ def load_encoder(retriever: Any, *, model_path: str | os.PathLike | None = None,
     if not isinstance(retriever, (str, os.PathLike)):
         if isinstance(retriever, Encoder):
             return retriever
-        return SentenceTransformerEncoder(retriever, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-                                          precision=precision, max_seq_length=max_seq_length, device=device)
+        return SentenceTransformerEncoder(
+            retriever,
+            query_prompt=query_prompt,
+            corpus_prompt=corpus_prompt,
+            precision=precision,
+            max_seq_length=max_seq_length,
+            device=device,
+        )
     name = str(retriever)
     if name == "hashing":
         return HashingEncoder()
@@ -34,21 +56,41 @@ def load_encoder(retriever: Any, *, model_path: str | os.PathLike | None = None,
         preset = get_preset(name)
         location, revision = resolve_model_location(preset, model_path)
         return SentenceTransformerEncoder(
-            location, revision=revision, name=preset.name,
+            location,
+            revision=revision,
+            name=preset.name,
             query_prompt=preset.query_prompt if query_prompt is None else query_prompt,
             corpus_prompt=preset.corpus_prompt if corpus_prompt is None else corpus_prompt,
-            similarity=preset.similarity, precision=precision, device=device,
-            max_seq_length=max_seq_length or preset.max_seq_length)
+            similarity=preset.similarity,
+            precision=precision,
+            device=device,
+            max_seq_length=max_seq_length or preset.max_seq_length,
+        )
     if Path(name).expanduser().is_dir() or "/" in name:
         location = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
-        return SentenceTransformerEncoder(location, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-                                          precision=precision, max_seq_length=max_seq_length, device=device, name=name)
+        return SentenceTransformerEncoder(
+            location,
+            query_prompt=query_prompt,
+            corpus_prompt=corpus_prompt,
+            precision=precision,
+            max_seq_length=max_seq_length,
+            device=device,
+            name=name,
+        )
     get_preset(name)  # raises with a "did you mean"
     raise AssertionError("unreachable")
 
 
-def encode_with_cache(encoder: Encoder, texts: list[str], kind: str, *, cache: EmbeddingCache | None = None,
-                      batch_size: int = 32, show_progress_bar: bool = True, desc: str | None = None):
+def encode_with_cache(
+    encoder: Encoder,
+    texts: list[str],
+    kind: str,
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    show_progress_bar: bool = True,
+    desc: str | None = None,
+):
     """Encode ``texts`` (``kind`` = ``"query"`` or ``"document"``) through the cache, with a progress bar."""
     from tqdm.auto import tqdm
 

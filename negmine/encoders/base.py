@@ -16,11 +16,13 @@ class Encoder(Protocol):
 
     similarity: Similarity
 
-    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
-                       show_progress_bar: bool = False) -> np.ndarray: ...
+    def encode_queries(
+        self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray: ...
 
-    def encode_corpus(self, docs: Sequence[str], *, batch_size: int = 32,
-                      show_progress_bar: bool = False) -> np.ndarray: ...
+    def encode_corpus(
+        self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray: ...
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that determines the vectors (weights hash, prompts, max length, precision), for the cache key."""

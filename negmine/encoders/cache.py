@@ -1,9 +1,10 @@
 """On-disk embedding cache: keyed by the encoder's fingerprint (weights hash, prompts, max length, precision), the
 kind of text (query/document) and the texts themselves; written in blocks so an interrupted encode resumes.
 
-Layout: ``<root>/<key[:2]>/<key>/`` holding ``meta.json`` and, while encoding, ``block_<size>_00000.npy``…; once complete the
-blocks are merged into ``embeddings.npy`` (loaded memory-mapped). Texts are encoded longest-first (one global sort, so
-every batch is padded as little as possible); the cache stores that order and returns rows in the caller's order.
+Layout: ``<root>/<key[:2]>/<key>/`` holding ``meta.json`` and, while encoding, ``block_<size>_00000.npy``…;
+once complete the blocks are merged into ``embeddings.npy`` (loaded memory-mapped). Texts are encoded
+longest-first (one global sort, so every batch is padded as little as possible); the cache stores that order and
+returns rows in the caller's order.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class EmbeddingCache:
     def folder(self, key: str) -> Path:
         return self.root / key[:2] / key
 
-    def get_or_encode(self, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray],
-                      fingerprint: dict[str, Any], kind: str, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def get_or_encode(
+        self,
+        texts: Sequence[str],
+        encode: Callable[[Sequence[str]], np.ndarray],
+        fingerprint: dict[str, Any],
+        kind: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Return embeddings of ``texts`` (rows in the given order), encoding only what is not cached yet.
 
         ``encode`` maps a list of texts to a float32 array; ``progress(n)`` is called after each block with the
@@ -74,12 +81,22 @@ class EmbeddingCache:
                 return np.asarray(emb)
             logger.warning("embedding cache %s has %d rows for %d texts; re-encoding", final, emb.shape[0], len(texts))
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "meta.json", {"format": FORMAT_VERSION, "kind": kind, "n": len(texts),
-                                          "block_size": self.block_size, "fingerprint": fingerprint})
+        write_json(
+            folder / "meta.json",
+            {
+                "format": FORMAT_VERSION,
+                "kind": kind,
+                "n": len(texts),
+                "block_size": self.block_size,
+                "fingerprint": fingerprint,
+            },
+        )
         order = np.argsort([-len(t) for t in texts], kind="stable")
         blocks = []
         for start in range(0, len(texts), self.block_size):
-            blocks.append(self._block(folder, start, [texts[i] for i in order[start:start + self.block_size]], encode))
+            blocks.append(
+                self._block(folder, start, [texts[i] for i in order[start : start + self.block_size]], encode)
+            )
             if progress:
                 progress(min(self.block_size, len(texts) - start))
         sorted_emb = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
@@ -91,7 +108,9 @@ class EmbeddingCache:
             path.unlink()
         return emb
 
-    def _block(self, folder: Path, start: int, texts: list[str], encode: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+    def _block(
+        self, folder: Path, start: int, texts: list[str], encode: Callable[[Sequence[str]], np.ndarray]
+    ) -> np.ndarray:
         path = folder / f"block_{self.block_size}_{start // self.block_size:05d}.npy"
         if path.exists():
             try:

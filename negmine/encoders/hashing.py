@@ -51,10 +51,14 @@ class HashingEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._vector(t) for t in texts])
 
-    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+    def encode_queries(
+        self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
         return self._encode(queries)
 
-    def encode_corpus(self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+    def encode_corpus(
+        self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
         return self._encode(docs)
 
     def fingerprint(self) -> dict[str, Any]:

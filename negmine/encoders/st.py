@@ -42,9 +42,19 @@ class SentenceTransformerEncoder:
         device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
     """
 
-    def __init__(self, model: Any, *, query_prompt: str | None = None, corpus_prompt: str | None = None,
-                 similarity: str = "cosine", precision: Precision = "fp32", max_seq_length: int | None = None,
-                 revision: str | None = None, device: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        query_prompt: str | None = None,
+        corpus_prompt: str | None = None,
+        similarity: str = "cosine",
+        precision: Precision = "fp32",
+        max_seq_length: int | None = None,
+        revision: str | None = None,
+        device: str | None = None,
+        name: str | None = None,
+    ) -> None:
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
         if precision not in PRECISIONS:
@@ -82,15 +92,24 @@ class SentenceTransformerEncoder:
     def _encode(self, texts: Sequence[str], kind: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        emb = self.model.encode(list(texts), prompt=self._prompt(kind) or None, batch_size=batch_size,
-                                normalize_embeddings=self.similarity == "cosine", convert_to_numpy=True,
-                                show_progress_bar=show_progress_bar)
+        emb = self.model.encode(
+            list(texts),
+            prompt=self._prompt(kind) or None,
+            batch_size=batch_size,
+            normalize_embeddings=self.similarity == "cosine",
+            convert_to_numpy=True,
+            show_progress_bar=show_progress_bar,
+        )
         return np.ascontiguousarray(emb, dtype=np.float32)
 
-    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+    def encode_queries(
+        self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
         return self._encode(queries, "query", batch_size, show_progress_bar)
 
-    def encode_corpus(self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+    def encode_corpus(
+        self, docs: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False
+    ) -> np.ndarray:
         return self._encode(docs, "document", batch_size, show_progress_bar)
 
     @property

@@ -131,7 +131,9 @@ def resolve_encoder(model: Any, *, model_path: str | os.PathLike | None = None, 
                                      "config.json / modules.json)")
     encoder = load_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
                            max_seq_length=max_seq_length, device=device)
-    if hasattr(encoder, "model"):
+    from negmine.encoders.st import SentenceTransformerEncoder
+
+    if isinstance(encoder, SentenceTransformerEncoder):
         try:
             _ = encoder.model  # load now, so a bad folder fails before any data work
         except (OSError, ValueError) as err:

@@ -257,7 +257,7 @@ def make_model_meta(encoder: Any, *, name: str | None = None, revision: str | No
             public_training_data: ``ModelMeta`` fields.
     """
     mteb = _mteb()
-    from mteb import ModelMeta
+    from mteb.models.model_meta import ModelMeta
 
     from negmine.encoders.presets import PRESETS
 
@@ -429,7 +429,8 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
             local-only task), a missing eval split, or a copy that mteb does not load back with the same scores.
     """
     mteb = _mteb()
-    from mteb import ModelMeta, TaskResult
+    from mteb import TaskResult
+    from mteb.models.model_meta import ModelMeta
 
     results = Path(results)
     if not results.exists():

@@ -57,5 +57,7 @@ def pad_results(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.nda
     if missing <= 0:
         return scores, indices
     n = scores.shape[0]
-    return (np.concatenate([scores, np.full((n, missing), -np.inf, dtype=np.float32)], axis=1),
-            np.concatenate([indices, np.full((n, missing), -1, dtype=np.int64)], axis=1))
+    return (
+        np.concatenate([scores, np.full((n, missing), -np.inf, dtype=np.float32)], axis=1),
+        np.concatenate([indices, np.full((n, missing), -1, dtype=np.int64)], axis=1),
+    )

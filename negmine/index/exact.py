@@ -32,14 +32,19 @@ def _similarity(queries: np.ndarray, block: np.ndarray, metric: Metric) -> np.nd
     return sims
 
 
-def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_topk(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge two per-row top-k lists (scores, global indices) into one; -1 entries never win."""
     scores = np.concatenate([a[0], b[0]], axis=1)
     indices = np.concatenate([a[1], b[1]], axis=1)
     scores = np.where(indices < 0, -np.inf, scores)
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.broadcast_to(
-        np.arange(scores.shape[1]), scores.shape)
+    part = (
+        np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        if k < scores.shape[1]
+        else np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    )
     ps, pi = np.take_along_axis(scores, part, 1), np.take_along_axis(indices, part, 1)
     order = np.lexsort((np.where(pi < 0, np.iinfo(np.int64).max, pi), -ps), axis=1)
     return np.take_along_axis(ps, order, 1).astype(np.float32), np.take_along_axis(pi, order, 1)
@@ -99,10 +104,10 @@ class ExactIndex:
         corpus = self.vectors
         parts_s, parts_i = [], []
         for qs in range(0, q.shape[0], self.query_block):
-            qb = q[qs:qs + self.query_block]
+            qb = q[qs : qs + self.query_block]
             best = (np.zeros((len(qb), 0), dtype=np.float32), np.zeros((len(qb), 0), dtype=np.int64))
             for cs in range(0, corpus.shape[0], self.corpus_block):
-                s, i = topk_rows(_similarity(qb, corpus[cs:cs + self.corpus_block], self.metric), k)
+                s, i = topk_rows(_similarity(qb, corpus[cs : cs + self.corpus_block], self.metric), k)
                 best = merge_topk(best, (s, i + cs), k)
             s, i = pad_results(*best, k)
             parts_s.append(s)

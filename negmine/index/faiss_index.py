@@ -65,7 +65,7 @@ class FaissIndex:
         k = check_k(k)
         parts_s, parts_i = [], []
         for start in range(0, max(q.shape[0], 1), self.search_block):
-            scores, ids = self.index.search(q[start:start + self.search_block], k)
+            scores, ids = self.index.search(q[start : start + self.search_block], k)
             parts_s.append(scores if self.metric == "ip" else -scores)
             parts_i.append(ids)
         scores, ids = np.concatenate(parts_s).astype(np.float32), np.concatenate(parts_i).astype(np.int64)
@@ -97,5 +97,10 @@ class FaissIndex:
         return obj
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"dim": self._dim, "factory": self.factory, "metric": self.metric, "ntotal": self.ntotal,
-                "search_block": self.search_block}
+        return {
+            "dim": self._dim,
+            "factory": self.factory,
+            "metric": self.metric,
+            "ntotal": self.ntotal,
+            "search_block": self.search_block,
+        }

@@ -217,6 +217,12 @@ def own_candidates(batch_size: int, num_columns: int, device: torch.device) -> t
     return index % batch_size, index // batch_size
 
 
+def own_positive_slots(batch_size: int, num_columns: int, num_positive_columns: int, device: torch.device) -> Tensor:
+    """(B, C) bool: row ``i``'s own positive columns, valid or spare."""
+    rows, cols = own_candidates(batch_size, num_columns, device)
+    return (rows[None, :] == torch.arange(batch_size, device=device)[:, None]) & (cols < num_positive_columns)[None, :]
+
+
 def labels_matrix(labels: Tensor | None, batch_size: int, num_columns: int, device: torch.device,
                   dtype: torch.dtype) -> Tensor | None:
     """Spread ``labels`` (B, P + N) teacher scores over the (B, C) candidate matrix; in-batch pairs are NaN."""
@@ -387,7 +393,7 @@ class CandidateLoss(nn.Module):
                 raise ValueError(f"got {len(keys)} text-key columns for {len(embeddings)} embedding columns")
             anchor_keys, candidate_keys = keys[0], torch.cat(keys[1:])
         positive = positive_mask(batch_size, num_columns, self.num_positive_columns, device, candidate_keys, labels)
-        negative = ~positive
+        negative = ~own_positive_slots(batch_size, num_columns, self.num_positive_columns, device)  # spare slots out
         if self.mask_identical_texts and anchor_keys is not None:
             negative &= ~identical_text_mask(positive, anchor_keys, candidate_keys)
         reference = self.reference_matrix(anchors, labels, batch_size, num_columns, reference_embeddings,

@@ -40,8 +40,14 @@ class MiningResult:
         return Dataset.from_list(self.rows(fmt))
 
 
-def mine_hard_negatives(data: Any, retriever: Any = "minilm", *, out: str | None = None,
-                        cache: EmbeddingCache | None = None, **options: Any) -> MiningResult:
+def mine_hard_negatives(
+    data: Any,
+    retriever: Any = "minilm",
+    *,
+    out: str | None = None,
+    cache: EmbeddingCache | None = None,
+    **options: Any,
+) -> MiningResult:
     """Mine hard negatives in one call.
 
     Args:
@@ -62,26 +68,46 @@ def mine_hard_negatives(data: Any, retriever: Any = "minilm", *, out: str | None
     """
     label = lambda x: x if isinstance(x, str) else type(x).__name__  # noqa: E731
     config = MineConfig(retriever=label(retriever), data=label(data), out=out or "", **options)
-    return run_mining(config, data=None if isinstance(data, str) else data,
-                      encoder=None if isinstance(retriever, str) else retriever, cache=cache)
+    return run_mining(
+        config,
+        data=None if isinstance(data, str) else data,
+        encoder=None if isinstance(retriever, str) else retriever,
+        cache=cache,
+    )
 
 
-def run_mining(config: MineConfig, *, data: Any = None, encoder: Any = None,
-               cache: EmbeddingCache | None = None) -> MiningResult:
+def run_mining(
+    config: MineConfig, *, data: Any = None, encoder: Any = None, cache: EmbeddingCache | None = None
+) -> MiningResult:
     """Run the mining stage for a resolved config (the CLI calls this)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if not isinstance(data, RetrievalData):
-        data = load_data(config.data if data is None else data, config.split, on_invalid=config.on_invalid,
-                         unknown_qrels=config.unknown_qrels, corpus=config.corpus)
+        data = load_data(
+            config.data if data is None else data,
+            config.split,
+            on_invalid=config.on_invalid,
+            unknown_qrels=config.unknown_qrels,
+            corpus=config.corpus,
+        )
     logger.info("%s", data.summary())
-    enc: Encoder = load_encoder(encoder if encoder is not None else config.retriever, model_path=config.model_path,
-                                query_prompt=config.query_prompt, corpus_prompt=config.corpus_prompt,
-                                precision=config.precision)
+    enc: Encoder = load_encoder(
+        encoder if encoder is not None else config.retriever,
+        model_path=config.model_path,
+        query_prompt=config.query_prompt,
+        corpus_prompt=config.corpus_prompt,
+        precision=config.precision,
+    )
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
-    retriever = Retriever(enc, index_backend=config.index, factory=config.factory, cache=cache,
-                          batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
+    retriever = Retriever(
+        enc,
+        index_backend=config.index,
+        factory=config.factory,
+        cache=cache,
+        batch_size=config.batch_size,
+        show_progress_bar=config.show_progress_bar,
+    )
     timings["load"] = time.perf_counter() - start
     retriever.build(data)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
@@ -97,11 +123,24 @@ def run_mining(config: MineConfig, *, data: Any = None, encoder: Any = None,
 
         pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
         candidates, positive_scores = rescore_with_cross_encoder(
-            config.cross_encoder, candidates, [data.queries[q] for q in query_ids], view.texts, pos_rows,
-            batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
+            config.cross_encoder,
+            candidates,
+            [data.queries[q] for q in query_ids],
+            view.texts,
+            pos_rows,
+            batch_size=config.batch_size,
+            show_progress_bar=config.show_progress_bar,
+        )
     t = time.perf_counter()
-    miner = HardNegativeMiner(Compose(config.filters()), config.num_negatives, config.sampling, config.temperature,
-                              config.seed, config.too_few, config.near_duplicate)
+    miner = HardNegativeMiner(
+        Compose(config.filters()),
+        config.num_negatives,
+        config.sampling,
+        config.temperature,
+        config.seed,
+        config.too_few,
+        config.near_duplicate,
+    )
     records, stats = miner(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
     timings["mine"] = time.perf_counter() - t
@@ -125,9 +164,22 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
     write_jsonl(out / "mined.jsonl", (r.to_dict() for r in result.records))
     write_jsonl(out / output_file_name(config.format), iter_rows(result.records, config.format, config.output_scores))
     write_json(out / "stats.json", {**result.stats.to_dict(), "load_report": data.report.to_dict()})
-    score_histogram(out / "scores.png", result.stats.positive_scores, result.stats.negative_scores,
-                    title=f"{data.name} [{data.split}] — {config.retriever}")
-    write_manifest(out, "mine", {**config.to_dict(), "retriever_config": retriever.get_config_dict(),
-                                 "filters": Compose(config.filters()).get_config_dict()},
-                   inputs=data.sources, seed=config.seed, extra={"timings_s": result.timings})
+    score_histogram(
+        out / "scores.png",
+        result.stats.positive_scores,
+        result.stats.negative_scores,
+        title=f"{data.name} [{data.split}] — {config.retriever}",
+    )
+    write_manifest(
+        out,
+        "mine",
+        {
+            **config.to_dict(),
+            "retriever_config": retriever.get_config_dict(),
+            "filters": Compose(config.filters()).get_config_dict(),
+        },
+        inputs=data.sources,
+        seed=config.seed,
+        extra={"timings_s": result.timings},
+    )
     return out

@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from negmine.errors import ConfigError
-from negmine.mining.filters import (STRATEGIES, CandidateFilter, PositiveMargin, PositivePercentage, RankRange,
-                                    ScoreThreshold)
+from negmine.mining.filters import (
+    STRATEGIES,
+    CandidateFilter,
+    PositiveMargin,
+    PositivePercentage,
+    RankRange,
+    ScoreThreshold,
+)
 from negmine.mining.formats import FORMATS
 from negmine.mining.sampling import SAMPLING
 
@@ -85,8 +91,10 @@ class MineConfig:
         if self.num_negatives < 1:
             raise ConfigError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if self.num_negatives > self.range_max - self.range_min:
-            raise ConfigError(f"num_negatives={self.num_negatives} cannot be mined from the rank range "
-                              f"[{self.range_min}, {self.range_max}); widen --range or lower --num-negatives")
+            raise ConfigError(
+                f"num_negatives={self.num_negatives} cannot be mined from the rank range "
+                f"[{self.range_min}, {self.range_max}); widen --range or lower --num-negatives"
+            )
         if self.format == "n-tuple" and self.too_few == "keep":
             raise ConfigError("format 'n-tuple' needs exactly num_negatives per row: use --too-few drop or pad")
 

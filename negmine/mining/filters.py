@@ -50,7 +50,9 @@ class RankRange(CandidateFilter):
         if range_min < 0:
             raise ValueError(f"range_min must be >= 0, got {range_min}")
         if range_max <= range_min:
-            raise ValueError(f"range_max must be greater than range_min, got range_min={range_min}, range_max={range_max}")
+            raise ValueError(
+                f"range_max must be greater than range_min, got range_min={range_min}, range_max={range_max}"
+            )
         self.range_min, self.range_max = range_min, range_max
 
     def keep(self, x: FilterInput) -> np.ndarray:

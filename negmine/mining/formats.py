@@ -3,7 +3,8 @@
 ``mined.jsonl`` (always written) is negmine's own format: one record per query with ids beside texts, so later
 stages (relabel, train, eval) can join back to the corpus::
 
-    {"query_id", "query", "positive_ids", "positives", "positive_scores", "negative_ids", "negatives", "negative_scores"}
+    {"query_id", "query", "positive_ids", "positives", "positive_scores",
+     "negative_ids", "negatives", "negative_scores"}
 
 The training formats follow sentence-transformers (one row per (query, positive) pair, columns in its order
 ``anchor, positive, negative_1..n``; the optional ``scores`` column is ``[positive, negatives…]`` and reaches a loss as
@@ -87,8 +88,13 @@ def iter_rows(records: Iterable[MinedQuery], fmt: str, output_scores: bool = Fal
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     for r in records:
         if fmt == "flag":
-            yield {"query": r.query, "pos": r.positives, "neg": r.negatives, "pos_scores": r.positive_scores,
-                   "neg_scores": r.negative_scores}
+            yield {
+                "query": r.query,
+                "pos": r.positives,
+                "neg": r.negatives,
+                "pos_scores": r.positive_scores,
+                "neg_scores": r.negative_scores,
+            }
             continue
         for p, positive in enumerate(r.positives):
             yield from _st_rows(r, p, positive, fmt, output_scores)
@@ -110,8 +116,17 @@ def _st_rows(r: MinedQuery, p: int, positive: str, fmt: str, output_scores: bool
     elif fmt == "labeled-pair":
         pairs = [(positive, r.positive_scores[p], 1)] + [(n, s, 0) for n, s in zip(r.negatives, r.negative_scores)]
         for doc, score, label in pairs:
-            yield {"anchor": r.query, "document": doc, ("score" if output_scores else "label"): score if output_scores else label}
+            yield {
+                "anchor": r.query,
+                "document": doc,
+                ("score" if output_scores else "label"): score if output_scores else label,
+            }
     else:  # labeled-list
         docs = [positive, *r.negatives]
-        yield {"anchor": r.query, "documents": docs,
-               ("scores" if output_scores else "labels"): _scores(r, p) if output_scores else [1] + [0] * len(r.negatives)}
+        yield {
+            "anchor": r.query,
+            "documents": docs,
+            ("scores" if output_scores else "labels"): _scores(r, p)
+            if output_scores
+            else [1] + [0] * len(r.negatives),
+        }

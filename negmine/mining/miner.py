@@ -47,13 +47,14 @@ class CorpusView:
         return int(self.group_size[self.group[rows]].sum()) + 1 if rows else 1
 
 
-def build_context(data: RetrievalData, view: CorpusView, query_ids: Sequence[str], q_emb: np.ndarray,
-                  d_emb: np.ndarray) -> QueryContext:
+def build_context(
+    data: RetrievalData, view: CorpusView, query_ids: Sequence[str], q_emb: np.ndarray, d_emb: np.ndarray
+) -> QueryContext:
     pos_lists = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
     width = max((len(p) for p in pos_lists), default=0) or 1
     rows = np.full((len(query_ids), width), NO_DOC, dtype=np.int64)
     for i, p in enumerate(pos_lists):
-        rows[i, :len(p)] = p
+        rows[i, : len(p)] = p
     groups = np.where(rows >= 0, view.group[np.clip(rows, 0, None)], NO_DOC)
     self_rows = np.array([view.row.get(q, NO_DOC) for q in query_ids], dtype=np.int64)
     scores = [d_emb[p] @ q_emb[i] if p else np.zeros(0, dtype=np.float32) for i, p in enumerate(pos_lists)]
@@ -75,8 +76,16 @@ class HardNegativeMiner:
         near_duplicate: exclude candidates whose cosine to any positive exceeds this value.
     """
 
-    def __init__(self, filters: Compose, num_negatives: int = 7, sampling: str = "top", temperature: float = 0.05,
-                 seed: int = 0, too_few: str = "drop", near_duplicate: float | None = None) -> None:
+    def __init__(
+        self,
+        filters: Compose,
+        num_negatives: int = 7,
+        sampling: str = "top",
+        temperature: float = 0.05,
+        seed: int = 0,
+        too_few: str = "drop",
+        near_duplicate: float | None = None,
+    ) -> None:
         check_sampling(sampling, temperature)
         if too_few not in ("drop", "keep", "pad"):
             raise ValueError(f"too_few must be 'drop', 'keep' or 'pad', got {too_few!r}")
@@ -84,9 +93,15 @@ class HardNegativeMiner:
         self.sampling, self.temperature, self.seed = sampling, temperature, seed
         self.too_few, self.near_duplicate = too_few, near_duplicate
 
-    def __call__(self, data: RetrievalData, candidates: Candidates, q_emb: np.ndarray, d_emb: np.ndarray,
-                 view: CorpusView | None = None, positive_scores: list[np.ndarray] | None = None,
-                 ) -> tuple[list[MinedQuery], MiningStats]:
+    def __call__(
+        self,
+        data: RetrievalData,
+        candidates: Candidates,
+        q_emb: np.ndarray,
+        d_emb: np.ndarray,
+        view: CorpusView | None = None,
+        positive_scores: list[np.ndarray] | None = None,
+    ) -> tuple[list[MinedQuery], MiningStats]:
         """Mine. ``positive_scores`` overrides the embedding scores of the positives (cross-encoder rescoring)."""
         view = view or CorpusView(data, candidates.doc_ids)
         ctx = build_context(data, view, candidates.query_ids, q_emb, d_emb)
@@ -117,12 +132,18 @@ class HardNegativeMiner:
         groups = np.where(padding, NO_DOC - 1, view.group[np.clip(idx, 0, None)])
         equal_text = (groups[:, :, None] == ctx.positive_groups[:, None, :]).any(-1) & ~positive & ~self_hit & ~padding
         stats.padding = int(padding.sum())
-        stats.excluded.update({"positive": int(positive.sum()), "query_itself": int(self_hit.sum()),
-                               "equal_text_to_positive": int(equal_text.sum())})
+        stats.excluded.update(
+            {
+                "positive": int(positive.sum()),
+                "query_itself": int(self_hit.sum()),
+                "equal_text_to_positive": int(equal_text.sum()),
+            }
+        )
         return ~(padding | positive | self_hit | equal_text)
 
-    def _near_duplicates(self, c: Candidates, d_emb: np.ndarray, ctx: QueryContext, alive: np.ndarray,
-                         stats: MiningStats) -> np.ndarray:
+    def _near_duplicates(
+        self, c: Candidates, d_emb: np.ndarray, ctx: QueryContext, alive: np.ndarray, stats: MiningStats
+    ) -> np.ndarray:
         if self.near_duplicate is None:
             return alive
         removed = np.zeros_like(alive)
@@ -135,9 +156,20 @@ class HardNegativeMiner:
         stats.filtered["near_duplicate"] = int(removed.sum())
         return alive & ~removed
 
-    def _select(self, row: int, qid: str, data: RetrievalData, c: Candidates, alive: np.ndarray, ctx: QueryContext,
-                view: CorpusView, q_emb: np.ndarray, d_emb: np.ndarray, rng: np.random.Generator,
-                stats: MiningStats) -> MinedQuery | None:
+    def _select(
+        self,
+        row: int,
+        qid: str,
+        data: RetrievalData,
+        c: Candidates,
+        alive: np.ndarray,
+        ctx: QueryContext,
+        view: CorpusView,
+        q_emb: np.ndarray,
+        d_emb: np.ndarray,
+        rng: np.random.Generator,
+        stats: MiningStats,
+    ) -> MinedQuery | None:
         cols = np.where(alive)[0]
         cols = cols[np.argsort(-c.scores[row, cols], kind="stable")]
         chosen = cols[sample(c.scores[row, cols], self.num_negatives, self.sampling, rng, self.temperature)]
@@ -159,14 +191,19 @@ class HardNegativeMiner:
         stats.selected += len(neg_rows)
         pos_rows = [int(i) for i in ctx.positive_rows[row] if i >= 0]
         return MinedQuery(
-            query_id=qid, query=data.queries[qid],
-            positive_ids=[view.doc_ids[i] for i in pos_rows], positives=[view.texts[i] for i in pos_rows],
+            query_id=qid,
+            query=data.queries[qid],
+            positive_ids=[view.doc_ids[i] for i in pos_rows],
+            positives=[view.texts[i] for i in pos_rows],
             positive_scores=[float(s) for s in ctx.positive_scores[row]],
-            negative_ids=[view.doc_ids[i] for i in neg_rows], negatives=[view.texts[i] for i in neg_rows],
-            negative_scores=neg_scores)
+            negative_ids=[view.doc_ids[i] for i in neg_rows],
+            negatives=[view.texts[i] for i in neg_rows],
+            negative_scores=neg_scores,
+        )
 
-    def _pad(self, row: int, qid: str, taken: list[int], ctx: QueryContext, view: CorpusView,
-             rng: np.random.Generator) -> list[int]:
+    def _pad(
+        self, row: int, qid: str, taken: list[int], ctx: QueryContext, view: CorpusView, rng: np.random.Generator
+    ) -> list[int]:
         """Random corpus documents that are not positives, copies of a positive's text, the query, or taken."""
         banned_groups = set(ctx.positive_groups[row][ctx.positive_groups[row] >= 0].tolist())
         banned = set(taken) | {int(ctx.self_rows[row])}

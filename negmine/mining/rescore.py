@@ -11,9 +11,15 @@ from negmine._optional import require
 from negmine.retrieve import Candidates
 
 
-def rescore_with_cross_encoder(model: str | object, candidates: Candidates, query_texts: Sequence[str],
-                               doc_texts: Sequence[str], positive_rows: Sequence[Sequence[int]], batch_size: int = 32,
-                               show_progress_bar: bool = True) -> tuple[Candidates, list[np.ndarray]]:
+def rescore_with_cross_encoder(
+    model: str | object,
+    candidates: Candidates,
+    query_texts: Sequence[str],
+    doc_texts: Sequence[str],
+    positive_rows: Sequence[Sequence[int]],
+    batch_size: int = 32,
+    show_progress_bar: bool = True,
+) -> tuple[Candidates, list[np.ndarray]]:
     """Replace candidate scores by ``CrossEncoder.predict`` scores (rows re-sorted, higher = more relevant).
 
     Returns the rescored candidates and the cross-encoder score of each query's positives, so margins compare
@@ -27,9 +33,15 @@ def rescore_with_cross_encoder(model: str | object, candidates: Candidates, quer
         valid = np.where(candidates.indices[row] >= 0)[0]
         pairs = [(query_texts[row], doc_texts[candidates.indices[row, j]]) for j in valid]
         pairs += [(query_texts[row], doc_texts[p]) for p in positive_rows[row]]
-        out = np.asarray(ce.predict(pairs, batch_size=batch_size, show_progress_bar=False), dtype=np.float32).reshape(-1)
-        scores[row, valid] = out[:len(valid)]
-        pos_scores.append(out[len(valid):])
+        out = np.asarray(ce.predict(pairs, batch_size=batch_size, show_progress_bar=False), dtype=np.float32).reshape(
+            -1
+        )
+        scores[row, valid] = out[: len(valid)]
+        pos_scores.append(out[len(valid) :])
     order = np.argsort(-scores, axis=1, kind="stable")
-    return Candidates(candidates.query_ids, candidates.doc_ids, np.take_along_axis(candidates.indices, order, 1),
-                      np.take_along_axis(scores, order, 1)), pos_scores
+    return Candidates(
+        candidates.query_ids,
+        candidates.doc_ids,
+        np.take_along_axis(candidates.indices, order, 1),
+        np.take_along_axis(scores, order, 1),
+    ), pos_scores

@@ -14,7 +14,9 @@ def check_sampling(strategy: str, temperature: float) -> None:
         raise ValueError(f"temperature must be > 0 for softmax sampling, got {temperature}")
 
 
-def sample(scores: np.ndarray, n: int, strategy: str, rng: np.random.Generator, temperature: float = 0.05) -> np.ndarray:
+def sample(
+    scores: np.ndarray, n: int, strategy: str, rng: np.random.Generator, temperature: float = 0.05
+) -> np.ndarray:
     """Pick up to ``n`` positions of ``scores`` (candidates sorted by score, descending); result sorted the same way.
 
     ``top`` takes the first ``n``; ``random`` draws uniformly without replacement; ``softmax`` draws without

@@ -41,11 +41,20 @@ class MiningStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "queries": {"total": self.queries, "enough_negatives": self.enough,
-                        "too_few": sum(self.too_few.values()), "too_few_by_policy": dict(self.too_few),
-                        "written": self.queries - self.too_few.get("dropped", 0)},
-            "candidates": {"retrieved": self.retrieved, "padding": self.padding, "excluded": dict(self.excluded),
-                           "filtered": dict(self.filtered), "eligible": self.eligible},
+            "queries": {
+                "total": self.queries,
+                "enough_negatives": self.enough,
+                "too_few": sum(self.too_few.values()),
+                "too_few_by_policy": dict(self.too_few),
+                "written": self.queries - self.too_few.get("dropped", 0),
+            },
+            "candidates": {
+                "retrieved": self.retrieved,
+                "padding": self.padding,
+                "excluded": dict(self.excluded),
+                "filtered": dict(self.filtered),
+                "eligible": self.eligible,
+            },
             "negatives": {"selected": self.selected, "padded": self.pad_negatives},
             "rows": self.rows,
             "scores": {"positive": summarize(self.positive_scores), "negative": summarize(self.negative_scores)},
@@ -54,16 +63,26 @@ class MiningStats:
     def table(self) -> list[tuple[str, str]]:
         """(label, value) rows for a printed summary."""
         d = self.to_dict()
-        rows = [("queries", f"{self.queries:,}"), ("written", f"{d['queries']['written']:,}"),
-                ("too few negatives", f"{d['queries']['too_few']:,} ({dict(self.too_few) or '-'})"),
-                ("candidates retrieved", f"{self.retrieved:,}")]
+        rows = [
+            ("queries", f"{self.queries:,}"),
+            ("written", f"{d['queries']['written']:,}"),
+            ("too few negatives", f"{d['queries']['too_few']:,} ({dict(self.too_few) or '-'})"),
+            ("candidates retrieved", f"{self.retrieved:,}"),
+        ]
         rows += [(f"  excluded: {k}", f"{v:,}") for k, v in self.excluded.items()]
         rows += [(f"  filtered: {k}", f"{v:,}") for k, v in self.filtered.items()]
-        rows += [("  eligible", f"{self.eligible:,}"), ("negatives selected", f"{self.selected:,}"),
-                 ("rows written", f"{self.rows:,}")]
+        rows += [
+            ("  eligible", f"{self.eligible:,}"),
+            ("negatives selected", f"{self.selected:,}"),
+            ("rows written", f"{self.rows:,}"),
+        ]
         for kind in ("positive", "negative"):
             s = d["scores"][kind]
             if s.get("count"):
-                rows.append((f"{kind} score mean [q05, q50, q95]",
-                             f"{s['mean']:.3f} [{s['q05']:.3f}, {s['q50']:.3f}, {s['q95']:.3f}]"))
+                rows.append(
+                    (
+                        f"{kind} score mean [q05, q50, q95]",
+                        f"{s['mean']:.3f} [{s['q05']:.3f}, {s['q50']:.3f}, {s['q95']:.3f}]",
+                    )
+                )
         return rows

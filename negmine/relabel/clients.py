@@ -371,13 +371,14 @@ class TransformersChatClient:
                 for word in words:
                     for variant in (word, " " + word):
                         encoded = self.tokenizer(variant, add_special_tokens=False)["input_ids"]
-                        if encoded:
+                        # keep only a first token that really spells the word (not <unk>, not a lone "N")
+                        if encoded and self.tokenizer.decode(encoded[:1]).strip().lower() == word.lower():
                             ids.add(encoded[0])
                 return sorted(ids)
 
             yes, no = first_ids(YES_WORDS), first_ids(NO_WORDS)
-            if set(yes) & set(no):
-                raise ConfigError("the tokenizer maps 'yes' and 'no' to the same first token; P(yes) is undefined")
+            if not yes or not no:
+                raise ConfigError("the tokenizer has no single first token for 'Yes'/'No'; P(yes) is undefined")
             self._yes_no = (yes, no)
         return self._yes_no
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
 
-
-def reference_mine(data, doc_ids, q_emb, d_emb, query_ids, *, range_min, range_max, num_negatives,
-                   max_score=None, min_score=None, margin=None, percentage=None):
+def reference_mine(
+    data,
+    doc_ids,
+    q_emb,
+    d_emb,
+    query_ids,
+    *,
+    range_min,
+    range_max,
+    num_negatives,
+    max_score=None,
+    min_score=None,
+    margin=None,
+    percentage=None,
+):
     texts = [data.doc_text(d) for d in doc_ids]
     out = {}
     for qi, qid in enumerate(query_ids):

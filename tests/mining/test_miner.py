@@ -72,14 +72,18 @@ STRATEGIES = [
 def test_matches_loop_reference(options, index):
     data, enc = random_world()
     opts = {"range_min": 0, "range_max": 40, "num_negatives": 5, **options}
-    result = mine_hard_negatives(data, enc, too_few="keep", format="triplet", index=index, no_cache=True,
-                                 show_progress_bar=False, **opts)
+    result = mine_hard_negatives(
+        data, enc, too_few="keep", format="triplet", index=index, no_cache=True, show_progress_bar=False, **opts
+    )
     query_ids = data.split_query_ids
     doc_ids = list(data.corpus)
     texts = [data.doc_text(d) for d in doc_ids]
     q_emb, d_emb = enc.encode_queries([data.queries[q] for q in query_ids]), enc.encode_corpus(texts)
-    kw = {k: v for k, v in opts.items() if k in ("range_min", "range_max", "num_negatives", "max_score",
-                                                    "min_score", "margin", "percentage")}
+    kw = {
+        k: v
+        for k, v in opts.items()
+        if k in ("range_min", "range_max", "num_negatives", "max_score", "min_score", "margin", "percentage")
+    }
     if "margin-pos" not in options["strategy"]:
         kw.pop("margin", None)
     if "perc-pos" not in options["strategy"]:
@@ -91,8 +95,17 @@ def test_matches_loop_reference(options, index):
 
 def test_exclusions_positive_self_and_equal_text():
     data, enc = random_world()
-    result = mine_hard_negatives(data, enc, strategy="range", range_max=300, num_negatives=250, too_few="keep",
-                                 format="triplet", no_cache=True, show_progress_bar=False)
+    result = mine_hard_negatives(
+        data,
+        enc,
+        strategy="range",
+        range_max=300,
+        num_negatives=250,
+        too_few="keep",
+        format="triplet",
+        no_cache=True,
+        show_progress_bar=False,
+    )
     for r in result.records:
         positives = set(data.positives(r.query_id))
         assert positives.isdisjoint(r.negative_ids)
@@ -106,8 +119,17 @@ def test_exclusions_positive_self_and_equal_text():
 
 def test_stats_add_up():
     data, enc = random_world()
-    result = mine_hard_negatives(data, enc, strategy="perc-pos,abs", max_score=0.4, range_max=40, num_negatives=5,
-                                 too_few="drop", no_cache=True, show_progress_bar=False)
+    result = mine_hard_negatives(
+        data,
+        enc,
+        strategy="perc-pos,abs",
+        max_score=0.4,
+        range_max=40,
+        num_negatives=5,
+        too_few="drop",
+        no_cache=True,
+        show_progress_bar=False,
+    )
     s = result.stats.to_dict()
     c = s["candidates"]
     assert c["retrieved"] == c["padding"] + sum(c["excluded"].values()) + sum(c["filtered"].values()) + c["eligible"]
@@ -120,10 +142,22 @@ def test_stats_add_up():
 @pytest.mark.parametrize("policy", ["drop", "keep", "pad"])
 def test_too_few_policies(policy):
     data, enc = random_world()
-    result = mine_hard_negatives(data, enc, strategy="abs", max_score=0.05, range_max=40, num_negatives=8,
-                                 too_few=policy, format="triplet", no_cache=True, show_progress_bar=False)
+    result = mine_hard_negatives(
+        data,
+        enc,
+        strategy="abs",
+        max_score=0.05,
+        range_max=40,
+        num_negatives=8,
+        too_few=policy,
+        format="triplet",
+        no_cache=True,
+        show_progress_bar=False,
+    )
     short = result.stats.too_few
-    assert sum(short.values()) > 0 and set(short) == {{"drop": "dropped", "keep": "kept_fewer", "pad": "padded"}[policy]}
+    assert sum(short.values()) > 0 and set(short) == {
+        {"drop": "dropped", "keep": "kept_fewer", "pad": "padded"}[policy]
+    }
     lengths = [len(r.negative_ids) for r in result.records]
     if policy == "drop":
         assert all(n == 8 for n in lengths) and len(result.records) < len(data.split_query_ids)
@@ -141,8 +175,18 @@ def test_seeded_sampling_is_byte_identical(tmp_path, sampling):
     outs = []
     for run, seed in enumerate((3, 3, 4)):
         out = tmp_path / f"run{run}"
-        mine_hard_negatives(data, enc, out=str(out), sampling=sampling, seed=seed, strategy="range", range_max=40,
-                            num_negatives=5, no_cache=True, show_progress_bar=False)
+        mine_hard_negatives(
+            data,
+            enc,
+            out=str(out),
+            sampling=sampling,
+            seed=seed,
+            strategy="range",
+            range_max=40,
+            num_negatives=5,
+            no_cache=True,
+            show_progress_bar=False,
+        )
         outs.append((out / "mined.jsonl").read_bytes())
     assert outs[0] == outs[1] and outs[0] != outs[2]
     for r in read_mined(tmp_path / "run0"):
@@ -161,18 +205,40 @@ def test_softmax_prefers_high_scores():
 
 def test_near_duplicate_filter():
     data, enc = random_world()
-    base = mine_hard_negatives(data, enc, strategy="range", range_max=40, num_negatives=5, no_cache=True,
-                               show_progress_bar=False)
-    strict = mine_hard_negatives(data, enc, strategy="range", range_max=40, num_negatives=5, near_duplicate=0.2,
-                                 no_cache=True, show_progress_bar=False)
+    base = mine_hard_negatives(
+        data, enc, strategy="range", range_max=40, num_negatives=5, no_cache=True, show_progress_bar=False
+    )
+    strict = mine_hard_negatives(
+        data,
+        enc,
+        strategy="range",
+        range_max=40,
+        num_negatives=5,
+        near_duplicate=0.2,
+        no_cache=True,
+        show_progress_bar=False,
+    )
     assert strict.stats.filtered["near_duplicate"] > 0 and "near_duplicate" not in base.stats.filtered
 
 
 def test_outputs_manifest_stats_and_plot(tmp_path, toy):
-    result = mine_hard_negatives(toy, HashingEncoder(), out=str(tmp_path), num_negatives=2, range_max=10,
-                                 output_scores=True, no_cache=True, show_progress_bar=False)
-    assert {p.name for p in tmp_path.iterdir()} == {"mined.jsonl", "n-tuple.jsonl", "stats.json", "manifest.json",
-                                                    "scores.png"}
+    result = mine_hard_negatives(
+        toy,
+        HashingEncoder(),
+        out=str(tmp_path),
+        num_negatives=2,
+        range_max=10,
+        output_scores=True,
+        no_cache=True,
+        show_progress_bar=False,
+    )
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "mined.jsonl",
+        "n-tuple.jsonl",
+        "stats.json",
+        "manifest.json",
+        "scores.png",
+    }
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["stage"] == "mine" and manifest["seed"] == 0 and "numpy" in manifest["versions"]
     assert manifest["config"]["num_negatives"] == 2
@@ -183,8 +249,9 @@ def test_outputs_manifest_stats_and_plot(tmp_path, toy):
 
 
 def test_formats(toy):
-    result = mine_hard_negatives(toy, HashingEncoder(), num_negatives=2, range_max=10, no_cache=True,
-                                 show_progress_bar=False)
+    result = mine_hard_negatives(
+        toy, HashingEncoder(), num_negatives=2, range_max=10, no_cache=True, show_progress_bar=False
+    )
     assert len(result.rows("triplet")) == 14 and set(result.rows("triplet")[0]) == {"anchor", "positive", "negative"}
     assert result.rows("labeled-pair")[0]["label"] == 1 and len(result.rows("labeled-pair")) == 21
     assert result.rows("labeled-list")[0]["labels"] == [1, 0, 0]
@@ -194,16 +261,19 @@ def test_formats(toy):
     assert ds.column_names == ["anchor", "positive", "negative_1", "negative_2"]
 
 
-@pytest.mark.parametrize("options,message", [
-    (dict(sampling="best"), "sampling 'best' is not one of"),
-    (dict(format="ntuple"), "Did you mean 'n-tuple'"),
-    (dict(strategy="perc_pos"), "Did you mean 'perc-pos'"),
-    (dict(num_negatives=60, range_max=50), "cannot be mined from the rank range"),
-    (dict(too_few="keep"), "n-tuple' needs exactly num_negatives"),
-    (dict(strategy="abs"), "needs max_score and/or min_score"),
-    (dict(percentage=1.5), r"percentage must be in \(0, 1\]"),
-    (dict(range_min=10, range_max=5), "range_max must be greater than range_min"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(sampling="best"), "sampling 'best' is not one of"),
+        (dict(format="ntuple"), "Did you mean 'n-tuple'"),
+        (dict(strategy="perc_pos"), "Did you mean 'perc-pos'"),
+        (dict(num_negatives=60, range_max=50), "cannot be mined from the rank range"),
+        (dict(too_few="keep"), "n-tuple' needs exactly num_negatives"),
+        (dict(strategy="abs"), "needs max_score and/or min_score"),
+        (dict(percentage=1.5), r"percentage must be in \(0, 1\]"),
+        (dict(range_min=10, range_max=5), "range_max must be greater than range_min"),
+    ],
+)
 def test_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         MineConfig(**options)

@@ -1,0 +1,102 @@
+"""Real end-to-end mining: SciFact train (809 queries, 5,183 docs) with the bundled all-MiniLM-L6-v2."""
+
+import json
+from unittest import mock
+
+import pytest
+from typer.testing import CliRunner
+
+from negmine.cli import app
+from negmine.data import load_data
+from negmine.mining import read_mined
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory, scifact_dir):
+    out = tmp_path_factory.mktemp("scifact-mine")
+    result = CliRunner().invoke(
+        app,
+        [
+            "mine",
+            "--retriever",
+            "minilm",
+            "--data",
+            str(scifact_dir),
+            "--split",
+            "train",
+            "--range",
+            "0:50",
+            "--num-negatives",
+            "5",
+            "--strategy",
+            "perc-pos",
+            "--percentage",
+            "0.95",
+            "--output-scores",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_no_negative_is_a_positive_or_a_copy_of_one(mined, scifact_dir):
+    data = load_data(scifact_dir, "train")
+    records = read_mined(mined)
+    assert 600 < len(records) <= 809
+    for r in records:
+        qrels = data.qrels[r.query_id]
+        assert not set(r.negative_ids) & set(qrels)
+        assert not {data.doc_text(p) for p in qrels} & set(r.negatives)
+        assert len(r.negative_ids) == 5 and len(set(r.negative_ids)) == 5
+        lowest = min(r.positive_scores)
+        assert all(s < lowest - abs(lowest) * 0.05 + 1e-6 for s in r.negative_scores)  # TopK-PercPos held
+
+
+def test_stats_add_up_and_manifest_is_complete(mined):
+    stats = json.loads((mined / "stats.json").read_text())
+    q, c = stats["queries"], stats["candidates"]
+    assert q["total"] == 809 == q["enough_negatives"] + q["too_few"]
+    assert c["retrieved"] == c["padding"] + sum(c["excluded"].values()) + sum(c["filtered"].values()) + c["eligible"]
+    assert c["excluded"]["positive"] == 919  # every train positive was retrieved and excluded
+    assert stats["negatives"]["selected"] == 5 * q["written"]
+    rows = (mined / "n-tuple.jsonl").read_text().splitlines()
+    assert len(rows) == stats["rows"] == sum(len(r.positives) for r in read_mined(mined))
+    assert len(json.loads(rows[0])["scores"]) == 6
+    manifest = json.loads((mined / "manifest.json").read_text())
+    assert any(k.endswith("train.tsv") for k in manifest["inputs"]) and manifest["config"]["retriever"] == "minilm"
+    assert len(manifest["config"]["retriever_config"]["encoder"]["weights_sha256"]) == 64
+    assert (mined / "scores.png").stat().st_size > 1000
+
+
+def test_remining_with_other_filters_does_not_reencode(mined, scifact_dir, tmp_path):
+    from negmine.encoders.st import SentenceTransformerEncoder
+
+    with mock.patch.object(SentenceTransformerEncoder, "_encode", side_effect=AssertionError("re-encoded")):
+        result = CliRunner().invoke(
+            app,
+            [
+                "mine",
+                "--retriever",
+                "minilm",
+                "--data",
+                str(scifact_dir),
+                "--split",
+                "train",
+                "--strategy",
+                "margin-pos",
+                "--margin",
+                "0.1",
+                "--num-negatives",
+                "3",
+                "--sampling",
+                "random",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    assert len(read_mined(tmp_path)) > 600
