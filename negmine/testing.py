@@ -40,3 +40,34 @@ def toy_data() -> RetrievalData:
     """12 documents (one an exact copy of another), 6 queries, one with two positives."""
     corpus = {d: {"title": t, "text": x} for d, (t, x) in _DOCS.items()}
     return RetrievalData(corpus, dict(_QUERIES), {q: dict(r) for q, r in _QRELS.items()}, name="toy", split="train")
+
+
+def tiny_cross_encoder(folder, seed: int = 0):
+    """A randomly initialised 2-layer BERT cross-encoder with a word-level tokenizer, built offline in ~1 s.
+
+    Its scores are meaningless but deterministic: it exercises the real ``CrossEncoder`` code path in tests.
+    """
+    import json
+    from pathlib import Path
+
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    words = sorted({w for _, (t, x) in _DOCS.items() for w in f"{t} {x}".lower().split()}
+                   | {w for q in _QUERIES.values() for w in q.lower().split()})
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    (folder / "negmine_tiny.json").write_text(json.dumps({"seed": seed}))
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(folder), max_length=128)

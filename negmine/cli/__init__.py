@@ -39,6 +39,9 @@ from negmine.cli.mteb import mteb_app  # noqa: E402
 
 app.command("eval", help=eval_cmd.__doc__)(eval_cmd)
 app.add_typer(mteb_app, name="mteb")
+from negmine.cli.index import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
 # --- end of command registration ---
 
 

@@ -51,9 +51,9 @@ def eval_cmd(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metrics to compare with --baseline "
                                                                       "(default ndcg@10, mrr@10, recall@10, "
                                                                       "recall@100).")] = None,
-    keep_identical_ids: Annotated[bool, typer.Option("--keep-identical-ids", help="Keep retrieved documents whose "
-                                                                                  "id equals the query id (default: "
-                                                                                  "drop them, as BEIR does).")] = False,
+    keep_identical_ids: Annotated[bool, typer.Option(
+        "--keep-identical-ids", help="Keep retrieved documents whose id equals the query id (default: drop them, "
+                                     "as BEIR does).")] = False,
     unknown_qrels: Annotated[str, typer.Option("--unknown-qrels", help="Qrels naming unknown ids: error, keep "
                                                                        "(relevant but unretrievable: the official "
                                                                        "ArguAna scoring) or skip.")] = "error",

@@ -60,6 +60,15 @@ def mine(
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
     index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
+    index_dir: Annotated[
+        str | None,
+        typer.Option(help="A persisted index folder (negmine index build) to search instead of encoding and "
+                     "indexing the corpus."),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU)."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoding batch size.")] = None,
     cache_dir: Annotated[
         str | None, typer.Option(help="Embedding cache folder (default $NEGMINE_CACHE or ~/.cache/negmine).")
@@ -108,6 +117,8 @@ def mine(
         cross_encoder=cross_encoder,
         index=index,
         factory=factory,
+        index_dir=index_dir,
+        precision=precision,
         batch_size=batch_size,
         cache_dir=cache_dir,
         no_cache=no_cache,

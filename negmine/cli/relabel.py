@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,13 +27,13 @@ def relabel(
                                            "manifest.json, cache.jsonl.")],
     mode: Annotated[str, typer.Option(help="relabel (R), filter (F) or both (R+F).")] = "both",
     on_unsure: Annotated[str, typer.Option(help="drop or keep negatives whose decision is unsure.")] = "drop",
-    cheap_judge: Annotated[Optional[str], typer.Option(help="Cascade: a cheap first judge "  # noqa: UP045
+    cheap_judge: Annotated[str | None, typer.Option(help="Cascade: a cheap first judge "
                                                              "(cross-encoder:PATH or llm-yes:...).")] = None,
     clear_below: Annotated[float, typer.Option(help="Cascade: cheap score under which a negative is cleared "
                                                     "without the main judge.")] = 0.1,
-    cache: Annotated[Optional[Path], typer.Option(help="Judgment cache (JSONL); default OUT/cache.jsonl. "  # noqa: UP045
+    cache: Annotated[Path | None, typer.Option(help="Judgment cache (JSONL); default OUT/cache.jsonl. "
                                                        "A rerun with the same cache resumes.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N queries.")] = None,  # noqa: UP045
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight (server judges).")] = 4,
     timeout: Annotated[float, typer.Option(help="Seconds per request (server judges).")] = 120.0,
     max_retries: Annotated[int, typer.Option(help="Retries on timeouts and 5xx (server judges).")] = 4,
@@ -46,7 +46,7 @@ def relabel(
     batch_size: Annotated[int, typer.Option(help="Batch size (transformers LLM, cross-encoder).")] = 8,
     threshold: Annotated[float, typer.Option(help="Pointwise judges: score counted as 'has an answer'.")] = 0.5,
     chunk_size: Annotated[int, typer.Option(help="Queries judged together.")] = 16,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda ... (in-process judges).")] = None,  # noqa: UP045
+    device: Annotated[str | None, typer.Option(help="cpu, cuda ... (in-process judges).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Filter false negatives: ARHN-style answer snippets + listwise ranking; extra positives, removed negatives."""

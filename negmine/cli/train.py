@@ -30,8 +30,8 @@ def _parse_loss_args(values: list[str] | None) -> dict:
 
 
 def train(
-    data: Annotated[str | None, typer.Option("--data", "-d", help="mined.jsonl (or its folder), or a "
-                                                                  "sentence-transformers n-tuple file/folder.")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", "-d", help="mined.jsonl (or its folder), or a sentence-transformers n-tuple file/folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="minilm (or another preset), a model folder or "
                                                                     "a hub id.")] = None,
     loss: Annotated[str | None, typer.Option(help="infonce, soft-infonce, dice, cwcl or mixing.")] = None,
@@ -78,7 +78,8 @@ def train(
       negmine train --data relabeled.jsonl --max-positives 4 --loss dice --loss-arg infonce_weight=1.0 --out runs/d
     """
     from negmine.config import build_config, read_toml
-    from negmine.training import TrainConfig, train as run_training
+    from negmine.training import TrainConfig
+    from negmine.training import train as run_training
 
     file_values = read_toml(config, "train") if config else {}
     loss_args = {**file_values.get("loss_args", {}), **_parse_loss_args(loss_arg)}

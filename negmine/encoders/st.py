@@ -13,8 +13,8 @@ from negmine._optional import require
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16"]
-PRECISIONS = ("fp32", "fp16", "bf16")
+Precision = Literal["fp32", "fp16", "bf16", "bf16-autocast", "int8", "int8-mixed"]
+PRECISIONS = ("fp32", "fp16", "bf16", "bf16-autocast", "int8", "int8-mixed")  # the fast ones: encoders/fast.py
 
 
 def weights_hash(module: Any) -> str:
@@ -36,7 +36,8 @@ class SentenceTransformerEncoder:
         query_prompt / corpus_prompt: prefixes (e.g. bge's instruction, e5's ``query: ``/``passage: ``). ``None``
             uses the model's own ``query``/``document`` prompts if its config defines them.
         similarity: ``cosine`` (vectors are L2-normalised, scores are cosines) or ``dot``.
-        precision: ``fp32`` (default), ``fp16`` or ``bf16`` weights (fp16/bf16 are for CUDA; on CPU prefer fp32).
+        precision: ``fp32`` (default), ``fp16`` or ``bf16`` weights (fp16/bf16 are for CUDA; on CPU prefer fp32),
+            ``bf16-autocast``, or ``int8`` / ``int8-mixed`` (CPU dynamic quantization); see :mod:`negmine.encoders.fast`.
         max_seq_length: truncate inputs to this many tokens (default: the model's own).
         revision: the hub revision to load (ignored for local folders).
         device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
@@ -77,8 +78,11 @@ class SentenceTransformerEncoder:
             if self.max_seq_length is not None:
                 model.max_seq_length = self.max_seq_length
             if self.precision != "fp32":
-                torch = require("torch", "half-precision encoding")
-                model = model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[self.precision])
+                from negmine.encoders.fast import INT8_PRECISIONS, prepare_model
+
+                if self.precision in INT8_PRECISIONS:  # quantized models are identified by their fp32 weights
+                    self._weights_hash = weights_hash(model)
+                model = prepare_model(model, self.precision)
             self._model = model
         return self._model
 
@@ -92,14 +96,17 @@ class SentenceTransformerEncoder:
     def _encode(self, texts: Sequence[str], kind: str, batch_size: int, show_progress_bar: bool) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        emb = self.model.encode(
-            list(texts),
-            prompt=self._prompt(kind) or None,
-            batch_size=batch_size,
-            normalize_embeddings=self.similarity == "cosine",
-            convert_to_numpy=True,
-            show_progress_bar=show_progress_bar,
-        )
+        from negmine.encoders.fast import encode_context
+
+        with encode_context(self.model, self.precision):
+            emb = self.model.encode(
+                list(texts),
+                prompt=self._prompt(kind) or None,
+                batch_size=batch_size,
+                normalize_embeddings=self.similarity == "cosine",
+                convert_to_numpy=True,
+                show_progress_bar=show_progress_bar,
+            )
         return np.ascontiguousarray(emb, dtype=np.float32)
 
     def encode_queries(
@@ -118,6 +125,8 @@ class SentenceTransformerEncoder:
         return int(getter())
 
     def fingerprint(self) -> dict[str, Any]:
+        from negmine.encoders.fast import INT8_PRECISIONS, quantization_recipe
+
         if self._weights_hash is None:
             self._weights_hash = weights_hash(self.model)
         return {
@@ -129,4 +138,5 @@ class SentenceTransformerEncoder:
             "similarity": self.similarity,
             "precision": self.precision,
             "modules": [type(m).__name__ for m in self.model],
+            **({"quantization": quantization_recipe(self.precision)} if self.precision in INT8_PRECISIONS else {}),
         }

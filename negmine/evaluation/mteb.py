@@ -47,6 +47,14 @@ def _mteb() -> Any:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _task_names() -> list[str]:
+    """Every registered MTEB task name (mteb keeps them in its task registry)."""
+    import importlib
+
+    _mteb()
+    return list(getattr(importlib.import_module("mteb.get_tasks"), "_TASKS_REGISTRY", {}))
+
+
 def find_mteb_task(name: str) -> str | None:
     """The registered MTEB task name matching ``name`` case-insensitively (``scifact`` -> ``SciFact``), or None."""
     mteb = _mteb()
@@ -54,10 +62,7 @@ def find_mteb_task(name: str) -> str | None:
         return mteb.get_task(name).metadata.name
     except KeyError:
         pass
-    from mteb import get_tasks as get_tasks_module
-
-    registry = getattr(get_tasks_module, "_TASKS_REGISTRY", {})
-    matches = [task for task in registry if task.lower() == name.lower()]
+    matches = [task for task in _task_names() if task.lower() == name.lower()]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -226,9 +231,7 @@ def _check_training_datasets(names: Iterable[str]) -> set[str]:
         if found is None:
             import difflib
 
-            from mteb import get_tasks as get_tasks_module
-
-            close = difflib.get_close_matches(name, list(getattr(get_tasks_module, "_TASKS_REGISTRY", {})), n=1)
+            close = difflib.get_close_matches(name, _task_names(), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"training dataset {name!r} is not an MTEB task name.{hint} training_datasets uses MTEB "
                               "task names, e.g. SciFact for a model fine-tuned on SciFact's train split")
@@ -492,7 +495,8 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
     loaded = mteb.ResultCache(cache_path=out_dir).load_results(
         models=[meta.name], tasks=list(task_scores), require_model_meta=True, include_remote=False,
         validate_and_filter=True)
-    model_results = [m for m in loaded.model_results if m.model_name == meta.name and m.model_revision == meta.revision]
+    model_results = [m for m in loaded.model_results
+                     if m.model_name == meta.name and m.model_revision == meta.revision]
     if len(model_results) != 1:
         raise DataError(f"mteb's ResultCache.load_results did not load {meta.name}@{meta.revision} back from the "
                         "export", path=out_dir)

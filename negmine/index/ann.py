@@ -125,7 +125,18 @@ class AnnIndex(FaissIndex):
     def _create(self, n: int) -> None:
         concrete = resolve_factory(self.requested_factory, n, self._dim)
         super().__init__(self._dim, concrete, self.metric, self._search_block)
+        self._disable_polysemous()
         self._apply_search_params()
+
+    def _disable_polysemous(self) -> None:
+        """index_factory turns on polysemous training for PQ (minutes of simulated annealing, used only by
+        polysemous search, which negmine does not use); switch it off."""
+        import faiss
+
+        index = faiss.downcast_index(self.index)
+        for candidate in (index, getattr(index, "base_index", None)):
+            if candidate is not None and hasattr(candidate, "do_polysemous_training"):
+                candidate.do_polysemous_training = False
 
     def _ensure(self, n: int) -> None:
         if self.index is None:

@@ -134,8 +134,9 @@ def reference_embeddings(reference: nn.Module, model: nn.Module, features: Seque
                 columns = []
                 for f in features:
                     texts = model.tokenizer.batch_decode(f["input_ids"], skip_special_tokens=True)
-                    tokenized = reference.preprocess(texts) if hasattr(reference, "preprocess") else reference.tokenize(texts)
-                    columns.append({k: v.to(f["input_ids"].device) for k, v in tokenized.items() if isinstance(v, Tensor)})
+                    tokenize = reference.preprocess if hasattr(reference, "preprocess") else reference.tokenize
+                    device = f["input_ids"].device
+                    columns.append({k: v.to(device) for k, v in tokenize(texts).items() if isinstance(v, Tensor)})
             return [reference(c)["sentence_embedding"].detach() for c in columns]
     finally:
         reference.train(was_training)
@@ -290,7 +291,8 @@ def contrastive_nll(logits: Tensor, positive: Tensor, negative: Tensor, multi_po
 
     * ``mean``: ``-1/|P_i| * sum_p log( e^{s_ip} / (e^{s_ip} + sum_n w_in e^{s_in}) )`` - each positive against the
       negatives only (the other positives are neither rewarded nor punished). This is SupCon's "out" form.
-    * ``sum``: ``-log( sum_p e^{s_ip} / (sum_p e^{s_ip} + sum_n w_in e^{s_in}) )`` - the probability mass on all positives.
+    * ``sum``: ``-log( sum_p e^{s_ip} / (sum_p e^{s_ip} + sum_n w_in e^{s_in}) )`` - the probability mass on all
+      positives.
 
     With one positive per row both are ``-log softmax`` of the positive, i.e. ``MultipleNegativesRankingLoss``.
     ``negative_log_weights`` (B, C) adds ``log w`` to the negatives' logits (Soft-InfoNCE).
@@ -407,7 +409,7 @@ class CandidateLoss(nn.Module):
     def reference_matrix(self, anchors: Tensor, labels: Tensor | None, batch_size: int, num_columns: int,
                          reference_embeddings: Sequence[Tensor] | None,
                          reference_scores: Tensor | None) -> Tensor | None:
-        """(B, C) frozen relevance: explicit scores, else the reference model's cosine, else the labels (NaN-padded)."""
+        """(B, C) frozen relevance: given scores, else the reference model's cosine, else the labels (NaN-padded)."""
         dtype = anchors.dtype
         if reference_scores is not None:
             expected = (batch_size, batch_size * num_columns)

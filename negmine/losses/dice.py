@@ -97,7 +97,7 @@ class Dice(InfoNCE):
 
 def dice_loss(logits: Tensor, positive: Tensor, negative: Tensor, alpha: float, gamma: float,
               square_denominator: bool = True) -> Tensor:
-    """Mean over rows of the listwise self-adjusting Dice loss; candidates outside ``positive | negative`` are ignored."""
+    """Mean over rows of the listwise self-adjusting Dice loss; candidates outside ``positive | negative`` are out."""
     in_list = positive | negative
     lowest = torch.finfo(logits.dtype).min
     p = torch.softmax(logits.masked_fill(~in_list, lowest), dim=1).masked_fill(~in_list, 0.0)

@@ -16,8 +16,8 @@ from negmine.losses._common import (
     Similarity,
     check_choice,
     check_frozen_reference,
-    masked_logsumexp,
     contrastive_nll,
+    masked_logsumexp,
     similarity,
 )
 
@@ -37,10 +37,12 @@ class InfoNCE(CandidateLoss):
         positive column and no masking this is exactly sentence-transformers' ``MultipleNegativesRankingLoss``.
 
         Several positives per query (e.g. extra positives from relabeling): put them in positive columns
-        ``(anchor, positive_1, ..., positive_P, negative_1..n)`` and pass ``num_positive_columns=P``. A query with fewer
-        than ``P`` positives repeats its first positive in the spare columns (a repeated text inside a row counts once)
-        or gives the spare slot a ``NaN`` score. ``negmine train`` builds rows this way from ``mined.jsonl``; queries
-        with more than ``P`` positives are split over several rows (which no-duplicates batching keeps apart).
+        ``(anchor, positive_1, ..., positive_P, negative_1..n)`` and pass ``num_positive_columns=P``. A query with
+        fewer than ``P`` positives repeats its first positive in the spare columns (a repeated text inside a row
+        counts once) or gives the spare slot a ``NaN`` score. A spare slot is neither a positive nor a negative.
+        ``negmine train`` builds rows this way from ``mined.jsonl``; queries with more than ``P`` positives are split
+        over several rows (which no-duplicates batching keeps apart). The teacher scores in ``labels`` follow the
+        column order: ``(B, P + n)``.
 
         Args:
             model: the SentenceTransformer being trained.
@@ -75,7 +77,8 @@ class InfoNCE(CandidateLoss):
         Example:
             >>> from sentence_transformers import SentenceTransformer
             >>> from negmine.losses import InfoNCE
-            >>> loss = InfoNCE(SentenceTransformer("all-MiniLM-L6-v2"), temperature=0.05, margin=0.05)  # doctest: +SKIP
+            >>> model = SentenceTransformer("all-MiniLM-L6-v2")  # doctest: +SKIP
+            >>> loss = InfoNCE(model, temperature=0.05, margin=0.05)  # doctest: +SKIP
         """
         super().__init__(model, temperature, similarity, num_positive_columns, mask_identical_texts, margin,
                          margin_strategy)

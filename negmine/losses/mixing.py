@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from negmine.losses._common import CandidateBatch, MarginStrategy, check_choice, check_int, check_range, embed, margin_mask
+from negmine.losses._common import (
+    CandidateBatch,
+    MarginStrategy,
+    check_choice,
+    check_int,
+    check_range,
+    embed,
+    margin_mask,
+)
 from negmine.losses.infonce import InfoNCE
 
 logger = logging.getLogger(__name__)
@@ -52,7 +60,7 @@ class HardNegativeMixing(nn.Module):
             seed: seed of the loss's own random generator (mixing coefficients and pairs).
 
         Example:
-            >>> loss = HardNegativeMixing(model, InfoNCE(model), num_hardest=16, num_negative_mixes=16)  # doctest: +SKIP
+            >>> loss = HardNegativeMixing(model, InfoNCE(model), num_hardest=16)  # doctest: +SKIP
         """
         super().__init__()
         base = InfoNCE(model) if base is None else base
@@ -70,7 +78,8 @@ class HardNegativeMixing(nn.Module):
             check_range("pool_margin", pool_margin, 0.0 if pool_margin_strategy == "relative" else None, None)
         self.model = model
         self.base = base
-        self.num_hardest, self.num_negative_mixes, self.num_query_mixes = num_hardest, num_negative_mixes, num_query_mixes
+        self.num_hardest = num_hardest
+        self.num_negative_mixes, self.num_query_mixes = num_negative_mixes, num_query_mixes
         self.warmup_steps = warmup_steps
         self.pool_margin, self.pool_margin_strategy = pool_margin, pool_margin_strategy
         self.seed = seed

@@ -70,7 +70,8 @@ class SoftInfoNCE(InfoNCE):
                          mask_identical_texts, margin, margin_strategy)
         if isinstance(estimator, str):
             if estimator not in ESTIMATORS:
-                raise ValueError(f"estimator={estimator!r} is not allowed; expected one of {', '.join(map(repr, ESTIMATORS))} "
+                allowed = ", ".join(map(repr, ESTIMATORS))
+                raise ValueError(f"estimator={estimator!r} is not allowed; expected one of {allowed} "
                                  "or a frozen SentenceTransformer")
         else:
             check_frozen_reference("estimator", estimator, model)

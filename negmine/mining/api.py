@@ -109,7 +109,12 @@ def run_mining(
         show_progress_bar=config.show_progress_bar,
     )
     timings["load"] = time.perf_counter() - start
-    retriever.build(data)
+    if config.index_dir:
+        from negmine.index.store import attach_index_dir
+
+        attach_index_dir(retriever, data, config.index_dir)
+    else:
+        retriever.build(data)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)

@@ -44,6 +44,8 @@ class MineConfig:
             (``keep``; not with n-tuple) or padded with random corpus documents (``pad``).
         near_duplicate: also exclude candidates whose cosine to a positive exceeds this (e.g. 0.98).
         cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
+        index_dir: search a persisted index folder (``negmine index build``) instead of encoding and indexing the
+            corpus; its model fingerprint and corpus ids are checked against this run's.
     """
 
     retriever: str = "minilm"
@@ -72,6 +74,7 @@ class MineConfig:
     cross_encoder: str | None = None
     index: str = "faiss"
     factory: str = "Flat"
+    index_dir: str | None = None
     batch_size: int = 32
     precision: str = "fp32"
     cache_dir: str | None = None

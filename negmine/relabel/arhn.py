@@ -173,7 +173,9 @@ class RelabelSummary:
     usage: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        per10 = (lambda n: round(10 * n / self.negatives_in, 3) if self.negatives_in else 0.0)
+        def per10(n: int) -> float:
+            return round(10 * n / self.negatives_in, 3) if self.negatives_in else 0.0
+
         pairs = self.positives_in + self.negatives_in
         u = self.usage
         out = {

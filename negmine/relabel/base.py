@@ -1,4 +1,4 @@
-"""Types shared by every judge: :class:`Label`, :class:`Judgment`, the :class:`Judge` and :class:`ChatClient` protocols.
+"""Shared types: :class:`Label`, :class:`Judgment`, and the :class:`Judge` / :class:`ChatClient` protocols.
 
 A *judge* looks at one query and its candidate set (the original positives first, then the mined negatives) and
 returns one :class:`Judgment` per passage. A judgment carries the evidence the ARHN rules need:
@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
+
+from negmine.errors import NegmineError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -139,5 +141,5 @@ class Usage:
             return dict(sorted(self.counts.items()))
 
 
-class JudgeError(RuntimeError):
+class JudgeError(NegmineError, RuntimeError):
     """A judge backend failed for good (server unreachable after all retries, bad credentials)."""

@@ -44,8 +44,8 @@ class CascadeJudge:
         self.usage = Usage()
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"type": "cascade", "cheap": self.cheap.get_config_dict(), "expensive": self.expensive.get_config_dict(),
-                "clear_below": self.clear_below}
+        return {"type": "cascade", "cheap": self.cheap.get_config_dict(),
+                "expensive": self.expensive.get_config_dict(), "clear_below": self.clear_below}
 
     def judge(self, query: str, passages: Sequence[str], num_positives: int = 1) -> list[Judgment]:
         return self.judge_many([(query, passages, num_positives)])[0]

@@ -97,6 +97,8 @@ class ARHNJudge:
         snippet_max_tokens: generation budget of a stage-1 answer.
         rank_max_tokens: generation budget of a stage-2 ranking; ``None``: ``6 * window + 10``.
         max_passage_words: passages are cut to this many words inside prompts (``None``: never).
+        rank_max_passage_words: the same for stage-2 prompts, which hold a whole window of passages plus their
+            snippets (default: ``max_passage_words``).
         name: label written into judgments.
 
     Example:
@@ -111,7 +113,8 @@ class ARHNJudge:
 
     def __init__(self, client: ChatClient, *, cache: JudgmentCache | None = None, window: int = 20, step: int = 10,
                  passes: int = 1, snippet_max_tokens: int = 96, rank_max_tokens: int | None = None,
-                 max_passage_words: int | None = 300, name: str | None = None) -> None:
+                 max_passage_words: int | None = 300, rank_max_passage_words: int | None = -1,
+                 name: str | None = None) -> None:
         if window < 2 or not 1 <= step < window:
             raise ConfigError(f"need window >= 2 and 1 <= step < window, got window={window}, step={step}")
         self.client = client
@@ -120,6 +123,7 @@ class ARHNJudge:
         self.snippet_max_tokens = snippet_max_tokens
         self.rank_max_tokens = rank_max_tokens or 6 * window + 10
         self.max_passage_words = max_passage_words
+        self.rank_max_passage_words = max_passage_words if rank_max_passage_words == -1 else rank_max_passage_words
         self.name = name or f"arhn:{client.get_config_dict().get('model') or client.get_config_dict().get('file')}"
         self.usage = Usage()
 
@@ -127,11 +131,11 @@ class ARHNJudge:
         return {"type": "arhn", "client": self.client.get_config_dict(), "prompt_version": PROMPT_VERSION,
                 "window": self.window, "step": self.step, "passes": self.passes,
                 "snippet_max_tokens": self.snippet_max_tokens, "rank_max_tokens": self.rank_max_tokens,
-                "max_passage_words": self.max_passage_words}
+                "max_passage_words": self.max_passage_words, "rank_max_passage_words": self.rank_max_passage_words}
 
     def _key(self, kind: str, payload: Any, max_tokens: int) -> str:
-        config = {"client": self.client.get_config_dict(), "max_tokens": max_tokens,
-                  "max_passage_words": self.max_passage_words}
+        words = self.max_passage_words if kind == "stage1" else self.rank_max_passage_words
+        config = {"client": self.client.get_config_dict(), "max_tokens": max_tokens, "max_passage_words": words}
         return cache_key(config, PROMPT_VERSION, kind, payload)
 
     def judge(self, query: str, passages: Sequence[str], num_positives: int = 1) -> list[Judgment]:
@@ -176,7 +180,7 @@ class ARHNJudge:
             window_passages = [passages[i] for i in indices]
             window_answers = [answers[i] for i in indices]
             key = self._key("stage2", [query, window_passages, window_answers], self.rank_max_tokens)
-            messages = stage2_messages(query, window_passages, window_answers, self.max_passage_words)
+            messages = stage2_messages(query, window_passages, window_answers, self.rank_max_passage_words)
             completion = _cached_complete(self.client, self.cache, [key], [messages], self.rank_max_tokens,
                                           self.usage, "stage2")[0]
             self.usage.add(stage2_pairs=len(indices), stage2_cached_pairs=len(indices) if completion.cached else 0)

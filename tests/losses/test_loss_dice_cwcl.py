@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+import _loss_reference as ref
 import pytest
 import torch
 
-import _loss_reference as ref
 from negmine.losses import CWCL, Dice, InfoNCE
 
 
@@ -22,7 +22,8 @@ KEYS = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 4, 8]
 # ---- Dice -----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alpha,gamma,square", [(0.0, 1.0, True), (0.01, 1.0, True), (1.0, 0.5, False), (2.0, 0.0, True)])
+@pytest.mark.parametrize("alpha,gamma,square",
+                         [(0.0, 1.0, True), (0.01, 1.0, True), (1.0, 0.5, False), (2.0, 0.0, True)])
 def test_dice_matches_loop_reference_multi_hot(alpha, gamma, square):
     emb = columns()
     loss = Dice(None, alpha=alpha, gamma=gamma, square_denominator=square, temperature=0.5, num_positive_columns=2)

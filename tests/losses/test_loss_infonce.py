@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+import _loss_reference as ref
 import pytest
 import torch
 
-import _loss_reference as ref
 from negmine.losses import InfoNCE
 from negmine.losses._common import text_keys
 
@@ -119,7 +119,8 @@ def test_text_keys_ignore_padding():
     features = [
         {"input_ids": torch.tensor([[101, 7, 8, 102, 0], [101, 9, 102, 0, 0]]),
          "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]])},
-        {"input_ids": torch.tensor([[101, 9, 102], [101, 5, 102]]), "attention_mask": torch.ones(2, 3, dtype=torch.long)},
+        {"input_ids": torch.tensor([[101, 9, 102], [101, 5, 102]]),
+         "attention_mask": torch.ones(2, 3, dtype=torch.long)},
     ]
     keys = text_keys(features)
     assert keys[0][1] == keys[1][0]  # the same text padded differently

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 
+import _loss_reference as ref
 import pytest
 import torch
 import torch.nn.functional as F
 
-import _loss_reference as ref
 from negmine.losses import HardNegativeMixing, InfoNCE, SoftInfoNCE
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import _loss_reference as ref
 import pytest
 import torch
 
-import _loss_reference as ref
 from negmine.losses import InfoNCE, SoftInfoNCE
 from negmine.losses.soft_infonce import bm25_scores, soft_weights
 

@@ -85,9 +85,9 @@ def test_arhn_judge_through_transformers_records_every_pair(tiny_llm):
     model, tokenizer = tiny_llm
     judge = ARHNJudge(TransformersChatClient(model, tokenizer=tokenizer, device="cpu"), snippet_max_tokens=4,
                       rank_max_tokens=8)
-    record = {"query_id": "q", "query": "what causes scurvy ?", "positive_ids": ["p"], "positives": ["lack of vitamin c"],
-              "positive_scores": [1.0], "negative_ids": ["a", "b"], "negatives": ["sailors", "rickets"],
-              "negative_scores": [0.5, 0.4]}
+    record = {"query_id": "q", "query": "what causes scurvy ?", "positive_ids": ["p"],
+              "positives": ["lack of vitamin c"], "positive_scores": [1.0], "negative_ids": ["a", "b"],
+              "negatives": ["sailors", "rickets"], "negative_scores": [0.5, 0.4]}
     _, rows, summary = relabel_records([record], judge)
     assert len(rows) == 3
     # a random model rarely follows the format; whatever it said is recorded, nothing is dropped silently

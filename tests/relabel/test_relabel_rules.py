@@ -82,7 +82,8 @@ def test_apply_decisions_appends_positives_and_drops_negatives():
     out = apply_decisions(RECORD, decide(CANDIDATES, 1, "both"))
     assert out["positive_ids"] == ["p", "a"] and out["positives"] == ["P", "A"]
     assert out["positive_scores"] == [0.9, 0.8]
-    assert out["negative_ids"] == ["c", "e"] and out["negatives"] == ["C", "E"] and out["negative_scores"] == [0.6, 0.4]
+    assert out["negative_ids"] == ["c", "e"] and out["negatives"] == ["C", "E"]
+    assert out["negative_scores"] == [0.6, 0.4]
     assert out["extra_field"] == 1
     assert RECORD["positive_ids"] == ["p"]  # input untouched
 

@@ -1,0 +1,363 @@
+"""Persisted index folders: build once (``negmine index build``), mine many times (``negmine mine --index-dir``).
+
+Layout of a folder::
+
+    negmine_index.json   manifest: kind, factory, dim, metric, ntotal, the encoder fingerprint, the corpus ids hash,
+                         sha256 + size of every file, the measured recall@k and the build options
+    doc_ids.json         corpus ids, row i = index id i
+    embeddings/          the document vectors as memory-mapped shards (ShardStore): positive scores when mining,
+                         exact re-ranking for compressed indexes, and the data of the streamed exact index
+    index/               the index itself (index.faiss + index.json), absent for ``streamed``
+
+Loading checks, before any search: that the manifest and every file exist and match their recorded size and
+(for folders up to ``verify_limit_bytes``) sha256; the dimension; that the encoder asking for it has the fingerprint
+the vectors were made with (a different model, prompt, max length or precision is an error, listing what differs);
+and, when given, that the corpus ids are the ones indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine.errors import NegmineError
+from negmine.index.streamed import ShardStore, ShardStoreError, StreamedExactIndex
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "negmine_index.json"
+FORMAT_VERSION = 1
+KINDS = ("faiss", "streamed")
+
+
+class IndexStoreError(NegmineError, ValueError):
+    """A persisted index folder that is missing, corrupted or does not match the model/corpus asking for it."""
+
+
+def fingerprint_digest(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def doc_ids_digest(doc_ids: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for doc_id in doc_ids:
+        digest.update(str(doc_id).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _file_table(root: Path, with_sha: bool = True) -> dict[str, dict[str, Any]]:
+    from negmine.io import sha256_file
+
+    table = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")):
+        rel = path.relative_to(root).as_posix()
+        table[rel] = {"bytes": path.stat().st_size, **({"sha256": sha256_file(path)} if with_sha else {})}
+    return table
+
+
+@dataclass
+class LoadedIndex:
+    """What :func:`load_index_dir` returns."""
+
+    index: Any
+    embeddings: ShardStore
+    doc_ids: list[str]
+    manifest: dict[str, Any]
+
+
+def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore, doc_ids: Sequence[str], *,
+                    factory: str = "Flat", metric: str = "ip", encoder_fingerprint: dict[str, Any] | None = None,
+                    nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
+                    train_size: int | None = None, seed: int = 0, queries: np.ndarray | None = None,
+                    recall_queries: int = 200, recall_k: int = 100, max_memory_mb: float = 1024,
+                    shard_rows: int = 1_000_000, source: str | None = None, overwrite: bool = False,
+                    ) -> dict[str, Any]:
+    """Build an index over ``embeddings`` and persist it with its manifest; returns the manifest.
+
+    Args:
+        out: the folder to write (must not hold an index unless ``overwrite``).
+        embeddings: document vectors, row i = ``doc_ids[i]`` (an array, or a ShardStore for out-of-core corpora).
+        doc_ids: corpus ids in row order.
+        factory: ``streamed`` (exact, out-of-core), or a preset / FAISS factory string (``Flat``, ``ivf``,
+            ``IVF4096,Flat``, ``ivfpq``, ``HNSW32``…; see :mod:`negmine.index.ann`).
+        metric: ``ip`` or ``l2``.
+        encoder_fingerprint: the encoder's ``fingerprint()``; recorded and checked on load.
+        nprobe / ef_search / rerank / train_size / seed: ANN options (:class:`~negmine.index.ann.AnnIndex`).
+        queries: query vectors for the recall measurement (default: a sample of the documents themselves).
+        recall_queries / recall_k: measure recall@``recall_k`` against exact search on this many queries (0 = skip).
+        max_memory_mb: memory bound of streamed exact search (the index and the recall oracle).
+        shard_rows: rows per embedding shard on disk.
+        source: a description of the corpus (recorded).
+        overwrite: replace an existing index folder.
+    """
+    from negmine.index.ann import AnnIndex, is_approximate, recall_at_k, sample_queries
+    from negmine.io import write_json
+
+    out = Path(out)
+    if (out / MANIFEST).exists() or (out / "index").exists():
+        if not overwrite:
+            raise IndexStoreError(f"{out}: an index already exists there (pass overwrite / --overwrite)")
+        for name in ("index", "embeddings"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        (out / MANIFEST).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    doc_ids = [str(d) for d in doc_ids]
+    n = len(embeddings)
+    if n != len(doc_ids):
+        raise IndexStoreError(f"{n} embeddings for {len(doc_ids)} document ids")
+    if n == 0:
+        raise IndexStoreError("cannot build an index over an empty corpus")
+    dim = embeddings.dim if isinstance(embeddings, ShardStore) else int(np.asarray(embeddings).shape[1])
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    store = ShardStore.create(out / "embeddings", dim, shard_rows)
+    if isinstance(embeddings, ShardStore):
+        for _, block in embeddings.iter_blocks(min(shard_rows, 262_144)):
+            store.append(block)
+    else:
+        for start in range(0, n, shard_rows):
+            store.append(np.asarray(embeddings[start:start + shard_rows], dtype=np.float32))
+    timings["store_embeddings_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if factory == "streamed":
+        kind, index = "streamed", StreamedExactIndex(store, metric, max_memory_mb=max_memory_mb)
+        (out / "index").mkdir()
+        write_json(out / "index" / "index.json", {"type": "streamed", **index.get_config_dict(),
+                                                  "store": "../embeddings"})
+        approximate = False
+    else:
+        kind = "faiss"
+        index = AnnIndex(dim, factory, metric, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
+                         refine_vectors=store, train_size=train_size, expected_size=n, seed=seed)
+        index.add_from(store)
+        index.save(out / "index")
+        approximate = is_approximate(index.factory)
+    timings["build_s"] = time.perf_counter() - t
+
+    recall = None
+    if recall_queries and approximate:
+        t = time.perf_counter()
+        if queries is None or len(queries) == 0:
+            rows = sample_queries(n, recall_queries, seed)
+            q, origin = store.rows(rows), "documents"
+        else:
+            q = np.asarray(queries, dtype=np.float32)[sample_queries(len(queries), recall_queries, seed)]
+            origin = "queries"
+        k = min(recall_k, n)
+        value = recall_at_k(index, store if n * dim * 4 > max_memory_mb * 2**20 else store.to_array(), q, k,
+                            metric=metric)
+        recall = {"k": k, "value": value, "queries": len(q), "query_source": origin}
+        timings["recall_s"] = time.perf_counter() - t
+
+    write_json(out / "doc_ids.json", doc_ids)
+    manifest = {
+        "format": FORMAT_VERSION, "kind": kind, "factory": index.factory if kind == "faiss" else "streamed",
+        "requested_factory": factory, "dim": dim, "metric": metric, "ntotal": n, "approximate": approximate,
+        "index_config": index.get_config_dict(), "encoder": encoder_fingerprint,
+        "encoder_sha256": fingerprint_digest(encoder_fingerprint) if encoder_fingerprint is not None else None,
+        "corpus": {"n": n, "doc_ids_sha256": doc_ids_digest(doc_ids), "source": source},
+        "recall": recall, "timings": timings, "files": _file_table(out),
+    }
+    write_json(out / MANIFEST, manifest)  # written last: its presence means a complete folder
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise IndexStoreError(f"{path}: no such index folder")
+    if not file.exists():
+        raise IndexStoreError(f"{path}: not a negmine index folder ({MANIFEST} is missing; build one with "
+                              f"`negmine index build`)")
+    try:
+        manifest = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise IndexStoreError(f"{file}: corrupted manifest ({err})") from None
+    missing = [key for key in ("format", "kind", "dim", "metric", "ntotal", "files") if key not in manifest]
+    if missing:
+        raise IndexStoreError(f"{file}: manifest lacks {', '.join(missing)}")
+    if manifest["format"] != FORMAT_VERSION:
+        raise IndexStoreError(f"{file}: index format {manifest['format']} is not supported (expected "
+                              f"{FORMAT_VERSION}); rebuild the index")
+    return manifest
+
+
+def verify_files(path: str | os.PathLike, manifest: dict[str, Any], verify: str = "auto",
+                 verify_limit_bytes: int = 4 * 2**30) -> None:
+    """Check every recorded file exists with its size and (``sha256``, or ``auto`` under the limit) its hash."""
+    from negmine.io import sha256_file
+
+    if verify not in ("auto", "sha256", "size"):
+        raise ValueError(f"verify must be 'auto', 'sha256' or 'size', got {verify!r}")
+    path = Path(path)
+    files = manifest["files"]
+    total = sum(f["bytes"] for f in files.values())
+    full = verify == "sha256" or (verify == "auto" and total <= verify_limit_bytes)
+    if verify == "auto" and not full:
+        logger.info("%s: %.1f GB of index files; checking sizes only (verify='sha256' hashes them)", path, total / 1e9)
+    for rel, info in files.items():
+        file = path / rel
+        if not file.exists():
+            raise IndexStoreError(f"{file}: missing (the index manifest lists it)")
+        if file.stat().st_size != info["bytes"]:
+            raise IndexStoreError(f"{file}: corrupted or truncated: {file.stat().st_size} bytes, the manifest "
+                                  f"recorded {info['bytes']}")
+        if full and "sha256" in info and sha256_file(file) != info["sha256"]:
+            raise IndexStoreError(f"{file}: corrupted: its sha256 differs from the one recorded at build time")
+
+
+def check_fingerprint(path: str | os.PathLike, manifest: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Raise if ``fingerprint`` (the encoder that will embed the queries) is not the one the index was built with."""
+    recorded = manifest.get("encoder")
+    if recorded is None:
+        raise IndexStoreError(f"{path}: the index records no encoder fingerprint, so it cannot be checked against "
+                              f"the query encoder; rebuild it with `negmine index build`")
+    recorded, current = json.loads(json.dumps(recorded, default=str)), json.loads(json.dumps(fingerprint, default=str))
+    if recorded != current:
+        keys = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+        detail = "; ".join(f"{k}: index {recorded.get(k)!r} vs encoder {current.get(k)!r}" for k in keys[:4])
+        raise IndexStoreError(f"{path}: built with another model or encoder settings ({detail}). Queries must be "
+                              f"embedded by the encoder that embedded the corpus: use the same --retriever, "
+                              f"prompts, max length and --precision, or rebuild the index")
+
+
+def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, Any] | None = None,
+                   dim: int | None = None, doc_ids: Sequence[str] | None = None, verify: str = "auto",
+                   max_memory_mb: float | None = None) -> LoadedIndex:
+    """Load a folder written by :func:`build_index_dir`, checking integrity and compatibility first.
+
+    Args:
+        path: the index folder.
+        encoder_fingerprint: the query encoder's ``fingerprint()``; must equal the recorded one.
+        dim: the query dimension; must equal the index's.
+        doc_ids: the corpus ids mining will use; must equal the indexed ones (same order).
+        verify: ``auto`` (sha256 up to 4 GiB of files, sizes above), ``sha256`` or ``size``.
+        max_memory_mb: override the memory bound of a streamed index.
+    """
+    from negmine.index.ann import AnnIndex
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_files(path, manifest, verify)
+    if dim is not None and int(dim) != int(manifest["dim"]):
+        raise IndexStoreError(f"{path}: index dimension {manifest['dim']} does not match the encoder's dimension "
+                              f"{dim} (built with another model?)")
+    if encoder_fingerprint is not None:
+        check_fingerprint(path, manifest, encoder_fingerprint)
+    try:
+        ids = json.loads((path / "doc_ids.json").read_text())
+    except (OSError, ValueError) as err:
+        raise IndexStoreError(f"{path / 'doc_ids.json'}: unreadable ({err})") from None
+    if len(ids) != manifest["ntotal"]:
+        raise IndexStoreError(f"{path / 'doc_ids.json'}: {len(ids)} ids for an index of {manifest['ntotal']}")
+    if doc_ids is not None:
+        doc_ids = [str(d) for d in doc_ids]
+        if len(doc_ids) != len(ids) or doc_ids_digest(doc_ids) != doc_ids_digest(ids):
+            raise IndexStoreError(f"{path}: indexed for another corpus ({len(ids):,} documents, ids hash "
+                                  f"{doc_ids_digest(ids)[:12]}) than the one being mined ({len(doc_ids):,} documents, "
+                                  f"{doc_ids_digest(doc_ids)[:12]})")
+    try:
+        store = ShardStore.open(path / "embeddings")
+    except ShardStoreError as err:
+        raise IndexStoreError(str(err)) from None
+    if store.dim != manifest["dim"] or len(store) != manifest["ntotal"]:
+        raise IndexStoreError(f"{path / 'embeddings'}: holds {len(store)}×{store.dim} vectors, the manifest says "
+                              f"{manifest['ntotal']}×{manifest['dim']}")
+    if manifest["kind"] == "streamed":
+        index = StreamedExactIndex(store, manifest["metric"], max_memory_mb=max_memory_mb or
+                                   manifest.get("index_config", {}).get("max_memory_mb", 1024))
+    elif manifest["kind"] == "faiss":
+        try:
+            index = AnnIndex.load(path / "index", refine_vectors=store)
+        except (RuntimeError, ValueError, KeyError, OSError) as err:
+            raise IndexStoreError(f"{path / 'index'}: cannot read the FAISS index ({err})") from None
+        if index.dim != manifest["dim"] or index.ntotal != manifest["ntotal"]:
+            raise IndexStoreError(f"{path / 'index'}: holds {index.ntotal}×{index.dim}, the manifest says "
+                                  f"{manifest['ntotal']}×{manifest['dim']}")
+    else:
+        raise IndexStoreError(f"{path}: unknown index kind {manifest['kind']!r} (expected one of {KINDS})")
+    return LoadedIndex(index, store, ids, manifest)
+
+
+def attach_index_dir(retriever: Any, data: Any, path: str | os.PathLike, *, verify: str = "auto") -> LoadedIndex:
+    """Give ``retriever`` a persisted index instead of ``retriever.build(data)``: no corpus encoding; the document
+    vectors (for positive scores) come memory-mapped from the folder. Checks model and corpus first."""
+    doc_ids = list(data.corpus)
+    loaded = load_index_dir(path, encoder_fingerprint=retriever.encoder.fingerprint(), doc_ids=doc_ids,
+                            verify=verify)
+    retriever.index, retriever.doc_ids = loaded.index, doc_ids
+    store = loaded.embeddings
+    retriever.doc_embeddings = store.shard(0) if store.num_shards == 1 else store
+    logger.info("using the index in %s (%s, %s vectors)", path, loaded.manifest["factory"], loaded.manifest["ntotal"])
+    return loaded
+
+
+def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.PathLike = "runs/index", *,
+                split: str = "train", factory: str = "Flat", metric: str = "ip", model_path: str | None = None,
+                precision: str = "fp32", batch_size: int = 32, cache_dir: str | None = None, no_cache: bool = False,
+                nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
+                train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
+                max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
+                show_progress_bar: bool = True) -> dict[str, Any]:
+    """Encode a corpus (through the embedding cache) and persist an index over it: ``negmine index build``.
+
+    The recall of an approximate index is measured against exact search on up to ``recall_queries`` queries of
+    ``split`` (embedded with the same encoder), or on a sample of documents when the data has no queries.
+
+    Args:
+        retriever: preset name, model folder, hub id or ``hashing`` (as ``negmine mine --retriever``).
+        data: a BEIR folder or dataset name (the corpus to index; ``split`` picks the queries for the recall).
+        out: the index folder.
+        factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
+            shard_rows, overwrite: see :func:`build_index_dir`.
+        model_path / precision / batch_size / cache_dir / no_cache: encoder options, as for ``negmine mine``.
+
+    Returns:
+        The manifest (also written to ``out/negmine_index.json``).
+    """
+    from negmine.data import load_data
+    from negmine.encoders import EmbeddingCache, load_encoder
+    from negmine.retrieve import unique_encode
+
+    loaded = load_data(data, split)
+    encoder = load_encoder(retriever, model_path=model_path, precision=precision)
+    cache = None if no_cache else EmbeddingCache(cache_dir)
+    doc_ids = list(loaded.corpus)
+    t = time.perf_counter()
+    doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,
+                            show_progress_bar, "Encoding corpus")
+    encode_s = time.perf_counter() - t
+    qids = loaded.split_query_ids
+    queries = None
+    if recall_queries and qids:
+        from negmine.index.ann import sample_queries
+
+        picked = [qids[i] for i in sample_queries(len(qids), recall_queries, seed)]
+        queries = unique_encode(encoder, [loaded.queries[q] for q in picked], "query", cache, batch_size,
+                                show_progress_bar, "Encoding queries")
+    similarity = getattr(encoder, "similarity", "cosine")
+    manifest = build_index_dir(out, np.asarray(doc_emb, dtype=np.float32), doc_ids, factory=factory, metric=metric,
+                               encoder_fingerprint=encoder.fingerprint(), nprobe=nprobe, ef_search=ef_search,
+                               rerank=rerank, train_size=train_size, seed=seed, queries=queries,
+                               recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
+                               shard_rows=shard_rows, source=f"{loaded.name or data} ({similarity})",
+                               overwrite=overwrite)
+    manifest["timings"]["encode_corpus_s"] = encode_s
+    from negmine.io import write_json
+
+    write_json(Path(out) / MANIFEST, manifest)
+    return manifest
