@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -125,6 +128,22 @@ class SentenceTransformerEncoder:
         return int(getter())
 
     def fingerprint(self) -> dict[str, Any]:
+        """Identity of the vectors this encoder makes. For a local model folder it is memoized on disk (keyed by the
+        folder's file paths, sizes and mtimes), so a run whose embeddings are all cached never loads the model."""
+        memo = _FingerprintMemo.for_encoder(self)
+        cached = memo.read() if memo is not None else None
+        if cached is not None:
+            return cached
+        fingerprint = self._compute_fingerprint()
+        if memo is not None:
+            memo.write(fingerprint)
+        return fingerprint
+
+    def _options(self) -> dict[str, Any]:
+        return {"query_prompt": self.query_prompt, "corpus_prompt": self.corpus_prompt, "similarity": self.similarity,
+                "precision": self.precision, "max_seq_length": self.max_seq_length, "revision": self.revision}
+
+    def _compute_fingerprint(self) -> dict[str, Any]:
         from negmine.encoders.fast import INT8_PRECISIONS, quantization_recipe
 
         if self._weights_hash is None:
@@ -140,3 +159,37 @@ class SentenceTransformerEncoder:
             "modules": [type(m).__name__ for m in self.model],
             **({"quantization": quantization_recipe(self.precision)} if self.precision in INT8_PRECISIONS else {}),
         }
+
+
+class _FingerprintMemo:
+    """A small JSON file under the embedding cache root remembering a model folder's fingerprint."""
+
+    WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".pt")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_encoder(cls, encoder: SentenceTransformerEncoder) -> _FingerprintMemo | None:
+        from negmine.encoders.cache import default_cache_dir
+
+        arg = encoder._model_arg
+        if not isinstance(arg, (str, os.PathLike)) or not Path(arg).is_dir():
+            return None  # an in-memory model (weights may change between calls) or a hub id: always hash
+        folder = Path(arg).resolve()
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in cls.WEIGHT_SUFFIXES)
+        stamp = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        payload = json.dumps({"folder": str(folder), "files": stamp, "options": encoder._options()}, sort_keys=True)
+        key = hashlib.sha256(payload.encode()).hexdigest()
+        return cls(default_cache_dir() / "fingerprints" / f"{key}.json")
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write(self, fingerprint: dict[str, Any]) -> None:
+        from negmine.io import write_json
+
+        write_json(self.path, fingerprint)

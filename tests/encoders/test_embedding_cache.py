@@ -75,3 +75,14 @@ def test_weights_hash_changes_with_weights_not_name(minilm_encoder):
         after = weights_hash(model)
         param[0, 0] -= 1.0
     assert before != after and weights_hash(model) == before
+
+
+def test_fingerprint_of_a_model_folder_is_memoized_without_loading(minilm_path, tmp_path, monkeypatch):
+    from negmine.encoders import load_encoder
+
+    monkeypatch.setenv("NEGMINE_CACHE", str(tmp_path))
+    first = load_encoder(str(minilm_path)).fingerprint()  # loads the model, hashes its weights
+    fresh = load_encoder(str(minilm_path))
+    assert fresh.fingerprint() == first and fresh._model is None  # memo hit: the model was never loaded
+    other = load_encoder(str(minilm_path), query_prompt="query: ")
+    assert other.fingerprint()["query_prompt"] == "query: " and other.fingerprint() != first
