@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -227,51 +227,44 @@ def _require_str(obj: dict[str, Any], key: str, path: Path, lineno: int, allow_e
     return value
 
 
-def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Corpus:
+def _load_id_table(path: Path, parse: Callable[[dict[str, Any], int], Any], what: str, report: LoadReport | None,
+                   on_invalid: OnInvalid) -> dict[str, Any]:
+    """Read a BEIR jsonl file of ``{"_id", ...}`` objects into ``{_id: parse(obj)}`` with strict validation."""
     report = report if report is not None else LoadReport()
-    corpus: Corpus = {}
+    table: dict[str, Any] = {}
     first_line: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path, report, on_invalid):
         try:
-            doc_id = _require_str(obj, "_id", path, lineno)
-            title = obj.get("title") or ""
-            if not isinstance(title, str):
-                raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
-            text = _require_str(obj, "text", path, lineno, allow_empty=True)
-            if not text.strip() and not title.strip():
-                raise DataError("empty text (and no title)", path, lineno, "text")
-            if doc_id in corpus:
-                raise DataError(
-                    f"duplicate id {doc_id!r} (first seen on line {first_line[doc_id]})", path, lineno, "_id"
-                )
+            key = _require_str(obj, "_id", path, lineno)
+            if key in table:
+                raise DataError(f"duplicate id {key!r} (first seen on line {first_line[key]})", path, lineno, "_id")
+            value = parse(obj, lineno)
         except DataError as err:
             _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
             continue
-        corpus[doc_id] = {"title": title, "text": text}
-        first_line[doc_id] = lineno
-    if not corpus:
-        raise DataError("no documents", path)
-    return corpus
+        table[key] = value
+        first_line[key] = lineno
+    if not table:
+        raise DataError(f"no {what}", path)
+    return table
+
+
+def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Corpus:
+    def parse(obj: dict[str, Any], lineno: int) -> dict[str, str]:
+        title = obj.get("title") or ""
+        if not isinstance(title, str):
+            raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
+        text = _require_str(obj, "text", path, lineno, allow_empty=True)
+        if not text.strip() and not title.strip():
+            raise DataError("empty text (and no title)", path, lineno, "text")
+        return {"title": title, "text": text}
+
+    return _load_id_table(path, parse, "documents", report, on_invalid)
 
 
 def load_beir_queries(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Queries:
-    report = report if report is not None else LoadReport()
-    queries: Queries = {}
-    first_line: dict[str, int] = {}
-    for lineno, obj in iter_jsonl(path, report, on_invalid):
-        try:
-            qid = _require_str(obj, "_id", path, lineno)
-            text = _require_str(obj, "text", path, lineno)
-            if qid in queries:
-                raise DataError(f"duplicate id {qid!r} (first seen on line {first_line[qid]})", path, lineno, "_id")
-        except DataError as err:
-            _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
-            continue
-        queries[qid] = text
-        first_line[qid] = lineno
-    if not queries:
-        raise DataError("no queries", path)
-    return queries
+    return _load_id_table(path, lambda obj, lineno: _require_str(obj, "text", path, lineno), "queries", report,
+                          on_invalid)
 
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
