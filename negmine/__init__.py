@@ -27,6 +27,8 @@ _EXPORTS = {
     "Candidates": "negmine.retrieve",
     "mine_hard_negatives": "negmine.mining",
     "MineConfig": "negmine.mining",
+    "TrainConfig": "negmine.training",
+    "train": "negmine.training",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -91,7 +92,8 @@ def test_config_validation_and_recipe(tmp_path):
     cfg_file.write_text('[train]\ndata = "d.jsonl"\nloss = "cwcl"\nbatchsize = 4\n')
     with pytest.raises(ConfigError, match="Did you mean 'batch_size'"):
         TrainConfig.from_file(cfg_file)
-    recipe = TrainConfig.from_file("training/scifact-minilm.toml", batch_size=8)
+    recipe = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "training" / "scifact-minilm.toml",
+                                   batch_size=8)
     assert recipe.loss == "infonce" and recipe.batch_size == 8 and recipe.loss_args["margin"] == 0.05
 
 

@@ -388,6 +388,12 @@ class CandidateLoss(nn.Module):
         anchors, candidates = split_columns(embeddings, self.num_positive_columns)
         batch_size, device = anchors.size(0), anchors.device
         num_columns = candidates.size(0) // batch_size
+        if labels is not None:
+            labels = torch.as_tensor(labels, device=device)
+            if labels.dim() != 2 or labels.size(0) != batch_size or labels.size(1) != num_columns:
+                raise ValueError(f"labels of shape {tuple(labels.shape)} do not match the batch: expected "
+                                 f"({batch_size}, {num_columns}) teacher scores, one per candidate column (positives "
+                                 "then negatives)")
         anchor_keys = candidate_keys = None
         if keys is not None:
             keys = list(keys)

@@ -53,7 +53,8 @@ def test_config_file_then_flags_override(tmp_path):
 
 
 def test_the_shipped_recipe_parses():
-    result, run = invoke(["--config", "training/scifact-minilm.toml", "--dry-run"])
+    recipe = Path(__file__).resolve().parents[2] / "training" / "scifact-minilm.toml"
+    result, run = invoke(["--config", str(recipe), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert '"loss": "infonce"' in result.output and '"max_positives": 2' in result.output
     run.assert_not_called()

@@ -160,3 +160,42 @@ def test_config_and_citation():
     config = loss.get_config_dict()
     assert config["temperature"] == 0.02 and config["num_positive_columns"] == 2 and config["margin"] == 0.05
     assert "@misc{oord2018representation" in loss.citation
+
+
+class TinyEncoder(torch.nn.Module):
+    """A bag-of-tokens encoder standing in for a SentenceTransformer (same forward contract)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bag = torch.nn.EmbeddingBag(50, 4, mode="sum")
+        torch.nn.init.normal_(self.bag.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, features):
+        weights = features["attention_mask"].to(self.bag.weight.dtype)
+        return {"sentence_embedding": self.bag(features["input_ids"], per_sample_weights=weights)}
+
+
+def _features(rows):
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+def test_forward_derives_text_keys_from_token_ids():
+    model = TinyEncoder()
+    # rows: (anchor, positive_1, positive_2, negative); row 1's spare slot repeats its positive; row 0's negative
+    # is row 1's positive (same text, padded differently in another column)
+    features = [_features([[1, 2], [3, 4]]), _features([[5, 6, 7], [8, 9]]), _features([[10, 11], [8, 9]]),
+                _features([[8, 9], [12, 13, 14, 15]])]
+    loss = InfoNCE(model, num_positive_columns=2)
+    got = loss([dict(f) for f in features])
+    embeddings = [model(f)["sentence_embedding"] for f in features]
+    keys = text_keys(features)
+    assert keys[3][0] == keys[1][1] and keys[2][1] == keys[1][1]
+    torch.testing.assert_close(got, loss.compute_loss_from_embeddings(embeddings, text_keys=keys))
+    status = ref.classify([e.double() for e in embeddings], num_pos=2, keys=keys)
+    assert status[1][3] == "out" and status[0][4] == "neg" and status[1][4] == "out"
+    expected = ref.infonce([e.double() for e in embeddings], status, 0.05)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)  # float32 model
+    got.backward()
+    assert model.bag.weight.grad is not None
