@@ -4,9 +4,11 @@ check the two agree, and export the results folder for a pull request to embeddi
 Runs offline: each local folder that is an MTEB task (scifact -> SciFact, arguana -> ArguAna) is run as that task
 on the local data (checked to be MTEB's data), and every corpus is encoded once (negmine's embedding cache).
 
-    python benchmarks/mteb_submit.py --model minilm --data ../shared/data/beir/scifact --data ../shared/data/beir/arguana
+    python benchmarks/mteb_submit.py --model minilm --data ../shared/data/beir/scifact \
+        --data ../shared/data/beir/arguana
     python benchmarks/mteb_submit.py --model runs/x/model --name myorg/minilm-scifact-negmine \
-        --training-dataset SciFact --adapted-from sentence-transformers/all-MiniLM-L6-v2 --data ../shared/data/beir/scifact
+        --training-dataset SciFact --adapted-from sentence-transformers/all-MiniLM-L6-v2 \
+        --data ../shared/data/beir/scifact
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def main() -> None:
         agree = abs(ours[folder_name] - theirs[task]) <= AGREEMENT
         print(f"| {folder_name} ({task}) | {ours[folder_name]:.4f} | {theirs[task]:.4f} | {agree} | "
               f"{timings[folder_name]:.0f} |")
-    print(f"\nmteb.evaluate: {mteb_seconds:.0f} s; submission: {submission.folder} (zero-shot: {submission.zero_shot})")
+    print(f"\nmteb.evaluate: {mteb_seconds:.0f} s; submission: {submission.folder} "
+          f"(zero-shot: {submission.zero_shot})")
 
 
 if __name__ == "__main__":

@@ -225,9 +225,10 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
         DataError: missing split, unknown qrels ids (with ``unknown_qrels="error"``), or an empty run.
 
     Example:
-        >>> from negmine.testing import toy_data  # doctest: +SKIP
-        >>> result = evaluate_beir("hashing", toy_data(), cache=False)  # doctest: +SKIP
-        >>> result.metrics["ndcg@10"]  # doctest: +SKIP
+        >>> from negmine.testing import toy_data
+        >>> result = evaluate_beir("hashing", toy_data(), k_values=(1, 10), cache=False)
+        >>> result.num_queries, 0 < result.metrics["ndcg@10"] <= 1
+        (6, True)
     """
     ks = check_k_values(k_values)
     started = time.perf_counter()
@@ -242,7 +243,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
     hits_before = store.hits if store is not None else 0
     run = retrieve(encoder, loaded, max(ks), ignore_identical_ids=ignore_identical_ids, cache=store,
                    batch_size=batch_size, show_progress_bar=show_progress_bar)
-    means, per_query = evaluate_per_query(loaded.qrels, run, ks, ignore_identical_ids=ignore_identical_ids)
+    qrels = {q: loaded.qrels[q] for q in loaded.split_query_ids}  # qrels queries without a text are left out
+    means, per_query = evaluate_per_query(qrels, run, ks, ignore_identical_ids=ignore_identical_ids)
     fingerprint = encoder.fingerprint()
     config = {
         "model": (str(model) if isinstance(model, (str, os.PathLike))
@@ -362,7 +364,8 @@ def _evaluator_class() -> type:
             run = retrieve(self._encoder(model), self.data, max(self.k_values),
                            ignore_identical_ids=self.ignore_identical_ids,
                            cache=self.cache, batch_size=self.batch_size, show_progress_bar=self.show_progress_bar)
-            means, _ = evaluate_per_query(self.data.qrels, run, self.k_values,
+            qrels = {q: self.data.qrels[q] for q in self.data.split_query_ids}
+            means, _ = evaluate_per_query(qrels, run, self.k_values,
                                           ignore_identical_ids=self.ignore_identical_ids)
             return means
 

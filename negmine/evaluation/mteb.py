@@ -291,7 +291,9 @@ def make_model_meta(encoder: Any, *, name: str | None = None, revision: str | No
     n_parameters = sum(p.numel() for p in model.parameters()) if model is not None else None
     if adapted_from is None and model is not None:
         card = getattr(model, "model_card_data", None)
-        adapted_from = getattr(card, "base_model", None) or None
+        base = getattr(card, "base_model", None) or None
+        # a hub id (org/name) only: a local path means nothing in the results repository
+        adapted_from = base if isinstance(base, str) and base.count("/") == 1 and not Path(base).exists() else None
     prompts = bool(fingerprint.get("query_prompt") or fingerprint.get("corpus_prompt"))
     return ModelMeta(
         loader=None, name=name, revision=revision or fingerprint.get("weights_sha256", "")[:40] or "local",
@@ -368,9 +370,15 @@ def evaluate_mteb(model: Any, tasks: Iterable[Any] = (), *, data: Iterable[str |
             logger.warning("%s was trained on %s: its results there are not zero-shot", meta.name, task.metadata.name)
     wrapper = mteb_encoder(encoder, meta, cache=cache, batch_size=batch_size, show_progress_bar=show_progress_bar)
     result_cache = mteb.ResultCache(cache_path=Path(output_folder)) if output_folder is not None else None
-    return mteb.evaluate(wrapper, task_list, cache=result_cache, overwrite_strategy="always",
-                         encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
-                         co2_tracker=False, show_progress_bar=show_progress_bar)
+    try:
+        return mteb.evaluate(wrapper, task_list, cache=result_cache, overwrite_strategy="always",
+                             encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress_bar},
+                             co2_tracker=False, show_progress_bar=show_progress_bar)
+    except ConnectionError as err:  # a named task whose data mteb must download
+        remote = [t.metadata.name for t in task_list if not hasattr(t, "local_folder")]
+        raise DataError(f"could not download the data of MTEB task(s) {', '.join(remote)} ({err}). Offline, run "
+                        "them from local BEIR folders instead: --data DIR (e.g. --data ../shared/data/beir/scifact "
+                        "runs as SciFact)") from err
 
 
 def scores_of(model_result: Any) -> dict[str, dict[str, Any]]:
@@ -410,6 +418,30 @@ def _revision_folders(results: Path) -> list[Path]:
         return [results]
     base = results / "results" if (results / "results").is_dir() else results
     return sorted(p.parent for p in base.glob("*/*/model_meta.json"))
+
+
+def _model_meta_code(meta: Any) -> str:
+    """``ModelMeta(...)`` as importable Python (for the model-registry pull request to mteb)."""
+    import ast
+    import re
+
+    variable = re.sub(r"\W", "_", meta.model_name_as_path()).strip("_").lower() or "model"
+    if variable[0].isdigit():
+        variable = f"model_{variable}"
+    imports = ["from mteb.models.model_meta import ModelMeta, ScoringFunction"]
+    if meta.loader is not None:
+        imports.append(f"from {meta.loader.__module__} import {meta.loader.__name__}")
+    try:
+        code = "\n".join(imports) + f"\n\n{variable} = {meta.to_python()}\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(ast.parse(code), "model_meta.py", "exec"), namespace)  # the snippet must rebuild the meta
+        rebuilt = namespace[variable]
+        if (rebuilt.name, rebuilt.revision, rebuilt.training_datasets) != (meta.name, meta.revision,
+                                                                           meta.training_datasets):
+            raise ValueError("the rendered ModelMeta differs from model_meta.json")
+    except Exception as err:  # noqa: BLE001 - the snippet is a convenience; model_meta.json is the submission
+        return f"# could not render the ModelMeta as Python ({err}); see model_meta.json\n"
+    return code
 
 
 def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *, model_name: str | None = None,
@@ -455,6 +487,7 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise DataError(f"several models in the results folder ({names}); pick one with --model-name/--revision",
                         path=results)
     source, meta_obj = candidates[0]
+    meta_obj = {k: v for k, v in meta_obj.items() if k != "is_cross_encoder"}  # derived field mteb writes out
     meta = ModelMeta.model_validate_json_resolved(json.dumps(meta_obj))
     if meta.training_datasets is None:
         raise DataError("model_meta.json does not declare training_datasets; MTEB needs it to mark zero-shot "
@@ -506,12 +539,7 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
                         path=out_dir)
 
     zero_shot = meta.is_zero_shot_on(task_objects)
-    try:
-        code = meta.to_python()
-    except Exception as err:  # noqa: BLE001 - the code snippet is a convenience, the JSON is the submission
-        code = f"# could not render ModelMeta as code: {err}\n"
-    (out_dir / "model_meta.py").write_text(f"from mteb import ModelMeta\n\n{meta.model_name_as_path()} = {code}\n",
-                                          encoding="utf-8")
+    (out_dir / "model_meta.py").write_text(_model_meta_code(meta), encoding="utf-8")
     rows = "\n".join(f"| {task} | {', '.join(mteb.get_task(task).eval_splits)} | "
                      f"{mteb.get_task(task).metadata.main_score} | {score:.4f} |"
                      for task, score in sorted(task_scores.items()))

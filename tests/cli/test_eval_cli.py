@@ -117,3 +117,25 @@ def test_eval_real_scifact_minilm(scifact_dir: Path, tmp_path: Path) -> None:
     ndcg = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["ndcg@10"]
     assert abs(ndcg - 0.6451) <= 0.001
     assert "300 queries" in result.output and f"{ndcg:.4f}" in result.output
+
+
+def test_mteb_run_and_export_cli(scifact_dir: Path, minilm_path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mteb")
+    from negmine.errors import ConfigError
+
+    result = runner.invoke(app, ["mteb", "run", "--model", str(minilm_path), "--data", str(scifact_dir),
+                                 "--out", str(tmp_path / "r"), "--no-progress"])
+    assert isinstance(result.exception, ConfigError) and "org/name" in str(result.exception)
+    result = runner.invoke(app, ["mteb", "run", "--model", str(minilm_path), "--name", "negmine-test/minilm",
+                                 "--data", str(scifact_dir), "--out", str(tmp_path / "r"), "--no-progress"])
+    assert isinstance(result.exception, ConfigError) and "--training-dataset" in str(result.exception)
+    result = runner.invoke(app, ["mteb", "run", "--model", str(minilm_path), "--name", "negmine-test/minilm",
+                                 "--training-dataset", "none", "--data", str(scifact_dir), "--out",
+                                 str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "SciFact[test]: main score 0.645" in result.output
+    result = runner.invoke(app, ["mteb", "export", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "negmine-test/minilm" in result.output and "SciFact: 0.645" in result.output
+    assert (tmp_path / "s" / "results" / "negmine-test__minilm").is_dir()
+    assert (tmp_path / "s" / "model_meta.py").read_text().startswith("from mteb")

@@ -56,6 +56,11 @@ def test_bad_inputs(toy, tmp_path: Path, scifact_dir: Path) -> None:
     with pytest.raises(DataError, match=r"test.tsv, line 3, field 'corpus-id'.*unknown document id 'd404'"):
         evaluate_beir("hashing", bad)
     assert evaluate_beir("hashing", bad, unknown_qrels="keep", cache=False).metrics["recall@10"] == 0.5
+    # a qrels query without a text cannot be searched: an error by default, left out (not scored 0) with keep
+    (bad / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq404\td1\t1\n")
+    with pytest.raises(DataError, match="line 3, field 'query-id'.*unknown query id 'q404'"):
+        evaluate_beir("hashing", bad)
+    assert evaluate_beir("hashing", bad, unknown_qrels="keep", cache=False).num_queries == 1
 
 
 def test_subsample_keeps_positives(toy) -> None:

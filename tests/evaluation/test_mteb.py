@@ -102,6 +102,7 @@ def test_offline_scifact_task_agrees_with_negmine_eval_and_exports(scifact_minil
         "8b3219a92973c328a8e22fadcfa821b5dc75636a"
     assert sorted(p.name for p in exported.iterdir()) == ["SciFact.json", "model_meta.json"]
     assert (tmp_path / "submission" / "SUBMISSION.md").is_file()
+    assert (tmp_path / "submission" / "model_meta.py").read_text().startswith("from mteb")  # rebuilt and checked
     # independently of export's own check: mteb's loader reads the exported folder
     loaded = mteb.ResultCache(cache_path=tmp_path / "submission").load_results(
         models=["sentence-transformers/all-MiniLM-L6-v2"], tasks=["SciFact"], include_remote=False,
