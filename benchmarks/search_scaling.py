@@ -14,7 +14,8 @@ recall at the same settings). Sizes are flags; run the big ones once:
     python benchmarks/search_scaling.py --sizes 10000,100000 --streamed-size 100000          # minutes
     python benchmarks/search_scaling.py                                                       # 10k → 5M
 
-Absolute times on shared machines are noisy; the ratios are measured in the same run.
+Absolute times on shared machines are noisy; the ratios are measured in the same run. On oversubscribed cores set
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (FAISS's OpenMP threads spin-wait; results/search_scaling.md was run so).
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ import numpy as np
 DIM = 384
 K = 100
 SEED = 0
-GEN_BLOCK = 250_000
+GEN_BLOCK = 500_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000,1000000,5000000")
-    p.add_argument("--indexes", default="flat,ivf,ivfpq,hnsw")
+    p.add_argument("--indexes", default="flat,numpy,ivf,ivfpq,hnsw", help="flat = FAISS Flat (the oracle, run first); "
+                   "numpy = negmine's numpy exact scan")
     p.add_argument("--queries", type=int, default=1000, help="queries per search (throughput and recall)")
     p.add_argument("--k", type=int, default=K)
     p.add_argument("--ann-max", type=int, default=1_000_000, help="largest size for IVF/IVF-PQ (training cost)")
@@ -53,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--streamed-size", type=int, default=5_000_000)
     p.add_argument("--streamed-queries", type=int, default=100)
     p.add_argument("--streamed-mem-mb", type=float, default=1024)
+    p.add_argument("--streamed-engine", default="faiss", choices=["faiss", "numpy"])
+    p.add_argument("--oracle", default="faiss", choices=["faiss", "numpy"],
+                   help="in-memory exact search that gives the ground truth (the 'flat' row)")
     p.add_argument("--work", default="/tmp/negmine_search_scaling", help="where the corpora are written (disk)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "search_scaling.md"))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -77,7 +82,7 @@ def corpus(work: Path, n: int):
             return store
     except ValueError:
         pass
-    store = ShardStore.create(path, DIM, shard_rows=1_000_000, overwrite=True)
+    store = ShardStore.create(path, DIM, shard_rows=GEN_BLOCK, overwrite=True)  # one file per block: no rewrites
     for b, start in enumerate(range(0, n, GEN_BLOCK)):
         store.append(unit_block(SEED, b, min(GEN_BLOCK, n - start)))
     return store
@@ -114,16 +119,37 @@ def child(args: argparse.Namespace) -> dict:
     out: dict = {"n": n, "index": kind}
     if kind == "streamed":
         q = q[: args.streamed_queries]
-        index = StreamedExactIndex(store, "ip", max_memory_mb=args.streamed_mem_mb)
+        index = StreamedExactIndex(store, "ip", max_memory_mb=args.streamed_mem_mb, engine=args.streamed_engine)
         t = time.perf_counter()
-        _, ids = index.search(q, args.k)
+        scores, ids = index.search(q, args.k)
         out.update(search_s=time.perf_counter() - t, queries=len(q), engine=index.engine,
                    block=index.block_sizes(len(q), args.k))
         if gt_path.exists():
             gt = np.load(gt_path)[: len(q)]
             out["ids_equal_in_memory"] = bool(np.array_equal(ids, gt))
             out["rows_equal"] = int((ids == gt).all(1).sum())
+            gt_scores = np.load(str(gt_path).replace("gt_", "gts_"))[: len(q)]
+            out["max_score_diff"] = float(np.abs(scores - gt_scores).max())
             out["recall"] = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, gt)]))
+        out["peak_rss_mb"] = peak_rss_mb()
+        return out
+    if kind == "flat" and args.oracle == "numpy":
+        kind = "numpy"
+    if kind == "numpy":  # negmine's own exact scan (numpy BLAS + threshold pruning) over the in-memory matrix
+        x = store.to_array()
+        index = StreamedExactIndex(x, "ip", max_memory_mb=256, engine="numpy")
+        out["factory"] = "negmine exact (numpy, pruned top-k)"
+        out["build_s"] = 0.0
+        out["matmul_before"] = matmul_gflops(len(q))
+        t = time.perf_counter()
+        _, ids = index.search(q, args.k)
+        out["search_s"] = time.perf_counter() - t
+        out["matmul_after"] = matmul_gflops(len(q))
+        out["gflops"] = 2 * len(q) * n * DIM / out["search_s"] / 1e9
+        if args.oracle == "numpy":  # this run's oracle
+            np.save(gt_path, ids)
+            np.save(str(gt_path).replace("gt_", "gts_"), _)
+        out["recall"] = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, np.load(gt_path))]))
         out["peak_rss_mb"] = peak_rss_mb()
         return out
     factory = {"flat": "Flat", "ivf": "ivf", "ivfpq": "ivfpq", "hnsw": "hnsw"}[kind]
@@ -145,6 +171,7 @@ def child(args: argparse.Namespace) -> dict:
         out["matmul_after"] = matmul_gflops(len(q))
         out["gflops"] = 2 * len(q) * n * DIM / out["search_s"] / 1e9
         np.save(gt_path, ids)
+        np.save(str(gt_path).replace("gt_", "gts_"), _)
         out["recall"] = 1.0
         out["peak_rss_mb"] = peak_rss_mb()
         return out
@@ -169,7 +196,7 @@ def run_child(args: argparse.Namespace, kind: str, n: int) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--n", str(n), "--work", args.work, "--queries",
            str(args.queries), "--k", str(args.k), "--nprobe", args.nprobe, "--ef-search", args.ef_search,
            "--rerank", str(args.rerank), "--streamed-queries", str(args.streamed_queries), "--streamed-mem-mb",
-           str(args.streamed_mem_mb)]
+           str(args.streamed_mem_mb), "--streamed-engine", args.streamed_engine, "--oracle", args.oracle]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -182,29 +209,31 @@ def run_child(args: argparse.Namespace, kind: str, n: int) -> dict:
 
 
 def fmt_table(results: list[dict], args: argparse.Namespace) -> str:
-    lines = ["| N | index | build (s) | search (s) | queries/s | peak RSS (MB) | recall@%d | notes |" % args.k,
+    lines = [f"| N | index | build (s) | search (s) | queries/s | peak RSS (MB) | recall@{args.k} | notes |",
              "|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['n']:,} | {r['index']} | — | — | — | — | — | failed: {r['error'][:80]} |")
             continue
-        if r["index"] == "flat":
+        if r["index"] in ("flat", "numpy"):
             note = (f"{r['gflops']:.1f} GFLOP/s = {r['gflops'] / max(r['matmul_before'], r['matmul_after']):.0%} of "
                     f"matmul ({r['matmul_before']:.1f} / {r['matmul_after']:.1f} GFLOP/s before/after)")
             lines.append(f"| {r['n']:,} | {r['factory']} | {r['build_s']:.1f} | {r['search_s']:.2f} | "
-                         f"{args.queries / r['search_s']:,.0f} | {r['peak_rss_mb']:,.0f} | 1 (oracle) | {note} |")
+                         f"{args.queries / r['search_s']:,.0f} | {r['peak_rss_mb']:,.0f} | "
+                         f"{'1 (oracle)' if r['index'] == 'flat' else format(r['recall'], '.4f')} | {note} |")
         elif r["index"] == "streamed":
             eq = r.get("ids_equal_in_memory")
-            note = (f"engine {r['engine']}, blocks {r['block'][0]} q × {r['block'][1]:,} rows, bound "
-                    f"{args.streamed_mem_mb:g} MB; ids == in-memory flat: {eq} ({r.get('rows_equal')}/{r['queries']} "
-                    f"rows identical)")
-            lines.append(f"| {r['n']:,} | streamed exact | 0 | {r['search_s']:.1f} | {r['queries'] / r['search_s']:,.1f} "
-                         f"| {r['peak_rss_mb']:,.0f} | {r.get('recall', float('nan')):.4f} | {note} |")
+            note = (f"max score diff {r.get('max_score_diff', float('nan')):.1e}; engine {r['engine']}, blocks "
+                    f"{r['block'][0]} q × {r['block'][1]:,} rows, bound {args.streamed_mem_mb:g} MB; "
+                    f"ids == in-memory flat: {eq} ({r.get('rows_equal')}/{r['queries']} rows identical)")
+            lines.append(f"| {r['n']:,} | streamed exact | 0 | {r['search_s']:.1f} | "
+                         f"{r['queries'] / r['search_s']:,.1f} | {r['peak_rss_mb']:,.0f} | "
+                         f"{r.get('recall', float('nan')):.4f} | {note} |")
         else:
             for run in r["runs"]:
                 lines.append(f"| {r['n']:,} | {r['factory']} | {r['build_s']:.1f} | {run['search_s']:.2f} | "
-                             f"{args.queries / run['search_s']:,.0f} | {r['peak_rss_mb']:,.0f} | {run['recall']:.4f} | "
-                             f"{run['param']} |")
+                             f"{args.queries / run['search_s']:,.0f} | {r['peak_rss_mb']:,.0f} | "
+                             f"{run['recall']:.4f} | {run['param']} |")
     return "\n".join(lines)
 
 
@@ -226,7 +255,8 @@ def main() -> None:
         corpus(work, n)
         print(f"corpus {n:,}: {time.perf_counter() - t:.1f} s", flush=True)
         for kind in kinds:
-            limit = {"flat": args.flat_max, "ivf": args.ann_max, "ivfpq": args.ann_max, "hnsw": args.hnsw_max}[kind]
+            limit = {"flat": args.flat_max, "numpy": args.flat_max, "ivf": args.ann_max, "ivfpq": args.ann_max,
+                     "hnsw": args.hnsw_max}[kind]
             if n <= limit:
                 results.append(run_child(args, kind, n))
         if n == args.streamed_size:

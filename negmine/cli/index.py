@@ -1,4 +1,4 @@
-"""``negmine index build``: encode a corpus once and persist an (approximate) index for ``negmine mine --index-dir``."""
+"""``negmine index build``: encode a corpus once and persist an (approximate) index for ``mine --index-dir``."""
 
 from __future__ import annotations
 

@@ -146,8 +146,9 @@ class SentenceTransformerEncoder:
     def _compute_fingerprint(self) -> dict[str, Any]:
         from negmine.encoders.fast import INT8_PRECISIONS, quantization_recipe
 
+        model = self.model  # loading a quantized model records the hash of its fp32 weights first
         if self._weights_hash is None:
-            self._weights_hash = weights_hash(self.model)
+            self._weights_hash = weights_hash(model)
         return {
             "encoder": "sentence-transformers",
             "weights_sha256": self._weights_hash,

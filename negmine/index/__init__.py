@@ -13,7 +13,8 @@ __all__ = ["IndexBackend", "ExactIndex", "FaissIndex", "make_index"]
 BACKENDS = ("faiss", "exact")
 
 
-def make_index(dim: int, backend: str = "faiss", factory: str = "Flat", metric: str = "ip", **kwargs: Any) -> IndexBackend:
+def make_index(dim: int, backend: str = "faiss", factory: str = "Flat", metric: str = "ip",
+               **kwargs: Any) -> IndexBackend:
     """Build an empty index: ``backend="faiss"`` with a factory string, or ``"exact"`` (numpy, no FAISS needed)."""
     if backend == "exact":
         return ExactIndex(dim, metric, **kwargs)

@@ -22,7 +22,7 @@ import numpy as np
 
 from negmine.index.base import IndexBackend, Metric, check_k, check_vectors, pad_results
 from negmine.index.exact import ExactIndex, topk_rows
-from negmine.index.faiss_index import FaissIndex
+from negmine.index.faiss_index import FaissIndex, fast_flat_scan  # noqa: F401 (re-export)
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ PRESETS: dict[str, str] = {
 
 
 def suggest_nlist(n: int) -> int:
-    """IVF list count for ``n`` vectors: about ``4·√n`` rounded to a power of two, with ≥ 39 training points per list."""
+    """IVF list count for ``n`` vectors: about ``4·√n`` rounded to a power of two, ≥ 39 training points per list."""
     if n < 39:
         return 1
     nlist = 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n))))
@@ -208,10 +208,13 @@ class AnnIndex(FaissIndex):
             import faiss
 
             faiss.ParameterSpace().set_index_parameter(self.index, "efSearch", int(max(short, self.ef_search or 128)))
-        scores, ids = super().search(q, short)
+        scores, ids = self._faiss_search(q, short)
         if self.rerank:
             scores, ids = self.exact_rerank(q, ids, k)
         return pad_results(scores[:, :k], ids[:, :k], k)
+
+    def _faiss_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return super().search(q, k)
 
     def exact_rerank(self, queries: np.ndarray, ids: np.ndarray, k: int, max_bytes: int = 64 * 2**20,
                      ) -> tuple[np.ndarray, np.ndarray]:

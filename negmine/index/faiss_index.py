@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,26 @@ from negmine._optional import require
 from negmine.index.base import Metric, check_k, check_vectors
 
 logger = logging.getLogger(__name__)
+
+
+FLAT_BLAS_DATABASE_BLOCK = 16384
+
+
+@contextlib.contextmanager
+def fast_flat_scan() -> Iterator[None]:
+    """Temporarily set FAISS's exhaustive-scan knobs for throughput (same results): always the BLAS path (FAISS 1.15
+    only takes it above ``distance_compute_blas_threshold`` = 128,000 query·dim values, e.g. >= 334 queries at d = 384,
+    and scans 5-10x slower below), in blocks of 16,384 database rows (2-3x faster than the default 1,024 on CPU)."""
+    import faiss
+
+    cvar = faiss.cvar
+    previous = cvar.distance_compute_blas_database_bs, cvar.distance_compute_blas_threshold
+    cvar.distance_compute_blas_database_bs = max(previous[0], FLAT_BLAS_DATABASE_BLOCK)
+    cvar.distance_compute_blas_threshold = min(previous[1], 20)
+    try:
+        yield
+    finally:
+        cvar.distance_compute_blas_database_bs, cvar.distance_compute_blas_threshold = previous
 
 
 class FaissIndex:
@@ -64,10 +86,11 @@ class FaissIndex:
         q = check_vectors(queries, self._dim, "queries")
         k = check_k(k)
         parts_s, parts_i = [], []
-        for start in range(0, max(q.shape[0], 1), self.search_block):
-            scores, ids = self.index.search(q[start : start + self.search_block], k)
-            parts_s.append(scores if self.metric == "ip" else -scores)
-            parts_i.append(ids)
+        with fast_flat_scan():
+            for start in range(0, max(q.shape[0], 1), self.search_block):
+                scores, ids = self.index.search(q[start : start + self.search_block], k)
+                parts_s.append(scores if self.metric == "ip" else -scores)
+                parts_i.append(ids)
         scores, ids = np.concatenate(parts_s).astype(np.float32), np.concatenate(parts_i).astype(np.int64)
         scores[ids < 0] = -np.inf
         return scores, ids

@@ -60,7 +60,8 @@ def _file_table(root: Path, with_sha: bool = True) -> dict[str, dict[str, Any]]:
     from negmine.io import sha256_file
 
     table = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")):
+    files = (p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
+    for path in sorted(files):
         rel = path.relative_to(root).as_posix()
         table[rel] = {"bytes": path.stat().st_size, **({"sha256": sha256_file(path)} if with_sha else {})}
     return table

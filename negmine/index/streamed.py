@@ -25,6 +25,7 @@ from negmine.index.exact import _similarity, merge_topk, topk_rows
 logger = logging.getLogger(__name__)
 
 STORE_META = "shards.json"
+PRUNE_CHUNK = 4096  # corpus rows scored per matrix product in the numpy engine (the slice stays in cache)
 STORE_FORMAT = 1
 
 
@@ -66,7 +67,8 @@ class ShardStore:
 
     # ---- creation / opening
     @classmethod
-    def create(cls, path: str | os.PathLike, dim: int, shard_rows: int = 1_000_000, overwrite: bool = False) -> ShardStore:
+    def create(cls, path: str | os.PathLike, dim: int, shard_rows: int = 1_000_000,
+               overwrite: bool = False) -> ShardStore:
         """An empty store at ``path`` (an existing store there is an error unless ``overwrite``)."""
         path = Path(path)
         if dim < 1 or shard_rows < 1:
@@ -219,36 +221,77 @@ class ShardStore:
             first += count
 
 
-def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: int, k: int,
+def topk_stable(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row top-``k`` (score descending) where ties at the cut go to the lower column, like a full stable sort."""
+    n, m = scores.shape
+    k = min(k, m)
+    if k == m:
+        part = np.broadcast_to(np.arange(m), (n, m))
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k].copy()
+        kth = np.take_along_axis(scores, part, 1).min(1)
+        at_or_above = scores >= kth[:, None]
+        for row in np.flatnonzero(at_or_above.sum(1) > k):  # ties straddle the cut: settle them by column
+            cols = np.flatnonzero(at_or_above[row])
+            part[row] = cols[np.lexsort((cols, -scores[row, cols]))[:k]]
+    part_scores = np.take_along_axis(scores, part, 1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, 1)
+    return np.take_along_axis(scores, idx, 1).astype(np.float32), idx.astype(np.int64)
+
+
+def merge_stable(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int,
                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two short per-row lists (scores, global ids) into the top ``k``: score descending, then lower id;
+    ``-1`` ids never win. A full sort of the ``k + width`` entries, so ties are settled exactly."""
+    scores = np.concatenate([a[0], b[0]], axis=1)
+    ids = np.concatenate([a[1], b[1]], axis=1)
+    scores = np.where(ids < 0, -np.inf, scores)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
+
+
+def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: int, k: int,
+                 chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Merge a block of similarities (columns = rows ``first…``) into the running per-row top-``k``.
 
-    Only entries strictly above the row's current k-th best score can enter (a later row with an equal score loses
-    the tie), so after the first blocks one vectorised comparison rejects almost everything and the selection costs
-    about as much as reading the block once, instead of an argpartition over it.
+    Columns are taken ``chunk`` at a time; only entries strictly above a row's current k-th best score can enter
+    (a later row with an equal score loses the tie, as in exact search). Once ``k`` results exist, one vectorised
+    comparison rejects almost every entry and only the rows with survivors are merged, so selection costs a few
+    percent of the matrix product instead of an argpartition over every score.
     """
-    n = sims.shape[0]
-    if best[0].shape[1] < k:  # not k results yet: plain top-k of the block
-        s, i = topk_rows(sims, k)
-        return merge_topk(best, (s, i + first), k)
-    threshold = best[0][:, k - 1]
-    mask = sims > threshold[:, None]
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return best
-    counts = np.bincount(rows, minlength=n)
-    width = int(counts.max())
-    if width > k:  # many survivors in some row: select per row first
-        s, i = topk_rows(np.where(mask, sims, -np.inf), k)
-        i = np.where(np.isfinite(s), i + first, -1)
-        return merge_topk(best, (s, i), k)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(rows.size) - starts[rows]
-    cand_s = np.full((n, width), -np.inf, dtype=np.float32)
-    cand_i = np.full((n, width), -1, dtype=np.int64)
-    cand_s[rows, pos] = sims[rows, cols]
-    cand_i[rows, pos] = cols + first
-    return merge_topk(best, (cand_s, cand_i), k)
+    n, m = sims.shape
+    for start in range(0, m, chunk):
+        part = sims[:, start:start + chunk]
+        base = first + start
+        if best[0].shape[1] < k or not np.isfinite(best[0][:, k - 1]).all():
+            s, i = topk_stable(part, k)
+            best = merge_stable(best, (s, i + base), k)
+            continue
+        mask = part > best[0][:, k - 1][:, None]
+        counts = np.count_nonzero(mask, axis=1)
+        hit = np.flatnonzero(counts)
+        if hit.size == 0:
+            continue
+        sub_mask, sub_part = mask[hit], part[hit]
+        width = int(counts[hit].max())
+        if width >= k:  # many survivors in some row: select per row first
+            s, i = topk_stable(np.where(sub_mask, sub_part, -np.inf), k)
+            cand = (s, np.where(np.isfinite(s), i + base, -1))
+        else:
+            rows, cols = np.nonzero(sub_mask)
+            sub_counts = counts[hit]
+            pos = np.arange(rows.size) - (np.cumsum(sub_counts) - sub_counts)[rows]
+            cand_s = np.full((hit.size, width), -np.inf, dtype=np.float32)
+            cand_i = np.full((hit.size, width), -1, dtype=np.int64)
+            cand_s[rows, pos] = sub_part[rows, cols]
+            cand_i[rows, pos] = cols + base
+            cand = (cand_s, cand_i)
+        merged = merge_stable((best[0][hit], best[1][hit]), cand, k)
+        scores, ids = np.array(best[0]), np.array(best[1])
+        scores[hit], ids[hit] = merged
+        best = (scores, ids)
+    return best
 
 
 class ArrayBlocks:
@@ -356,8 +399,14 @@ class StreamedExactIndex:
             qblock = q[qs:qs + qb]
             best = (np.zeros((len(qblock), 0), dtype=np.float32), np.zeros((len(qblock), 0), dtype=np.int64))
             for first, block in self.store.iter_blocks(rows, buffer):
-                if self.engine == "numpy":
-                    best = pruned_merge(best, _similarity(qblock, block, self.metric), first, k)
+                if self.engine == "numpy":  # scores made and pruned one cache-sized slice at a time
+                    c = 0
+                    while c < block.shape[0]:
+                        # the first slice is wide, so the k-th best score is already tight when pruning starts
+                        width = PRUNE_CHUNK if best[0].shape[1] >= k else max(PRUNE_CHUNK, 64 * k)
+                        sims = _similarity(qblock, block[c:c + width], self.metric)
+                        best = pruned_merge(best, sims, first + c, k, chunk=width)
+                        c += width
                     continue
                 s, i = self._block_topk(qblock, block, k)
                 best = merge_topk(best, (s, np.where(i < 0, -1, i + first)), k)
@@ -370,7 +419,10 @@ class StreamedExactIndex:
 
             kk = min(k, block.shape[0])
             metric = faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
-            d, i = faiss.knn(q, block, kk, metric=metric)
+            from negmine.index.ann import fast_flat_scan
+
+            with fast_flat_scan():
+                d, i = faiss.knn(q, block, kk, metric=metric)
             return (d if self.metric == "ip" else -d).astype(np.float32), i.astype(np.int64)
         return topk_rows(_similarity(q, block, self.metric), k)
 
@@ -395,7 +447,8 @@ class StreamedExactIndex:
         config = json.loads((path / "index.json").read_text())
         store = ShardStore.open(path / config.get("store", "."))
         if store.dim != config["dim"]:
-            raise ShardStoreError(f"{path}: the shard store has dimension {store.dim}, index.json says {config['dim']}")
+            raise ShardStoreError(f"{path}: the shard store has dimension {store.dim}, index.json says "
+                                  f"{config['dim']}")
         kwargs.setdefault("max_memory_mb", config.get("max_memory_mb", 1024))
         return cls(store, config["metric"], **kwargs)
 
