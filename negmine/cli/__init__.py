@@ -24,24 +24,20 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
         logging.getLogger("negmine").setLevel(logging.INFO)
 
 
-# --- command registration: one line per command module (keep sorted by pipeline order) ---
+# --- command registration: one line per command module, in pipeline order ---
+from negmine.cli.eval import eval_cmd  # noqa: E402
+from negmine.cli.index import index_app  # noqa: E402
 from negmine.cli.mine import mine  # noqa: E402
-
-app.command("mine", help=mine.__doc__)(mine)
+from negmine.cli.mteb import mteb_app  # noqa: E402
 from negmine.cli.relabel import relabel  # noqa: E402
-
-app.command("relabel", help=relabel.__doc__)(relabel)
 from negmine.cli.train import train  # noqa: E402
 
+app.add_typer(index_app, name="index")
+app.command("mine", help=mine.__doc__)(mine)
+app.command("relabel", help=relabel.__doc__)(relabel)
 app.command("train", help=train.__doc__)(train)
-from negmine.cli.eval import eval_cmd  # noqa: E402
-from negmine.cli.mteb import mteb_app  # noqa: E402
-
 app.command("eval", help=eval_cmd.__doc__)(eval_cmd)
 app.add_typer(mteb_app, name="mteb")
-from negmine.cli.index import index_app  # noqa: E402
-
-app.add_typer(index_app, name="index")
 # --- end of command registration ---
 
 
