@@ -14,6 +14,7 @@ Absolute times on shared machines are noisy: read the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -97,6 +98,11 @@ def run_negmine(data, encoder, cache_dir):
     return seconds, {r.query: set(r.negatives) for r in result.records}, result.stats.rows
 
 
+def load_average() -> str:
+    """1-minute load average: a phase that ran under more load than another makes their ratio unfair."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
+
+
 def overlap(a: dict[str, set[str]], b: dict[str, set[str]]) -> tuple[float, int]:
     common = set(a) & set(b)
     if not common:
@@ -116,12 +122,18 @@ def main() -> None:
     model = encoder.model if hasattr(encoder, "model") else SentenceTransformer(MODEL)
     print(f"{data.summary()}; {len(qids)} queries mined", flush=True)
 
+    loads = {"st": [load_average()]}
     st_s, st_neg, st_rows = run_st(data, qids, model)
+    loads["st"].append(load_average())
     print(f"sentence-transformers: {st_s:.1f} s, {st_rows} rows", flush=True)
     with tempfile.TemporaryDirectory() as cache_dir:
+        loads["cold"] = [load_average()]
         cold_s, nm_neg, nm_rows = run_negmine(data, encoder, cache_dir)
+        loads["cold"].append(load_average())
         print(f"negmine cold: {cold_s:.1f} s, {nm_rows} rows", flush=True)
+        loads["warm"] = [load_average()]
         warm_s, _, _ = run_negmine(data, encoder, cache_dir)
+        loads["warm"].append(load_average())
         print(f"negmine warm (cache): {warm_s:.1f} s", flush=True)
     ov, n_common = overlap(st_neg, nm_neg)
 
