@@ -88,6 +88,13 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
     status = {k: int(u.get(f"stage1_{k}", 0)) for k in ("verified", "no_answer", "unverified", "unparseable")}
     n_pairs = max(1, sum(status.values()))
     partial = s["queries"] < target
+    # what a judge that ranks at random would relabel: the best of k positives among k + m candidates has, on
+    # average, m / (k + 1) negatives above it
+    done = [records[qid] for qid in dict.fromkeys(r["query_id"] for r in rows)]
+    random_relabeled = sum(len(r["negatives"]) / (len(r["positives"]) + 1) for r in done)
+    random_per_10 = 10 * random_relabeled / max(1, s["negatives_in"])
+    anchors = [r["positive_rank"] for r in rows if r["role"] == "positive"]
+    positive_first = sum(a == 1 for a in anchors) / max(1, len(anchors))
     lines = [
         "# ARHN-style relabeling of mined SciFact train negatives",
         "",
@@ -106,6 +113,8 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         "|---|---|---|",
         f"| relabeled per 10 negatives | {s['relabeled_per_10_negatives']:.2f} | {PAPER['relabeled_per_10']} |",
         f"| filtered per 10 negatives | {s['filtered_per_10_negatives']:.2f} | {PAPER['filtered_per_10']} |",
+        f"| relabeled per 10 negatives if the ranking were random | {random_per_10:.2f} | - |",
+        f"| queries whose original positive is ranked first | {positive_first:.2f} | - |",
         f"| unsure rate (negatives) | {s['unsure_rate']:.3f} | - |",
         f"| stage-1 outputs: verified / NO_ANSWER / unverified / unparseable | "
         f"{status['verified'] / n_pairs:.2f} / {status['no_answer'] / n_pairs:.2f} / "
@@ -123,6 +132,7 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         "",
     ]
     (out / "relabel_scifact.md").write_text("\n".join(lines))
+    (out / "relabel_scifact_summary.json").write_text(json.dumps(s, indent=2) + "\n")
     write_spotcheck(out / "relabel_scifact_spotcheck.md", rows, records)
     return s
 

@@ -8,6 +8,36 @@ Typical use::
 
 The command line does the same: ``negmine relabel --mined runs/x/mined.jsonl --judge llm:... --out runs/x/relabel``.
 Nothing heavy (torch, openai, llama_cpp) is imported until a judge that needs it is built.
+
+Judges (all behind :class:`~negmine.relabel.base.Judge`; the ARHN rules in :mod:`negmine.relabel.arhn` apply to all):
+
+========================  =================================================================================
+``ARHNJudge``             two LLM stages: verbatim answer snippet or NO_ANSWER, then listwise ranking (sliding
+                          window). Prompts are *ARHN-style*: the paper's exact prompts are not published.
+``PointwiseLLMJudge``     P(yes) from the first answer token's logits: one forward pass per pair.
+``CrossEncoderJudge``     a sentence-transformers reranker's probability.
+``CascadeJudge``          a cheap judge clears confident negatives; the LLM judges the rest.
+========================  =================================================================================
+
+LLM backends: ``OpenAIChatClient`` (any OpenAI-compatible server: vLLM, llama.cpp, TGI, Ollama; concurrent, with
+retries), ``LlamaCppChatClient`` (GGUF in-process), ``TransformersChatClient`` (batched in-process).
+
+Writing your own judge takes one class with a ``name``, ``judge(query, passages, num_positives)`` returning one
+:class:`~negmine.relabel.base.Judgment` per passage (a 0-based ``rank`` within the candidate set, and a ``label`` or a
+verified ``answer``), and ``get_config_dict()``; ``judge_many(items)`` is optional and lets it batch many queries::
+
+    from negmine.relabel.base import Judgment, Label
+
+    class LengthJudge:  # a toy: longer passages "answer" better
+        name = "length"
+
+        def get_config_dict(self):
+            return {"type": "length"}
+
+        def judge(self, query, passages, num_positives=1):
+            order = sorted(range(len(passages)), key=lambda i: -len(passages[i]))
+            return [Judgment(Label.POSITIVE if len(p) > 200 else Label.NEGATIVE, score=float(len(p)),
+                             rank=order.index(i), judge=self.name) for i, p in enumerate(passages)]
 """
 
 from __future__ import annotations

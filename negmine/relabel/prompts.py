@@ -11,6 +11,11 @@ its fence or impersonate an identifier (``</passage>``, ``<answer>``, ``[3]``). 
 :mod:`negmine.relabel.parsing`) accepts only the expected output format. Stage 1 sees one passage per prompt, so an
 injected instruction can only ever affect the passage that carries it.
 
+BEIR queries are questions or, as in SciFact, claims: "answers the query" is spelled out as "answers it, or
+supports or refutes the claim". The query and the instructions come before the passage so that consecutive prompts
+of one query share a long prefix (llama.cpp and vLLM reuse the cached prefix); a one-line reminder of the format
+closes the prompt.
+
 Changing any text here changes :data:`PROMPT_VERSION`, which is part of every cache key.
 """
 
@@ -50,21 +55,22 @@ SYSTEM = (
 STAGE1_USER = """Query:
 <query>{query}</query>
 
+Task: if the passage below directly answers the query (or, when the query is a claim, directly supports or refutes \
+it), copy the shortest span of the passage (at most one sentence) that does so, word for word, without adding, \
+changing or summarising anything. If it does not, say so. Reply with exactly one line in one of these two forms and \
+nothing else:
+ANSWER: <span copied verbatim from the passage>
+NO_ANSWER
+
 Passage:
 <passage>
 {passage}
 </passage>
 
-Task: if the passage directly answers the query, copy the shortest span of the passage (at most one sentence) that \
-answers it, word for word, without adding, changing or summarising anything. If the passage does not answer the \
-query, say so.
-
-Reply with exactly one line in one of these two forms and nothing else:
-ANSWER: <span copied verbatim from the passage>
-NO_ANSWER"""
+Reply with one line: ANSWER: <verbatim span> or NO_ANSWER."""
 
 STAGE2_USER = """Below are {n} passages, each with an identifier [1] to [{n}] and the answer snippet extracted \
-from it (or NO_ANSWER). Rank them by how directly they answer the query.
+from it (or NO_ANSWER). Rank them by how directly they answer the query (for a claim: support or refute it).
 
 Query:
 <query>{query}</query>
@@ -74,7 +80,8 @@ Query:
 Query:
 <query>{query}</query>
 
-Rank the {n} passages above by how directly they answer the query, the most directly answering passage first. \
+Rank the {n} passages above by how directly they answer the query (for a claim: support or refute it), the most \
+directly answering passage first. \
 Reply only with all {n} identifiers in the form [2] > [1] > [3], each exactly once, and nothing else."""
 
 STAGE2_BLOCK = """[{i}]
@@ -91,7 +98,7 @@ Passage:
 {passage}
 </passage>
 
-Does the passage directly answer the query? Reply with Yes or No."""
+Does the passage directly answer the query (for a claim: directly support or refute it)? Reply with Yes or No."""
 
 
 def stage1_messages(query: str, passage: str, max_words: int | None = None) -> list[Message]:
