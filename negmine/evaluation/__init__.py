@@ -7,8 +7,9 @@ Names are resolved lazily (PEP 562): ``import negmine.evaluation`` imports neith
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from negmine._lazy import lazy_exports
 
 _EXPORTS = {
     "evaluate": "negmine.evaluation.metrics",
@@ -31,14 +32,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'negmine.evaluation' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

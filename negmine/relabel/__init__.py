@@ -42,8 +42,9 @@ verified ``answer``), and ``get_config_dict()``; ``judge_many(items)`` is option
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from negmine._lazy import lazy_exports
 
 _EXPORTS = {
     "Label": "negmine.relabel.base",
@@ -70,14 +71,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'negmine.relabel' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
