@@ -7,7 +7,6 @@ Names are resolved lazily (PEP 562): ``import negmine.evaluation`` imports neith
 
 from __future__ import annotations
 
-
 from negmine._lazy import lazy_exports
 
 _EXPORTS = {

@@ -42,7 +42,6 @@ verified ``answer``), and ``get_config_dict()``; ``judge_many(items)`` is option
 
 from __future__ import annotations
 
-
 from negmine._lazy import lazy_exports
 
 _EXPORTS = {
