@@ -40,7 +40,8 @@ class SentenceTransformerEncoder:
             uses the model's own ``query``/``document`` prompts if its config defines them.
         similarity: ``cosine`` (vectors are L2-normalised, scores are cosines) or ``dot``.
         precision: ``fp32`` (default), ``fp16`` or ``bf16`` weights (fp16/bf16 are for CUDA; on CPU prefer fp32),
-            ``bf16-autocast``, or ``int8`` / ``int8-mixed`` (CPU dynamic quantization); see :mod:`negmine.encoders.fast`.
+            ``bf16-autocast``, or ``int8`` / ``int8-mixed`` (CPU dynamic quantization);
+            see :mod:`negmine.encoders.fast`.
         max_seq_length: truncate inputs to this many tokens (default: the model's own).
         revision: the hub revision to load (ignored for local folders).
         device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
