@@ -12,17 +12,22 @@ from negmine.index.base import Metric, check_k, check_vectors, pad_results
 
 
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of each row, sorted by score descending, ties broken by the lower column index (stable)."""
+    """Per-row top-``k`` (score descending) where ties at the cut go to the lower column, like a full stable sort."""
     n, m = scores.shape
     k = min(k, m)
     if k == m:
         part = np.broadcast_to(np.arange(m), (n, m))
     else:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)  # primary: score desc, secondary: index asc
-    idx = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(scores, idx, axis=1).astype(np.float32), idx.astype(np.int64)
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k].copy()
+        kth = np.take_along_axis(scores, part, 1).min(1)
+        at_or_above = scores >= kth[:, None]
+        for row in np.flatnonzero(at_or_above.sum(1) > k):  # ties straddle the cut: settle them by column
+            cols = np.flatnonzero(at_or_above[row])
+            part[row] = cols[np.lexsort((cols, -scores[row, cols]))[:k]]
+    part_scores = np.take_along_axis(scores, part, 1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, 1)
+    return np.take_along_axis(scores, idx, 1).astype(np.float32), idx.astype(np.int64)
 
 
 def _similarity(queries: np.ndarray, block: np.ndarray, metric: Metric) -> np.ndarray:
@@ -32,22 +37,15 @@ def _similarity(queries: np.ndarray, block: np.ndarray, metric: Metric) -> np.nd
     return sims
 
 
-def merge_topk(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two per-row top-k lists (scores, global indices) into one; -1 entries never win."""
+def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two short per-row lists (scores, global ids) into the top ``k``: score descending, then lower id;
+    ``-1`` ids never win. A full sort of the ``k + width`` entries, so ties are settled exactly."""
     scores = np.concatenate([a[0], b[0]], axis=1)
-    indices = np.concatenate([a[1], b[1]], axis=1)
-    scores = np.where(indices < 0, -np.inf, scores)
-    k = min(k, scores.shape[1])
-    part = (
-        np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        if k < scores.shape[1]
-        else np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-    )
-    ps, pi = np.take_along_axis(scores, part, 1), np.take_along_axis(indices, part, 1)
-    order = np.lexsort((np.where(pi < 0, np.iinfo(np.int64).max, pi), -ps), axis=1)
-    return np.take_along_axis(ps, order, 1).astype(np.float32), np.take_along_axis(pi, order, 1)
+    ids = np.concatenate([a[1], b[1]], axis=1)
+    scores = np.where(ids < 0, -np.inf, scores)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
 
 
 class ExactIndex:

@@ -221,36 +221,6 @@ class ShardStore:
             first += count
 
 
-def topk_stable(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row top-``k`` (score descending) where ties at the cut go to the lower column, like a full stable sort."""
-    n, m = scores.shape
-    k = min(k, m)
-    if k == m:
-        part = np.broadcast_to(np.arange(m), (n, m))
-    else:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k].copy()
-        kth = np.take_along_axis(scores, part, 1).min(1)
-        at_or_above = scores >= kth[:, None]
-        for row in np.flatnonzero(at_or_above.sum(1) > k):  # ties straddle the cut: settle them by column
-            cols = np.flatnonzero(at_or_above[row])
-            part[row] = cols[np.lexsort((cols, -scores[row, cols]))[:k]]
-    part_scores = np.take_along_axis(scores, part, 1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    idx = np.take_along_axis(part, order, 1)
-    return np.take_along_axis(scores, idx, 1).astype(np.float32), idx.astype(np.int64)
-
-
-def merge_stable(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], k: int,
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two short per-row lists (scores, global ids) into the top ``k``: score descending, then lower id;
-    ``-1`` ids never win. A full sort of the ``k + width`` entries, so ties are settled exactly."""
-    scores = np.concatenate([a[0], b[0]], axis=1)
-    ids = np.concatenate([a[1], b[1]], axis=1)
-    scores = np.where(ids < 0, -np.inf, scores)
-    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)[:, :k]
-    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
-
-
 def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: int, k: int,
                  chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Merge a block of similarities (columns = rows ``first…``) into the running per-row top-``k``.
@@ -265,8 +235,8 @@ def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: i
         part = sims[:, start:start + chunk]
         base = first + start
         if best[0].shape[1] < k or not np.isfinite(best[0][:, k - 1]).all():
-            s, i = topk_stable(part, k)
-            best = merge_stable(best, (s, i + base), k)
+            s, i = topk_rows(part, k)
+            best = merge_topk(best, (s, i + base), k)
             continue
         mask = part > best[0][:, k - 1][:, None]
         counts = np.count_nonzero(mask, axis=1)
@@ -276,7 +246,7 @@ def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: i
         sub_mask, sub_part = mask[hit], part[hit]
         width = int(counts[hit].max())
         if width >= k:  # many survivors in some row: select per row first
-            s, i = topk_stable(np.where(sub_mask, sub_part, -np.inf), k)
+            s, i = topk_rows(np.where(sub_mask, sub_part, -np.inf), k)
             cand = (s, np.where(np.isfinite(s), i + base, -1))
         else:
             rows, cols = np.nonzero(sub_mask)
@@ -287,7 +257,7 @@ def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: i
             cand_s[rows, pos] = sub_part[rows, cols]
             cand_i[rows, pos] = cols + base
             cand = (cand_s, cand_i)
-        merged = merge_stable((best[0][hit], best[1][hit]), cand, k)
+        merged = merge_topk((best[0][hit], best[1][hit]), cand, k)
         scores, ids = np.array(best[0]), np.array(best[1])
         scores[hit], ids[hit] = merged
         best = (scores, ids)

@@ -15,14 +15,7 @@ DIM = 16
 FP = {"encoder": "test", "weights_sha256": "abc", "precision": "fp32", "query_prompt": ""}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 @pytest.fixture(scope="module")
