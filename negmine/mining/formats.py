@@ -14,6 +14,7 @@ The training formats follow sentence-transformers (one row per (query, positive)
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,15 +41,27 @@ class MinedQuery:
         return asdict(self)
 
 
+_ID_FIELDS = ("query_id", "query")
+_TEXT_FIELDS = ("positive_ids", "positives", "negative_ids", "negatives")
+_SCORE_FIELDS = ("positive_scores", "negative_scores")
 _LIST_FIELDS = ("positive_ids", "positives", "positive_scores", "negative_ids", "negatives", "negative_scores")
 
 
-def read_mined(path: str | os.PathLike) -> list[MinedQuery]:
-    """Read a ``mined.jsonl`` file strictly (bad lines raise :class:`DataError` with file, line and field)."""
+def read_mined(path: str | os.PathLike, *, require_scores: bool = False) -> list[MinedQuery]:
+    """Read a ``mined.jsonl`` file (or the folder holding it) strictly.
+
+    Every bad line raises :class:`DataError` naming the file, line and field: malformed JSON, a missing or empty
+    ``query_id``/``query``, a missing list, an item of the wrong type or a non-finite score, lists whose lengths
+    disagree with their ids, a query without positives, or a repeated ``query_id``. Score lists may be empty (a file
+    mined without teacher scores) unless ``require_scores`` is set.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "mined.jsonl"
-    records = []
+    if not path.is_file():
+        raise DataError("file not found", path)
+    records: list[MinedQuery] = []
+    seen: set[str] = set()
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -57,25 +70,41 @@ def read_mined(path: str | os.PathLike) -> list[MinedQuery]:
                 obj = json.loads(line)
             except ValueError as err:
                 raise DataError(f"malformed JSON ({err})", path, lineno) from None
-            records.append(_mined_from_dict(obj, path, lineno))
+            record = _mined_from_dict(obj, path, lineno, require_scores)
+            if record.query_id in seen:
+                raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
+            seen.add(record.query_id)
+            records.append(record)
     return records
 
 
-def _mined_from_dict(obj: Any, path: Path, lineno: int) -> MinedQuery:
+def _mined_from_dict(obj: Any, path: Path, lineno: int, require_scores: bool) -> MinedQuery:
     if not isinstance(obj, dict):
         raise DataError("expected a JSON object", path, lineno)
-    for key in ("query_id", "query"):
-        if not isinstance(obj.get(key), str) or not obj[key]:
+    for key in _ID_FIELDS:
+        if not isinstance(obj.get(key), str) or not obj[key].strip():
             raise DataError("missing or not a non-empty string", path, lineno, key)
     for key in _LIST_FIELDS:
-        if not isinstance(obj.get(key, []), list):
-            raise DataError("expected a list", path, lineno, key)
-    if not obj.get("positives"):
+        if not isinstance(obj.get(key), list):
+            raise DataError("missing or not a list", path, lineno, key)
+        for item in obj[key]:
+            if not _valid_item(item, key in _SCORE_FIELDS):
+                raise DataError(f"list item {item!r} has the wrong type", path, lineno, key)
+    if not obj["positives"]:
         raise DataError("a query needs at least one positive", path, lineno, "positives")
-    for ids, texts in (("positive_ids", "positives"), ("negative_ids", "negatives")):
-        if len(obj.get(ids, [])) != len(obj.get(texts, [])):
-            raise DataError(f"{ids} and {texts} have different lengths", path, lineno, ids)
-    return MinedQuery(**{k: obj.get(k, []) for k in ("query_id", "query", *_LIST_FIELDS)})
+    for prefix in ("positive", "negative"):
+        n = len(obj[f"{prefix}_ids"])
+        for key in (f"{prefix}s", f"{prefix}_scores"):
+            optional = key in _SCORE_FIELDS and not require_scores and not obj[key]
+            if len(obj[key]) != n and not optional:
+                raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {n}", path, lineno, key)
+    return MinedQuery(**{k: obj[k] for k in (*_ID_FIELDS, *_LIST_FIELDS)})
+
+
+def _valid_item(item: Any, is_score: bool) -> bool:
+    if is_score:
+        return isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+    return isinstance(item, str)
 
 
 def _scores(record: MinedQuery, positive: int) -> list[float]:

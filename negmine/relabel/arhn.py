@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from negmine.errors import ConfigError, DataError
+from negmine.errors import ConfigError
 from negmine.io import atomic_open, write_json, write_manifest
 from negmine.relabel.base import Judge, Judgment
 from negmine.relabel.cache import JudgmentCache
@@ -43,53 +42,18 @@ OnUnsure = Literal["keep", "drop"]
 MODES = ("relabel", "filter", "both")
 ON_UNSURE = ("keep", "drop")
 
-_LIST_FIELDS = (("positive_ids", str), ("positives", str), ("positive_scores", (int, float)),
-                ("negative_ids", str), ("negatives", str), ("negative_scores", (int, float)))
-
-
 def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 def read_mined(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Read ``mined.jsonl`` strictly: any bad line raises :class:`DataError` naming the file, line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"invalid JSON ({err.msg})", path, lineno) from None
-            if not isinstance(record, dict):
-                raise DataError("expected a JSON object", path, lineno)
-            for key in ("query_id", "query"):
-                if not isinstance(record.get(key), str) or (key == "query" and not record[key].strip()):
-                    raise DataError("missing or not a non-empty string", path, lineno, key)
-            for key, kind in _LIST_FIELDS:
-                value = record.get(key)
-                if not isinstance(value, list):
-                    raise DataError("missing or not a list", path, lineno, key)
-                for item in value:
-                    if not isinstance(item, kind) or isinstance(item, bool) or (
-                            isinstance(item, float) and not math.isfinite(item)):
-                        raise DataError(f"list item {item!r} has the wrong type", path, lineno, key)
-            for prefix in ("positive", "negative"):
-                n = len(record[f"{prefix}_ids"])
-                for key in (f"{prefix}s", f"{prefix}_scores"):
-                    if len(record[key]) != n:
-                        raise DataError(f"has {len(record[key])} items but {prefix}_ids has {n}", path, lineno, key)
-            if not record["positives"]:
-                raise DataError("no positive: the ARHN rules need one as the anchor", path, lineno, "positives")
-            if record["query_id"] in seen:
-                raise DataError(f"duplicate query_id {record['query_id']!r}", path, lineno, "query_id")
-            seen.add(record["query_id"])
-            yield record
+    """``mined.jsonl`` records as dicts, read strictly by :func:`negmine.mining.formats.read_mined` (teacher scores
+    required: relabeling moves passages together with their scores)."""
+    from negmine.mining.formats import read_mined as read_mined_records
+
+    for record in read_mined_records(path, require_scores=True):
+        yield record.to_dict()
 
 
 @dataclass

@@ -281,7 +281,9 @@ def test_config_errors(options, message):
 
 def test_read_mined_errors(tmp_path):
     path = tmp_path / "mined.jsonl"
-    path.write_text('{"query_id": "q", "query": "x", "positives": ["p"], "positive_ids": ["1"]}\n{"query_id": "q"}\n')
+    valid = {"query_id": "q", "query": "x", "positive_ids": ["1"], "positives": ["p"], "positive_scores": [],
+             "negative_ids": [], "negatives": [], "negative_scores": []}
+    path.write_text(json.dumps(valid) + '\n{"query_id": "q"}\n')
     from negmine.errors import DataError
 
     with pytest.raises(DataError, match=r"mined.jsonl, line 2, field 'query'"):
