@@ -96,6 +96,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def timed_exact_search(index, q: np.ndarray, n: int, k: int, out: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Search once, recording time and GFLOP/s next to this machine's matmul throughput measured just before/after."""
+    out["matmul_before"] = matmul_gflops(len(q))
+    t = time.perf_counter()
+    scores, ids = index.search(q, k)
+    out["search_s"] = time.perf_counter() - t
+    out["matmul_after"] = matmul_gflops(len(q))
+    out["gflops"] = 2 * len(q) * n * DIM / out["search_s"] / 1e9
+    return scores, ids
+
+
 def matmul_gflops(nq: int, rows: int = 65536, repeat: int = 3) -> float:
     """Best-of-``repeat`` fp32 (nq × d) @ (d × rows) throughput with numpy's BLAS, in GFLOP/s."""
     a, b = unit_block(7, 0, nq), unit_block(8, 0, rows)
@@ -140,15 +151,10 @@ def child(args: argparse.Namespace) -> dict:
         index = StreamedExactIndex(x, "ip", max_memory_mb=256, engine="numpy")
         out["factory"] = "negmine exact (numpy, pruned top-k)"
         out["build_s"] = 0.0
-        out["matmul_before"] = matmul_gflops(len(q))
-        t = time.perf_counter()
-        _, ids = index.search(q, args.k)
-        out["search_s"] = time.perf_counter() - t
-        out["matmul_after"] = matmul_gflops(len(q))
-        out["gflops"] = 2 * len(q) * n * DIM / out["search_s"] / 1e9
+        scores, ids = timed_exact_search(index, q, n, args.k, out)
         if args.oracle == "numpy":  # this run's oracle
             np.save(gt_path, ids)
-            np.save(str(gt_path).replace("gt_", "gts_"), _)
+            np.save(str(gt_path).replace("gt_", "gts_"), scores)
         out["recall"] = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, np.load(gt_path))]))
         out["peak_rss_mb"] = peak_rss_mb()
         return out
@@ -164,14 +170,9 @@ def child(args: argparse.Namespace) -> dict:
     index.add_from(store)
     out["build_s"] = time.perf_counter() - t
     if kind == "flat":
-        out["matmul_before"] = matmul_gflops(len(q))
-        t = time.perf_counter()
-        _, ids = index.search(q, args.k)
-        out["search_s"] = time.perf_counter() - t
-        out["matmul_after"] = matmul_gflops(len(q))
-        out["gflops"] = 2 * len(q) * n * DIM / out["search_s"] / 1e9
+        scores, ids = timed_exact_search(index, q, n, args.k, out)
         np.save(gt_path, ids)
-        np.save(str(gt_path).replace("gt_", "gts_"), _)
+        np.save(str(gt_path).replace("gt_", "gts_"), scores)
         out["recall"] = 1.0
         out["peak_rss_mb"] = peak_rss_mb()
         return out

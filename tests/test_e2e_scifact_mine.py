@@ -11,34 +11,18 @@ from negmine.data import load_data
 from negmine.mining import read_mined
 
 
-@pytest.fixture(scope="module")
-def mined(tmp_path_factory, scifact_dir):
-    out = tmp_path_factory.mktemp("scifact-mine")
-    result = CliRunner().invoke(
-        app,
-        [
-            "mine",
-            "--retriever",
-            "minilm",
-            "--data",
-            str(scifact_dir),
-            "--split",
-            "train",
-            "--range",
-            "0:50",
-            "--num-negatives",
-            "5",
-            "--strategy",
-            "perc-pos",
-            "--percentage",
-            "0.95",
-            "--output-scores",
-            "--out",
-            str(out),
-        ],
-    )
+def run_mine(scifact_dir, out, *options):
+    """``negmine mine`` on SciFact train with the bundled MiniLM; returns the output folder."""
+    args = ["mine", "--retriever", "minilm", "--data", str(scifact_dir), "--split", "train", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, *options])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory, scifact_dir):
+    return run_mine(scifact_dir, tmp_path_factory.mktemp("scifact-mine"), "--range", "0:50", "--num-negatives", "5",
+                    "--strategy", "perc-pos", "--percentage", "0.95", "--output-scores")
 
 
 def test_no_negative_is_a_positive_or_a_copy_of_one(mined, scifact_dir):
@@ -74,29 +58,6 @@ def test_remining_with_other_filters_does_not_reencode(mined, scifact_dir, tmp_p
     from negmine.encoders.st import SentenceTransformerEncoder
 
     with mock.patch.object(SentenceTransformerEncoder, "_encode", side_effect=AssertionError("re-encoded")):
-        result = CliRunner().invoke(
-            app,
-            [
-                "mine",
-                "--retriever",
-                "minilm",
-                "--data",
-                str(scifact_dir),
-                "--split",
-                "train",
-                "--strategy",
-                "margin-pos",
-                "--margin",
-                "0.1",
-                "--num-negatives",
-                "3",
-                "--sampling",
-                "random",
-                "--seed",
-                "1",
-                "--out",
-                str(tmp_path),
-            ],
-        )
-    assert result.exit_code == 0, result.output
+        run_mine(scifact_dir, tmp_path, "--strategy", "margin-pos", "--margin", "0.1", "--num-negatives", "3",
+                 "--sampling", "random", "--seed", "1")
     assert 500 < len(read_mined(tmp_path)) <= 809
