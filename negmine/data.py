@@ -405,7 +405,6 @@ class _PairBuilder:
         self.by_text = {doc_text(doc): doc_id for doc_id, doc in self.corpus.items()}
         self.queries: Queries = {}
         self.qrels: Qrels = {}
-        self.given_negatives: dict[str, list[str]] = {}
 
     def _doc(self, text: str) -> str:
         doc_id = self.by_text.get(text)
@@ -427,8 +426,8 @@ class _PairBuilder:
         self.queries[qid] = query
         for text in positives:
             self.qrels.setdefault(qid, {})[self._doc(text)] = 1
-        if negatives:
-            self.given_negatives.setdefault(qid, []).extend(self._doc(t) for t in negatives)
+        for text in negatives:  # given negatives join the corpus, so they can be mined like any other document
+            self._doc(text)
 
     def build(self, name: str) -> RetrievalData:
         if not self.qrels:
@@ -436,7 +435,6 @@ class _PairBuilder:
         data = RetrievalData(
             self.corpus, self.queries, self.qrels, name=name, split="pairs", sources=[self.path], report=self.report
         )
-        data.given_negatives = self.given_negatives  # type: ignore[attr-defined]
         _log_report(data)
         return data
 
