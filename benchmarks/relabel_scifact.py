@@ -104,7 +104,8 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         f"{STAGE2_WORDS} words (plus the snippet) in stage 2. Mode `both`, unsure negatives dropped.",
         "",
         f"Hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs "
-        f"(load was high), no GPU; llama.cpp threads = {config.get('n_threads')}.",
+        f"(1-minute load average {config['load_start']:.1f} at the start of this invocation, "
+        f"{os.getloadavg()[0]:.1f} at this report), no GPU; llama.cpp threads = {config.get('n_threads')}.",
         "",
         ("**Partial run**: " if partial else "") + f"{s['queries']} of {target} queries done "
         f"({s['negatives_in']} negatives, {s['positives_in']} positives).",
@@ -188,6 +189,7 @@ def main() -> None:
 
         client = LlamaCppChatClient(GGUF, n_ctx=4096, n_threads=args.threads)
         config = {"backend": "llama-cpp-python in-process", "n_threads": args.threads}
+    config["load_start"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     judge = ARHNJudge(client, cache=JudgmentCache(args.out / "cache.jsonl"), max_passage_words=STAGE1_WORDS,
                       rank_max_passage_words=STAGE2_WORDS, snippet_max_tokens=SNIPPET_MAX_TOKENS,

@@ -193,7 +193,7 @@ class LlamaCppChatClient:
     Args:
         model_path: the ``.gguf`` file.
         n_ctx: context length in tokens.
-        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_threads: CPU threads for both prompt processing and generation (``None``: llama.cpp's defaults).
         seed: sampling seed (decoding is greedy anyway).
     """
 
@@ -209,8 +209,8 @@ class LlamaCppChatClient:
         self.seed = seed
         self.usage = Usage()
         self._lock = threading.Lock()
-        self._llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_threads=n_threads, seed=seed,
-                                    n_gpu_layers=n_gpu_layers, verbose=False)
+        self._llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_threads=n_threads,
+                                    n_threads_batch=n_threads, seed=seed, n_gpu_layers=n_gpu_layers, verbose=False)
         self._formatter = None
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -27,6 +27,9 @@ _NO_ANSWER = re.compile(r"^\**\s*no[_ ]answer\s*\**\s*[.!]?$", re.IGNORECASE)
 _BRACKETED = re.compile(r"\[\s*(\d+)\s*\]")
 _BARE = re.compile(r"^\s*\d+(?:\s*(?:>|,)\s*\d+)*\s*$")
 _ALNUM = re.compile(r"\w", re.UNICODE)
+# Small models often echo a format placeholder around the span ("<verbatim span>...</verbatim>", "<span>...");
+# such wrappers are dropped before verification (the span itself must still occur in the passage).
+_WRAPPER = re.compile(r"^(?:<[a-z_ /-]{1,30}>\s*)+|(?:\s*</?[a-z_ /-]{1,30}>)+$", re.IGNORECASE)
 
 
 def normalize(text: str) -> str:
@@ -71,7 +74,7 @@ def parse_snippet(output: str, passage: str, *alternates: str) -> SnippetResult:
     span = match.group(1).strip().strip("*").strip()
     if not span and len(lines) > 1:  # "ANSWER:" alone on its line, the span on the next one
         span = lines[1]
-    span = span.strip(_STRIP.replace(".", "").replace("…", ""))
+    span = _WRAPPER.sub("", span).strip(_STRIP.replace(".", "").replace("…", ""))
     if not span or _NO_ANSWER.match(span):
         return SnippetResult(NO_ANSWER)
     if verify_snippet(span, passage, *alternates):

@@ -55,19 +55,17 @@ SYSTEM = (
 STAGE1_USER = """Query:
 <query>{query}</query>
 
-Task: if the passage below directly answers the query (or, when the query is a claim, directly supports or refutes \
-it), copy the shortest span of the passage (at most one sentence) that does so, word for word, without adding, \
-changing or summarising anything. If it does not, say so. Reply with exactly one line in one of these two forms and \
-nothing else:
-ANSWER: <span copied verbatim from the passage>
-NO_ANSWER
+Task: if the passage below answers the query (or, when the query is a claim, supports or refutes it), copy the \
+shortest span of the passage (at most one sentence) that does so, word for word, without adding, changing or \
+summarising anything. If it does not, say so. Reply with exactly one line and nothing else: ANSWER: followed by \
+the copied span, or NO_ANSWER.
 
 Passage:
 <passage>
 {passage}
 </passage>
 
-Reply with one line: ANSWER: <verbatim span> or NO_ANSWER."""
+Reply with one line: ANSWER: followed by the span copied from the passage, or NO_ANSWER."""
 
 STAGE2_USER = """Below are {n} passages, each with an identifier [1] to [{n}] and the answer snippet extracted \
 from it (or NO_ANSWER). Rank them by how directly they answer the query (for a claim: support or refute it).

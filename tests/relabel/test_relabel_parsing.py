@@ -46,6 +46,11 @@ def test_normalize_folds_case_whitespace_and_quotes():
     ("no answer.", "no_answer", None),
     ("ANSWER: NO_ANSWER", "no_answer", None),
     ("ANSWER: Aspirin cures cancer", "unverified", None),
+    # a format placeholder echoed around the span (seen from Qwen2.5-1.5B) is dropped; the span must still verify
+    ("ANSWER: <verbatim span>It is cheap.</verbatim>", "verified", "It is cheap."),
+    ("ANSWER: <span> It is cheap </span>", "verified", "It is cheap"),
+    ("ANSWER: <verbatim span>Aspirin cures cancer</verbatim>", "unverified", None),
+    ("ANSWER: <verbatim span>", "no_answer", None),
     ("The passage says aspirin is cheap", "unparseable", None),
     ("", "unparseable", None),
     ("I think NO_ANSWER", "unparseable", None),
