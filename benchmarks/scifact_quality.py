@@ -530,6 +530,22 @@ def shared_steps(runs: Path) -> list[str]:
     return lines
 
 
+def mined_negatives(runs: Path) -> list[str]:
+    """One line per negmine mining step: what the mined negatives look like (teacher scores, margin filter)."""
+    lines = []
+    for path in sorted((runs / "_shared").glob("mine-*/stats.json")):
+        stats = _read(path)
+        pos, neg = stats["scores"]["positive"], stats["scores"]["negative"]
+        candidates = stats["candidates"]
+        lines.append(
+            f"- `{path.parent.name}`: {stats['queries']['total']} queries, {stats['negatives']['selected']} negatives "
+            f"selected ({stats['queries']['too_few']} queries with fewer than asked); teacher score positive "
+            f"{pos['mean']:.3f} ± {pos['std']:.3f}, negative {neg['mean']:.3f} ± {neg['std']:.3f} (95th percentile "
+            f"{neg['q95']:.3f}); the 0.95 margin removed {candidates['filtered'].get('perc_pos', 0)} of "
+            f"{candidates['retrieved']} candidates.")
+    return lines
+
+
 def write_table(runs: Path, out: Path, smoke: bool) -> str:
     """Write the Markdown table of every row (measured or "not run") and return it."""
     rows = {r.name: collect(runs, r) for r in RECIPES}
@@ -562,8 +578,9 @@ def write_table(runs: Path, out: Path, smoke: bool) -> str:
         "|---|---|---|---|---|---:|---:|---|---:|---:|---|",
     ]
     body = [table_row(r, rows[r.name], rows[PEER]) for r in RECIPES]
-    steps = shared_steps(runs)
-    text = "\n".join(header + body + ([""] + ["Shared steps (wall time):"] + steps if steps else [])) + "\n"
+    steps, mined = shared_steps(runs), mined_negatives(runs)
+    text = "\n".join(header + body + ([""] + ["Shared steps (wall time):"] + steps if steps else [])
+                     + ([""] + ["Mined negatives (negmine, before any relabeling):"] + mined if mined else [])) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return text

@@ -91,6 +91,8 @@ def test_table_shows_measured_numbers_and_not_run_rows(script, smoke_run):
         measured = _json(smoke_run["runs"] / name / "12" / "eval-scifact" / "metrics.json")["metrics"]["ndcg@10"]
         assert f"| {measured:.4f} |" in rows[name]
     assert re.search(r"p=[0-9.e-]+", rows["infonce"])  # paired test against the peer baseline
+    stats = _json(smoke_run["runs"] / "_shared" / "mine-minilm" / "stats.json")
+    assert f"`mine-minilm`: {stats['queries']['total']} queries, {stats['negatives']['selected']} negatives" in table
     for name in {r.name for r in script.RECIPES} - set(RECIPES):
         assert rows[name].count("not run") >= 2 and not re.search(r"\d\.\d{4}", rows[name])
 
