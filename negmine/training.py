@@ -3,7 +3,8 @@
 Rows (see :mod:`negmine.losses._common` for the loss side of the convention):
 
 * ``mined.jsonl`` (negmine's format, one record per query) becomes rows
-  ``anchor, positive, positive_2..positive_P, negative_1..negative_N[, scores]``. ``P = min(max_positives, most
+  ``anchor, positive_1..positive_P, negative_1..negative_N[, scores]`` (``positive`` when ``P = 1``; no column name
+  is a prefix of another, which sentence-transformers' column split requires). ``P = min(max_positives, most
   positives of any query)``; a query with more than ``P`` positives is split over several rows of ``P`` positives
   (same anchor and negatives; no-duplicates batching never puts two of them in one batch); a query with fewer repeats
   its first positive in the spare columns and gives them a ``NaN`` score (the losses count a repeated text once).
@@ -271,7 +272,9 @@ def _row(record: QueryRecord, start: int, num_pos: int, num_neg: int, with_score
     group = record.positives[start:start + num_pos]
     row: dict[str, Any] = {"anchor": record.query}
     for k in range(num_pos):
-        row["positive" if k == 0 else f"positive_{k + 1}"] = group[k] if k < len(group) else group[0]
+        # positive_1..P, never "positive" next to "positive_2": the trainer splits a batch into columns by name
+        # prefix, so "positive" would also collect positive_2's tensors and the merged forward would be refused
+        row["positive" if num_pos == 1 else f"positive_{k + 1}"] = group[k] if k < len(group) else group[0]
     for k in range(num_neg):
         row[f"negative_{k + 1}"] = record.negatives[k]
     if with_scores:

@@ -34,9 +34,9 @@ def test_native_rows_pad_and_split_positives(tmp_path):
     ])
     rows = build_rows(read_records(tmp_path), max_positives=2, num_negatives=2)
     assert [r["anchor"] for r in rows] == ["query one", "query one", "query two"]
-    assert list(rows[0]) == ["anchor", "positive", "positive_2", "negative_1", "negative_2", "scores"]
-    assert (rows[0]["positive"], rows[0]["positive_2"]) == ("a", "b")
-    assert (rows[1]["positive"], rows[1]["positive_2"]) == ("c", "c")  # spare slot repeats the first positive
+    assert list(rows[0]) == ["anchor", "positive_1", "positive_2", "negative_1", "negative_2", "scores"]
+    assert (rows[0]["positive_1"], rows[0]["positive_2"]) == ("a", "b")
+    assert (rows[1]["positive_1"], rows[1]["positive_2"]) == ("c", "c")  # spare slot repeats the first positive
     assert math.isnan(rows[1]["scores"][1]) and rows[1]["scores"][0] == pytest.approx(0.7)
     assert rows[2]["scores"] == [pytest.approx(0.9), pytest.approx(math.nan, nan_ok=True), pytest.approx(0.5),
                                  pytest.approx(0.4)]
