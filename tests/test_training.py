@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from negmine.errors import ConfigError, DataError
-from negmine.training import QueryRecord, TrainConfig, build_loss, build_rows, read_records, train
+from negmine.training import (QueryRecord, TrainConfig, build_loss, build_rows, num_positive_columns, read_records,
+                              train)
 
 
 def _mined(query_id, query, positives, negatives, scores=True):
@@ -166,3 +167,24 @@ def test_two_step_trainer_run_with_minilm(loss, loss_args, scifact_mined, minilm
         assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
         assert any(k.endswith("ndcg@10") for k in result.metrics)
         assert 0.0 <= next(v for k, v in result.metrics.items() if k.endswith("ndcg@10")) <= 1.0
+
+
+def test_every_column_reaches_the_loss_with_the_same_features(scifact_mined, minilm_path, tmp_path, monkeypatch):
+    """The trainer splits a batch into columns by name prefix; with a column named ``positive`` next to
+    ``positive_2``, the first would also receive the second's tensors and sentence-transformers would embed every
+    column in its own forward pass (2.3x the memory on SciFact). Each column must arrive with the same keys."""
+    import negmine.losses._common as common
+    from negmine.training import build_trainer
+
+    cfg = TrainConfig(data=str(scifact_mined), model=str(minilm_path), loss="infonce", out=str(tmp_path / "run"),
+                      max_positives=2, batch_size=4, max_seq_length=32, show_progress_bar=False)
+    trainer = build_trainer(cfg)
+    assert num_positive_columns(trainer.train_dataset) == 2
+    seen = []
+    original = common.embed
+    monkeypatch.setattr(common, "embed",
+                        lambda model, features: seen.append([sorted(f) for f in features]) or original(model, features))
+    trainer.compute_loss(trainer.model, next(iter(trainer.get_train_dataloader())))
+    keys = seen[0]
+    assert len(keys) == len([c for c in trainer.train_dataset.column_names if c != "scores"])
+    assert all(k == keys[0] for k in keys), keys
