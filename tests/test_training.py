@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from negmine.errors import ConfigError, DataError
-from negmine.training import (QueryRecord, TrainConfig, build_loss, build_rows, num_positive_columns, read_records,
-                              train)
+from negmine.training import (
+    QueryRecord,
+    TrainConfig,
+    build_loss,
+    build_rows,
+    num_positive_columns,
+    read_records,
+    train,
+)
 
 
 def _mined(query_id, query, positives, negatives, scores=True):
@@ -182,8 +189,12 @@ def test_every_column_reaches_the_loss_with_the_same_features(scifact_mined, min
     assert num_positive_columns(trainer.train_dataset) == 2
     seen = []
     original = common.embed
-    monkeypatch.setattr(common, "embed",
-                        lambda model, features: seen.append([sorted(f) for f in features]) or original(model, features))
+
+    def spy(model, features):
+        seen.append([sorted(f) for f in features])  # the keys as they arrive (the forward adds outputs later)
+        return original(model, features)
+
+    monkeypatch.setattr(common, "embed", spy)
     trainer.compute_loss(trainer.model, next(iter(trainer.get_train_dataloader())))
     keys = seen[0]
     assert len(keys) == len([c for c in trainer.train_dataset.column_names if c != "scores"])
