@@ -126,7 +126,8 @@ def child(args: argparse.Namespace) -> dict:
     work, n, kind = Path(args.work), args.n, args.child
     store = ShardStore.open(work / f"corpus_{n}")
     q = queries(args.queries)
-    gt_path = work / f"gt_{n}_{args.queries}_{args.k}.npy"
+    gt_path = work / f"gt_{n}_{args.queries}_{args.k}.npy"  # the oracle's ids, and next to them its scores
+    gt_scores_path = work / f"gts_{n}_{args.queries}_{args.k}.npy"
     out: dict = {"n": n, "index": kind}
     if kind == "streamed":
         q = q[: args.streamed_queries]
@@ -139,7 +140,7 @@ def child(args: argparse.Namespace) -> dict:
             gt = np.load(gt_path)[: len(q)]
             out["ids_equal_in_memory"] = bool(np.array_equal(ids, gt))
             out["rows_equal"] = int((ids == gt).all(1).sum())
-            gt_scores = np.load(str(gt_path).replace("gt_", "gts_"))[: len(q)]
+            gt_scores = np.load(gt_scores_path)[: len(q)]
             out["max_score_diff"] = float(np.abs(scores - gt_scores).max())
             out["recall"] = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, gt)]))
         out["peak_rss_mb"] = peak_rss_mb()
@@ -154,7 +155,7 @@ def child(args: argparse.Namespace) -> dict:
         scores, ids = timed_exact_search(index, q, n, args.k, out)
         if args.oracle == "numpy":  # this run's oracle
             np.save(gt_path, ids)
-            np.save(str(gt_path).replace("gt_", "gts_"), scores)
+            np.save(gt_scores_path, scores)
         out["recall"] = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, np.load(gt_path))]))
         out["peak_rss_mb"] = peak_rss_mb()
         return out
@@ -172,7 +173,7 @@ def child(args: argparse.Namespace) -> dict:
     if kind == "flat":
         scores, ids = timed_exact_search(index, q, n, args.k, out)
         np.save(gt_path, ids)
-        np.save(str(gt_path).replace("gt_", "gts_"), scores)
+        np.save(gt_scores_path, scores)
         out["recall"] = 1.0
         out["peak_rss_mb"] = peak_rss_mb()
         return out

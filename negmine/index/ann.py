@@ -22,7 +22,7 @@ import numpy as np
 
 from negmine.index.base import IndexBackend, Metric, check_k, check_vectors, pad_results
 from negmine.index.exact import ExactIndex, topk_rows
-from negmine.index.faiss_index import FaissIndex, fast_flat_scan  # noqa: F401 (re-export)
+from negmine.index.faiss_index import FaissIndex
 
 logger = logging.getLogger(__name__)
 
@@ -208,13 +208,10 @@ class AnnIndex(FaissIndex):
             import faiss
 
             faiss.ParameterSpace().set_index_parameter(self.index, "efSearch", int(max(short, self.ef_search or 128)))
-        scores, ids = self._faiss_search(q, short)
+        scores, ids = super().search(q, short)
         if self.rerank:
             scores, ids = self.exact_rerank(q, ids, k)
         return pad_results(scores[:, :k], ids[:, :k], k)
-
-    def _faiss_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return super().search(q, k)
 
     def exact_rerank(self, queries: np.ndarray, ids: np.ndarray, k: int, max_bytes: int = 64 * 2**20,
                      ) -> tuple[np.ndarray, np.ndarray]:

@@ -222,7 +222,7 @@ class ShardStore:
 
 
 def pruned_merge(best: tuple[np.ndarray, np.ndarray], sims: np.ndarray, first: int, k: int,
-                 chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                 chunk: int = PRUNE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Merge a block of similarities (columns = rows ``first…``) into the running per-row top-``k``.
 
     Columns are taken ``chunk`` at a time; only entries strictly above a row's current k-th best score can enter
@@ -389,7 +389,7 @@ class StreamedExactIndex:
 
             kk = min(k, block.shape[0])
             metric = faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
-            from negmine.index.ann import fast_flat_scan
+            from negmine.index.faiss_index import fast_flat_scan
 
             with fast_flat_scan():
                 d, i = faiss.knn(q, block, kk, metric=metric)

@@ -42,7 +42,6 @@ class MinedQuery:
 
 
 _ID_FIELDS = ("query_id", "query")
-_TEXT_FIELDS = ("positive_ids", "positives", "negative_ids", "negatives")
 _SCORE_FIELDS = ("positive_scores", "negative_scores")
 _LIST_FIELDS = ("positive_ids", "positives", "positive_scores", "negative_ids", "negatives", "negative_scores")
 
