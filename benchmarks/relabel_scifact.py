@@ -26,6 +26,7 @@ import os
 import platform
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 from negmine.relabel.arhn import RelabelSummary, read_mined, relabel_records
@@ -93,8 +94,10 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
     done = [records[qid] for qid in dict.fromkeys(r["query_id"] for r in rows)]
     random_relabeled = sum(len(r["negatives"]) / (len(r["positives"]) + 1) for r in done)
     random_per_10 = 10 * random_relabeled / max(1, s["negatives_in"])
-    anchors = [r["positive_rank"] for r in rows if r["role"] == "positive"]
-    positive_first = sum(a == 1 for a in anchors) / max(1, len(anchors))
+    anchors = {r["query_id"]: r["positive_rank"] for r in rows if r["role"] == "positive"}  # best positive's rank
+    positive_first = sum(a == 1 for a in anchors.values()) / max(1, len(anchors))
+    slots = first_choice_slots(rows)
+    slot_text = ", ".join(f"slot {slot}: {n / max(1, sum(slots.values())):.0%}" for slot, n in slots.most_common(4))
     lines = [
         "# ARHN-style relabeling of mined SciFact train negatives",
         "",
@@ -105,7 +108,7 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         "",
         f"Hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs "
         f"(1-minute load average {config['load_start']:.1f} at the start of this invocation, "
-        f"{os.getloadavg()[0]:.1f} at this report), no GPU; llama.cpp threads = {config.get('n_threads')}.",
+        f"{config['load_end']:.1f} at this report), no GPU; llama.cpp threads = {config.get('n_threads')}.",
         "",
         ("**Partial run**: " if partial else "") + f"{s['queries']} of {target} queries done "
         f"({s['negatives_in']} negatives, {s['positives_in']} positives).",
@@ -116,6 +119,8 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         f"| filtered per 10 negatives | {s['filtered_per_10_negatives']:.2f} | {PAPER['filtered_per_10']} |",
         f"| relabeled per 10 negatives if the ranking were random | {random_per_10:.2f} | - |",
         f"| queries whose original positive is ranked first | {positive_first:.2f} | - |",
+        f"| stage-2 first choice by presentation slot (positives first, then negatives in teacher order) | "
+        f"{slot_text} | - |",
         f"| unsure rate (negatives) | {s['unsure_rate']:.3f} | - |",
         f"| stage-1 outputs: verified / NO_ANSWER / unverified / unparseable | "
         f"{status['verified'] / n_pairs:.2f} / {status['no_answer'] / n_pairs:.2f} / "
@@ -125,7 +130,7 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         f"| stage-1 pairs/s | {stage1_pairs / u['stage1_seconds'] if u.get('stage1_seconds') else 0:.3f} | - |",
         f"| stage-2 pairs/s | {stage2_pairs / u['stage2_seconds'] if u.get('stage2_seconds') else 0:.3f} | - |",
         f"| prompt / completion tokens | {s['prompt_tokens']} / {s['completion_tokens']} | - |",
-        f"| wall time (s) | {s['wall_seconds']:.0f} | - |",
+        f"| wall time of the last invocation (s; a rerun resumes from the cache) | {s['wall_seconds']:.0f} | - |",
         "",
         f"Counts: relabeled {s['relabeled']}, filtered {s['filtered']}, unsure {s['unsure']}, kept {s['kept']}.",
         "",
@@ -133,9 +138,31 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         "",
     ]
     (out / "relabel_scifact.md").write_text("\n".join(lines))
-    (out / "relabel_scifact_summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    (out / "relabel_scifact_summary.json").write_text(json.dumps({**s, "config": config}, indent=2) + "\n")
     write_spotcheck(out / "relabel_scifact_spotcheck.md", rows, records)
     return s
+
+
+def first_choice_slots(rows: list[dict]) -> Counter:
+    """How often stage 2 put each presentation slot first. Candidates are shown positives first, then the mined
+    negatives in teacher order, so a judge that reads the passages puts slot 1 first; a judge that always picks the
+    same other slot is answering by position, not content."""
+    by_query: dict[str, list[dict]] = {}
+    for row in rows:
+        by_query.setdefault(row["query_id"], []).append(row)
+    return Counter(next(slot for slot, row in enumerate(group, start=1) if row["rank"] == 1)
+                   for group in by_query.values() if any(row["rank"] == 1 for row in group))
+
+
+def report_only(args: argparse.Namespace, records: list[dict]) -> None:
+    """Rewrite the report from a finished run's judgments.jsonl and summary json, without loading the judge."""
+    saved = json.loads((args.results / "relabel_scifact_summary.json").read_text())
+    rows = [json.loads(line) for line in (args.out / "judgments.jsonl").read_text().splitlines() if line.strip()]
+    fields = ("queries", "positives_in", "negatives_in", "relabeled", "filtered", "unsure", "unsure_dropped", "kept",
+              "wall_seconds", "usage")
+    summary = RelabelSummary(**{name: saved[name] for name in fields})
+    config = saved.get("config") or {"backend": "llama-cpp-python in-process", "n_threads": args.threads}
+    write_report(args.results, summary, rows, {r["query_id"]: r for r in records}, config, len(records))
 
 
 def write_spotcheck(path: Path, rows: list[dict], records: dict, n: int = 20) -> None:
@@ -169,6 +196,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "relabel_scifact")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from --out's judgments.jsonl and --results' summary json")
     args = parser.parse_args()
 
     #### 1. mined negatives
@@ -177,6 +206,10 @@ def main() -> None:
         mined = mine_scifact(mined.parent)
     records = pick_records(mined, args.queries, SEED)
     print(f"{len(records)} queries, {sum(len(r['negatives']) for r in records)} negatives from {mined}")
+    if args.report_only:
+        report_only(args, records)
+        print((args.results / "relabel_scifact.md").read_text())
+        return
 
     #### 2. the judge (answers cached: rerun to resume)
     if args.server:
@@ -206,6 +239,7 @@ def main() -> None:
         merge(total, part)
         rows += part_rows
         out_records += part_records
+        config["load_end"] = os.getloadavg()[0]
         s = write_report(args.results, total, rows, by_id, config, len(records))
         print(f"[{total.queries}/{len(records)}] {time.perf_counter() - t:.0f}s "
               f"relabeled/10={s['relabeled_per_10_negatives']} filtered/10={s['filtered_per_10_negatives']} "

@@ -1,0 +1,68 @@
+"""benchmarks/relabel_scifact.py's report: the position-bias diagnostic (which presentation slot stage 2 puts first)
+and rebuilding the report from a finished run without loading the judge."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from negmine.relabel.arhn import RelabelSummary
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "relabel_scifact.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("relabel_scifact", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(query_id: str, ranks: list[int | None], positives: int = 1) -> list[dict]:
+    """Judgment rows in presentation order (positives first); positive_rank = the best positive's rank (ranks of
+    ``None``: stage 2 failed for the query)."""
+    best = None if None in ranks else min(ranks[:positives])
+    return [{"query_id": query_id, "passage_id": f"{query_id}-{i}", "role": "positive" if i < positives else "negative",
+             "rank": rank, "positive_rank": best, "answer": "NO_ANSWER", "answer_status": "no_answer",
+             "decision": "positive" if i < positives else ("relabel" if best and rank < best else "keep"), "reason": "r"}
+            for i, rank in enumerate(ranks)]
+
+
+def test_first_choice_slots_counts_the_slot_ranked_first(script):
+    rows = _rows("a", [2, 1, 3]) + _rows("b", [3, 1, 2]) + _rows("c", [1, 2, 3]) + _rows("d", [None, None, None])
+    assert script.first_choice_slots(rows) == {2: 2, 1: 1}  # query d's stage 2 failed: no first choice
+
+
+def test_report_only_rebuilds_the_report_from_a_finished_run(script, tmp_path):
+    records = [{"query_id": q, "query": f"claim {q}", "positive_ids": [f"{q}-0"], "positives": ["the positive"],
+                "negative_ids": [f"{q}-1", f"{q}-2"], "negatives": ["first negative", "second negative"]}
+               for q in ("a", "b")]
+    rows = _rows("a", [2, 1, 3]) + _rows("b", [1, 2, 3])
+    out, results = tmp_path / "run", tmp_path / "results"
+    out.mkdir(), results.mkdir()
+    (out / "judgments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = RelabelSummary(queries=2, positives_in=2, negatives_in=4, relabeled=1, kept=3, wall_seconds=10.0,
+                             usage={"stage1_calls": 6, "stage1_seconds": 3.0, "stage2_pairs": 6,
+                                    "stage2_seconds": 2.0, "stage1_no_answer": 6})
+    config = {"backend": "server http://x", "n_threads": None, "load_start": 1.5, "load_end": 2.5}
+    (results / "relabel_scifact_summary.json").write_text(json.dumps({**summary.to_dict(), "config": config}))
+
+    script.report_only(argparse.Namespace(out=out, results=results, threads=2), records)
+
+    report = (results / "relabel_scifact.md").read_text()
+    assert "2 of 2 queries done" in report and "Partial" not in report
+    assert "| relabeled per 10 negatives | 2.50 |" in report
+    assert "| queries whose original positive is ranked first | 0.50 |" in report
+    assert "slot 2: 50%, slot 1: 50%" in report
+    assert "load average 1.5 at the start of this invocation, 2.5 at this report" in report  # the saved run's
+    assert "| stage-1 pairs/s | 2.000 |" in report and "| stage-2 pairs/s | 3.000 |" in report
+    saved = json.loads((results / "relabel_scifact_summary.json").read_text())
+    assert saved["config"] == config and saved["relabeled"] == 1
+    assert (results / "relabel_scifact_spotcheck.md").read_text().count("## ") == 4  # every negative (< 20 exist)
