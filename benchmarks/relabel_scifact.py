@@ -26,10 +26,9 @@ import os
 import platform
 import random
 import time
-from collections import Counter
 from pathlib import Path
 
-from negmine.relabel.arhn import RelabelSummary, read_mined, relabel_records
+from negmine.relabel.arhn import RelabelSummary, first_choice_slots, read_mined, relabel_records
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.prompts import PROMPT_VERSION
@@ -141,17 +140,6 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
     (out / "relabel_scifact_summary.json").write_text(json.dumps({**s, "config": config}, indent=2) + "\n")
     write_spotcheck(out / "relabel_scifact_spotcheck.md", rows, records)
     return s
-
-
-def first_choice_slots(rows: list[dict]) -> Counter:
-    """How often stage 2 put each presentation slot first. Candidates are shown positives first, then the mined
-    negatives in teacher order, so a judge that reads the passages puts slot 1 first; a judge that always picks the
-    same other slot is answering by position, not content."""
-    by_query: dict[str, list[dict]] = {}
-    for row in rows:
-        by_query.setdefault(row["query_id"], []).append(row)
-    return Counter(next(slot for slot, row in enumerate(group, start=1) if row["rank"] == 1)
-                   for group in by_query.values() if any(row["rank"] == 1 for row in group))
 
 
 def report_only(args: argparse.Namespace, records: list[dict]) -> None:

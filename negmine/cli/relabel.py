@@ -66,6 +66,8 @@ def relabel(
             "filtered_per_10_negatives", "unsure_rate", "prompt_tokens", "completion_tokens", "wall_seconds",
             "pairs_per_second")
     typer.echo(json.dumps({k: summary.get(k) for k in keys}, indent=2))
+    for warning in summary.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {out / 'mined.jsonl'} and {out / 'judgments.jsonl'}")
 
 

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,48 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
     return out_records, rows, summary
 
 
+#: ``judge_warning`` fires when, over at least ``WARN_MIN_QUERIES`` ranked queries, the original positive is ranked
+#: first for fewer than ``WARN_POSITIVE_FIRST`` of them *and* one presentation slot is ranked first for at least
+#: ``WARN_SAME_SLOT`` of them: the signature of a judge that answers by position (a weak LLM echoing a pattern).
+WARN_MIN_QUERIES, WARN_POSITIVE_FIRST, WARN_SAME_SLOT = 20, 0.5, 0.5
+
+
+def first_choice_slots(rows: Sequence[dict[str, Any]]) -> Counter[int]:
+    """How often the judge ranked each presentation slot first, from ``judgments.jsonl`` rows (in input order:
+    positives first, then the negatives in mining order). Queries whose ranking failed are left out."""
+    by_query: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_query.setdefault(row["query_id"], []).append(row)
+    return Counter(next(slot for slot, row in enumerate(group, start=1) if row["rank"] == 1)
+                   for group in by_query.values() if any(row["rank"] == 1 for row in group))
+
+
+def ranking_diagnostics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the judge's ranking looks content-driven: how often the original positive comes first, and which
+    presentation slots the judge puts first (``summary.json``'s ``ranking``)."""
+    slots = first_choice_slots(rows)
+    ranked = sum(slots.values())
+    anchors = {row["query_id"]: row["positive_rank"] for row in rows if row["role"] == "positive"}
+    positive_first = sum(rank == 1 for rank in anchors.values())
+    return {"ranked_queries": ranked,
+            "positive_ranked_first": round(positive_first / ranked, 4) if ranked else None,
+            "first_choice_slots": {str(slot): n for slot, n in sorted(slots.items())}}
+
+
+def judge_warning(diagnostics: dict[str, Any]) -> str | None:
+    """A warning when the ranking looks position-driven (see ``WARN_*``), else ``None``."""
+    ranked, slots = diagnostics["ranked_queries"], diagnostics["first_choice_slots"]
+    if ranked < WARN_MIN_QUERIES or diagnostics["positive_ranked_first"] >= WARN_POSITIVE_FIRST:
+        return None
+    slot, count = max(slots.items(), key=lambda item: item[1])
+    if count / ranked < WARN_SAME_SLOT:
+        return None
+    return (f"the judge ranked the original positive first for only {diagnostics['positive_ranked_first']:.0%} of "
+            f"{ranked} queries and put presentation slot {slot} first for {count / ranked:.0%} of them: it looks "
+            f"like it ranks by position, not content. Check judgments.jsonl (or use a stronger judge) before "
+            f"training on these labels.")
+
+
 def relabel_file(mined: str | os.PathLike, judge: Judge, out_dir: str | os.PathLike, *, mode: Mode = "both",
                  on_unsure: OnUnsure = "drop", limit: int | None = None, chunk_size: int = 16,
                  show_progress_bar: bool = True, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -298,6 +341,11 @@ def relabel_file(mined: str | os.PathLike, judge: Judge, out_dir: str | os.PathL
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     result = summary.to_dict()
+    result["ranking"] = ranking_diagnostics(rows)
+    warning = judge_warning(result["ranking"])
+    if warning:
+        logger.warning(warning)
+        result["warnings"] = [warning]
     write_json(out / "summary.json", result)
     cache = getattr(judge, "cache", None) or getattr(getattr(judge, "expensive", None), "cache", None)
     run_config = {"judge": judge.get_config_dict(), "mode": mode, "on_unsure": on_unsure, "limit": limit,
