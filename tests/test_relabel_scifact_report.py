@@ -1,4 +1,4 @@
-"""benchmarks/relabel_scifact.py's report rebuilt from a finished run (judgments + summary) without loading the judge."""
+"""benchmarks/relabel_scifact.py: the report rebuilt from a finished run (judgments + summary), judge not loaded."""
 
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ def script():
     return module
 
 
-def _rows(query_id: str, ranks: list[int | None], positives: int = 1) -> list[dict]:
-    """Judgment rows in presentation order (positives first); positive_rank = the best positive's rank (ranks of
-    ``None``: stage 2 failed for the query)."""
-    best = None if None in ranks else min(ranks[:positives])
-    return [{"query_id": query_id, "passage_id": f"{query_id}-{i}", "role": "positive" if i < positives else "negative",
+def _rows(query_id: str, ranks: list[int]) -> list[dict]:
+    """Judgment rows in presentation order: one positive, then the negatives."""
+    best = ranks[0]
+    return [{"query_id": query_id, "passage_id": f"{query_id}-{i}", "role": "negative" if i else "positive",
              "rank": rank, "positive_rank": best, "answer": "NO_ANSWER", "answer_status": "no_answer",
-             "decision": "positive" if i < positives else ("relabel" if best and rank < best else "keep"), "reason": "r"}
+             "decision": ("relabel" if rank < best else "keep") if i else "positive", "reason": "r"}
             for i, rank in enumerate(ranks)]
 
 

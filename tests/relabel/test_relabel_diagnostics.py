@@ -7,11 +7,11 @@ import json
 import logging
 import re
 
+from test_relabel_pipeline import records, truth, write_mined
+
 from negmine.relabel.arhn import first_choice_slots, judge_warning, ranking_diagnostics, relabel_file
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.testing import OracleScript, ScriptedChatClient
-
-from test_relabel_pipeline import records, truth, write_mined
 
 # 24 queries, each with a positive that the oracle ranks first and 3 negatives
 DATA = {f"q{i}": (f"question {i}?", [(f"p{i}", f"passage {i} answers question {i}.", 0.9, None)]
