@@ -1,0 +1,117 @@
+"""What Soft-InfoNCE's teacher weights do to a batch: the weights its mined negatives get, per temperature.
+
+Soft-InfoNCE (``negmine.losses.SoftInfoNCE``, ``estimator="labels"``) weights each negative of a row by
+``max(w_min, (beta - alpha p) / (beta - alpha / N))`` with ``p = softmax(teacher score / t)`` over the row's ``N``
+negatives. In a batch of ``B`` rows of one positive and ``k`` mined negatives, a row has ``N = B (1 + k) - 1``
+negatives: its own ``k`` mined ones (teacher-scored) and every other row's texts (not scored; the loss gives them the
+row's lowest known score). This script replays that on a real mined file with the loss's own ``soft_weights``, so
+one can see, before paying for a training run, whether a (t, alpha) setting changes anything.
+
+    python benchmarks/soft_weights.py --mined runs/scifact_quality/_shared/mine-minilm/mined.jsonl
+
+No model is loaded; it takes seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from negmine.losses.soft_infonce import soft_weights
+from negmine.mining.formats import read_mined
+
+DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
+DEFAULT_OUT = Path("benchmarks/results/soft_weights.md")
+
+
+def row_weights(scores: list[float], batch_size: int, alpha: float, beta: float, t: float,
+                w_min: float) -> torch.Tensor:
+    """Weights of one row's ``k`` mined negatives (teacher ``scores``) in a batch of ``batch_size`` such rows."""
+    k = len(scores)
+    total = batch_size * (1 + k) - 1
+    relevance = torch.full((1, total), float("nan"), dtype=torch.float64)
+    relevance[0, :k] = torch.tensor(scores, dtype=torch.float64)
+    negative = torch.ones_like(relevance, dtype=torch.bool)
+    return soft_weights(relevance, negative, alpha, beta, t, w_min)[0, :k]
+
+
+def summarize(rows: list[list[float]], batch_size: int, alpha: float, beta: float, t: float,
+              w_min: float) -> dict[str, float]:
+    """Mean weight of each row's hardest mined negative, of all mined negatives, and the share clipped at ``w_min``."""
+    weights = torch.stack([row_weights(s, batch_size, alpha, beta, t, w_min) for s in rows])
+    return {"hardest": float(weights[:, 0].mean()), "mean": float(weights.mean()),
+            "min": float(weights.min()), "clipped": float((weights <= w_min + 1e-12).double().mean())}
+
+
+def mined_rows(path: Path, num_negatives: int) -> list[list[float]]:
+    """Teacher scores of the first ``num_negatives`` negatives (hardest first) of every query that has that many."""
+    records = read_mined(path, require_scores=True)
+    rows = [sorted(r.negative_scores, reverse=True)[:num_negatives] for r in records
+            if len(r.negative_scores) >= num_negatives]
+    if not rows:
+        raise SystemExit(f"{path}: no query has {num_negatives} scored negatives; lower --num-negatives")
+    return rows
+
+
+def report(path: Path, rows: list[list[float]], args: argparse.Namespace) -> str:
+    n = args.batch_size * (1 + args.num_negatives) - 1
+    lines = [
+        "# Soft-InfoNCE weights on mined negatives",
+        "",
+        f"Mined file `{path}`: {len(rows)} queries with {args.num_negatives} teacher-scored negatives. Batch "
+        f"{args.batch_size} rows of 1 positive + {args.num_negatives} negatives, so N = {n} negatives per row "
+        f"({args.num_negatives} mined, {n - args.num_negatives} in-batch at the row's lowest score). beta = "
+        f"{args.beta}, w_min = {args.w_min}. A weight of 1 is plain InfoNCE; lower means the negative is pushed "
+        "away less.",
+        "",
+        f"Command: `python benchmarks/soft_weights.py {' '.join(sys.argv[1:])}`".rstrip(),
+        "",
+        "| alpha | t | weight of the hardest mined negative (mean) | mean weight of the mined negatives | lowest "
+        "weight | share clipped at w_min |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for alpha in args.alpha:
+        for t in args.t:
+            if args.beta <= alpha / n:
+                continue
+            s = summarize(rows, args.batch_size, alpha, args.beta, t, args.w_min)
+            lines.append(f"| {alpha:g} | {t:g} | {s['hardest']:.3f} | {s['mean']:.3f} | {s['min']:.3f} | "
+                         f"{100 * s['clipped']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mined", type=Path, default=DEFAULT_MINED, help="mined.jsonl with teacher scores")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-negatives", type=int, default=5)
+    p.add_argument("--alpha", type=float, nargs="+", default=[1.0, 10.0])
+    p.add_argument("--t", type=float, nargs="+", default=[1.0, 0.1, 0.05, 0.02, 0.01])
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--w-min", type=float, default=0.1)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown table; '-' prints only")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.num_negatives < 1 or any(not math.isfinite(t) or t <= 0 for t in args.t):
+        p.error("--batch-size and --num-negatives must be >= 1 and every --t > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse(argv)
+    rows = mined_rows(args.mined, args.num_negatives)
+    text = report(args.mined, rows, args)
+    print(text)
+    if str(args.out) != "-":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+    return text
+
+
+if __name__ == "__main__":
+    main()
