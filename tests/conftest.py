@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,25 @@ def toy():
     from negmine.testing import toy_data
 
     return toy_data()
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported as module ``<name>`` (registered in ``sys.modules``: dataclasses need it)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("scifact_quality")``: a benchmark script as a module, loaded once per session."""
+    loaded = {}
+
+    def get(name: str):
+        if name not in loaded:
+            loaded[name] = load_benchmark(name)
+        return loaded[name]
+
+    return get

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from negmine.relabel.arhn import RelabelSummary
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "relabel_scifact.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("relabel_scifact", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("relabel_scifact")
 
 
 def _rows(query_id: str, ranks: list[int]) -> list[dict]:

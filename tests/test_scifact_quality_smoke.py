@@ -4,30 +4,19 @@ the script's `best` row. About 70 s of CPU on a 2-core machine (most of it the t
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "scifact_quality.py"
 RECIPES = ("zero-shot", "peer-baseline", "infonce")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("scifact_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def script():
-    return _load_script()
+def script(benchmark_script):
+    return benchmark_script("scifact_quality")
 
 
 @pytest.fixture(scope="module")

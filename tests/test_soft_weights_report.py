@@ -3,24 +3,15 @@ has one row per (alpha, t)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "soft_weights.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("soft_weights_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("soft_weights")
 
 
 def by_hand(scores: list[float], batch_size: int, alpha: float, beta: float, t: float, w_min: float) -> list[float]:
