@@ -21,6 +21,7 @@ report is rewritten after every chunk of queries, so a partial run still leaves 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -146,9 +147,7 @@ def report_only(args: argparse.Namespace, records: list[dict]) -> None:
     """Rewrite the report from a finished run's judgments.jsonl and summary json, without loading the judge."""
     saved = json.loads((args.results / "relabel_scifact_summary.json").read_text())
     rows = [json.loads(line) for line in (args.out / "judgments.jsonl").read_text().splitlines() if line.strip()]
-    fields = ("queries", "positives_in", "negatives_in", "relabeled", "filtered", "unsure", "unsure_dropped", "kept",
-              "wall_seconds", "usage")
-    summary = RelabelSummary(**{name: saved[name] for name in fields})
+    summary = RelabelSummary(**{f.name: saved[f.name] for f in dataclasses.fields(RelabelSummary)})
     config = saved.get("config") or {"backend": "llama-cpp-python in-process", "n_threads": args.threads}
     write_report(args.results, summary, rows, {r["query_id"]: r for r in records}, config, len(records))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from negmine.io import atomic_open
 from negmine.losses.soft_infonce import soft_weights
 from negmine.mining.formats import read_mined
 
@@ -106,10 +107,8 @@ def main(argv: list[str] | None = None) -> str:
     text = report(args.mined, rows, args)
     print(text)
     if str(args.out) != "-":
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        with atomic_open(args.out) as handle:
+            handle.write(text)
     return text
 
 

@@ -277,8 +277,9 @@ def first_choice_slots(rows: Sequence[dict[str, Any]]) -> Counter[int]:
     by_query: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_query.setdefault(row["query_id"], []).append(row)
-    return Counter(next(slot for slot, row in enumerate(group, start=1) if row["rank"] == 1)
-                   for group in by_query.values() if any(row["rank"] == 1 for row in group))
+    firsts = (next((slot for slot, row in enumerate(group, start=1) if row["rank"] == 1), None)
+              for group in by_query.values())
+    return Counter(slot for slot in firsts if slot is not None)
 
 
 def ranking_diagnostics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
