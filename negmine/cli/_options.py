@@ -31,6 +31,15 @@ DataOpt = Annotated[
     ),
 ]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Qrels split.")]
+UNKNOWN_QRELS = ("error", "skip", "keep")
+
+
+def check_unknown_qrels(value: str | None) -> None:
+    """``--unknown-qrels`` must be one of :data:`UNKNOWN_QRELS` (``None``: the config's or the default)."""
+    from negmine.errors import ConfigError
+
+    if value is not None and value not in UNKNOWN_QRELS:
+        raise ConfigError(f"--unknown-qrels {value!r} is not one of {', '.join(UNKNOWN_QRELS)}")
 
 
 def parse_range(value: str | None) -> tuple[int | None, int | None]:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from negmine.cli._options import check_unknown_qrels
+
 EVAL_EXAMPLES = [
     "negmine eval --model minilm --data scifact --split test",
     "negmine eval --model runs/scifact-minilm/model --data ../shared/data/beir/scifact --k 1,10,100 "
@@ -85,8 +87,7 @@ def eval_cmd(
     ks = _parse_k(k)
     if test not in METHODS:
         raise ConfigError(f"--test {test!r} is not one of {', '.join(METHODS)}")
-    if unknown_qrels not in ("error", "keep", "skip"):
-        raise ConfigError(f"--unknown-qrels {unknown_qrels!r} is not one of error, keep, skip")
+    check_unknown_qrels(unknown_qrels)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     base = load_metrics(baseline) if baseline is not None else None  # fail early on a bad baseline file

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from negmine.cli._options import DataOpt, ModelPathOpt, RetrieverOpt, SeedOpt, SplitOpt, print_table
+from negmine.cli._options import (
+    DataOpt,
+    ModelPathOpt,
+    RetrieverOpt,
+    SeedOpt,
+    SplitOpt,
+    check_unknown_qrels,
+    print_table,
+)
 
 index_app = typer.Typer(help="Build persisted search indexes (exact, ANN, compressed, out-of-core).",
                         no_args_is_help=True)
@@ -25,6 +33,9 @@ def build(
     retriever: RetrieverOpt = "minilm",
     data: DataOpt = "scifact",
     split: SplitOpt = "train",
+    unknown_qrels: Annotated[str, typer.Option(help="Qrels naming ids the corpus or queries lack: error, skip or "
+                                                    "keep (ArguAna's test qrels need one of the last two).")
+                             ] = "error",
     model_path: ModelPathOpt = None,
     factory: Annotated[str, typer.Option(help="Flat, streamed (exact, out-of-core), a preset (ivf, ivfpq, hnsw, "
                                               "ivf-sq8, hnsw-sq8) or any FAISS factory string.")] = "Flat",
@@ -61,11 +72,13 @@ def build(
     """
     from negmine.index.store import build_index
 
-    manifest = build_index(retriever, data, out, split=split, factory=factory, metric=metric, model_path=model_path,
-                           precision=precision, batch_size=batch_size, cache_dir=cache_dir, no_cache=no_cache,
-                           nprobe=nprobe, ef_search=ef_search, rerank=rerank, train_size=train_size,
-                           seed=seed if seed is not None else 0, recall_queries=recall_queries, recall_k=recall_k,
-                           max_memory_mb=max_memory_mb, shard_rows=shard_rows, overwrite=overwrite)
+    check_unknown_qrels(unknown_qrels)
+    manifest = build_index(retriever, data, out, split=split, unknown_qrels=unknown_qrels, factory=factory,
+                           metric=metric, model_path=model_path, precision=precision, batch_size=batch_size,
+                           cache_dir=cache_dir, no_cache=no_cache, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
+                           train_size=train_size, seed=seed if seed is not None else 0,
+                           recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
+                           shard_rows=shard_rows, overwrite=overwrite)
     recall = manifest.get("recall")
     rows = [("kind", manifest["kind"]), ("factory", manifest["factory"]), ("vectors", f"{manifest['ntotal']:,}"),
             ("dim", str(manifest["dim"])), ("metric", manifest["metric"]),

@@ -308,7 +308,8 @@ def attach_index_dir(retriever: Any, data: Any, path: str | os.PathLike, *, veri
 
 
 def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.PathLike = "runs/index", *,
-                split: str = "train", factory: str = "Flat", metric: str = "ip", model_path: str | None = None,
+                split: str = "train", unknown_qrels: str = "error", factory: str = "Flat", metric: str = "ip",
+                model_path: str | None = None,
                 precision: str = "fp32", batch_size: int = 32, cache_dir: str | None = None, no_cache: bool = False,
                 nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
                 train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
@@ -322,6 +323,8 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
     Args:
         retriever: preset name, model folder, hub id or ``hashing`` (as ``negmine mine --retriever``).
         data: a BEIR folder or dataset name (the corpus to index; ``split`` picks the queries for the recall).
+        unknown_qrels: qrels rows naming ids the corpus or queries lack: ``error``, ``skip`` or ``keep`` (as
+            :func:`negmine.data.load_data`; ArguAna's test qrels need ``keep`` or ``skip``).
         out: the index folder.
         factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
             shard_rows, overwrite: see :func:`build_index_dir`.
@@ -334,7 +337,7 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
     from negmine.encoders import EmbeddingCache, load_encoder
     from negmine.retrieve import unique_encode
 
-    loaded = load_data(data, split)
+    loaded = load_data(data, split, unknown_qrels=unknown_qrels)
     encoder = load_encoder(retriever, model_path=model_path, precision=precision)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     doc_ids = list(loaded.corpus)

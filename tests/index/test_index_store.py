@@ -153,20 +153,26 @@ def test_mine_with_a_persisted_index_equals_mining_without(tmp_path):
         mine_hard_negatives(data, HashingEncoder(seed=1), index_dir=str(tmp_path / "ix"), **options)
 
 
-def test_cli_index_build_then_mine(tmp_path):
-    from typer.testing import CliRunner
-
-    from negmine.cli import app
+def write_toy_beir(folder, extra_qrels: str = ""):
+    """The toy data as a BEIR folder (``extra_qrels``: raw lines appended to qrels/train.tsv)."""
     from negmine.testing import toy_data
 
     data = toy_data()
-    folder = tmp_path / "beir"
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **v}) + "\n" for d, v in data.corpus.items()))
     (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
                                                   for q, t in data.queries.items()))
     (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q, rel in data.qrels.items() for d, s in rel.items()))
+        f"{q}\t{d}\t{s}\n" for q, rel in data.qrels.items() for d, s in rel.items()) + extra_qrels)
+    return folder
+
+
+def test_cli_index_build_then_mine(tmp_path):
+    from typer.testing import CliRunner
+
+    from negmine.cli import app
+
+    folder = write_toy_beir(tmp_path / "beir")
     runner = CliRunner()
     result = runner.invoke(app, ["index", "build", "--retriever", "hashing", "--data", str(folder), "--factory",
                                  "HNSW8", "--recall-queries", "6", "--recall-k", "5", "--no-cache", "--out",
@@ -180,6 +186,29 @@ def test_cli_index_build_then_mine(tmp_path):
                                  "--too-few", "pad", "--out", str(tmp_path / "mined")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mined" / "mined.jsonl").exists()
+
+
+def test_cli_index_build_unknown_qrels(tmp_path):
+    """A qrels row naming a document the corpus lacks: a clear error by default, accepted with --unknown-qrels."""
+    from typer.testing import CliRunner
+
+    from negmine.cli import app
+    from negmine.errors import DataError
+    from negmine.testing import toy_data
+
+    query = next(iter(toy_data().qrels))
+    folder = write_toy_beir(tmp_path / "beir", extra_qrels=f"{query}\tno-such-doc\t1\n")
+    args = ["index", "build", "--retriever", "hashing", "--data", str(folder), "--factory", "Flat", "--no-cache"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    message = str(result.exception)  # negmine.cli.main prints it on one line and exits 2
+    assert isinstance(result.exception, DataError)
+    assert "train.tsv, line 9" in message and "'corpus-id'" in message and "--unknown-qrels" in message
+    for policy in ("skip", "keep"):
+        result = CliRunner().invoke(app, [*args, "--unknown-qrels", policy, "--out", str(tmp_path / policy)])
+        assert result.exit_code == 0, result.output
+        assert read_manifest(tmp_path / policy)["ntotal"] == len(toy_data().corpus)
+    result = CliRunner().invoke(app, [*args, "--unknown-qrels", "ignore", "--out", str(tmp_path / "b")])
+    assert result.exit_code != 0 and "ignore" in str(result.exception)
 
 
 def test_mine_cli_passes_index_dir_and_precision():
