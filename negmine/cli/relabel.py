@@ -43,6 +43,8 @@ def relabel(
     max_passage_words: Annotated[int, typer.Option(help="Passages are cut to this many words in prompts "
                                                         "(0: never).")] = 300,
     n_ctx: Annotated[int, typer.Option(help="Context length (in-process LLMs).")] = 4096,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process llama.cpp judge (default: "
+                                                     "llama.cpp's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size (transformers LLM, cross-encoder).")] = 8,
     threshold: Annotated[float, typer.Option(help="Pointwise judges: score counted as 'has an answer'.")] = 0.5,
     chunk_size: Annotated[int, typer.Option(help="Queries judged together.")] = 16,
@@ -55,7 +57,8 @@ def relabel(
 
     options = JudgeOptions(concurrency=concurrency, timeout=timeout, max_retries=max_retries, window=window,
                            step=step, snippet_max_tokens=snippet_max_tokens,
-                           max_passage_words=max_passage_words or None, n_ctx=n_ctx, batch_size=batch_size,
+                           max_passage_words=max_passage_words or None, n_ctx=n_ctx, n_threads=threads,
+                           batch_size=batch_size,
                            threshold=threshold, device=device)
     cache_path = cache if cache is not None else out / "cache.jsonl"
     built = load_judge(judge, cheap=cheap_judge, clear_below=clear_below, cache=str(cache_path), options=options)

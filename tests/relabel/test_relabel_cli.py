@@ -24,7 +24,7 @@ def test_cli_passes_options_to_the_library(tmp_path):
             "relabel", "--mined", str(tmp_path / "m.jsonl"), "--judge", "llm:http://127.0.0.1:9/v1@qwen",
             "--out", str(tmp_path / "out"), "--mode", "filter", "--on-unsure", "keep", "--cheap-judge",
             "cross-encoder:ce", "--clear-below", "0.2", "--concurrency", "8", "--window", "10", "--step", "5",
-            "--limit", "7", "--max-passage-words", "0", "--no-progress"])
+            "--limit", "7", "--max-passage-words", "0", "--threads", "3", "--no-progress"])
     assert result.exit_code == 0, result.output
     (spec,), kwargs = load.call_args
     assert spec == "llm:http://127.0.0.1:9/v1@qwen"
@@ -32,6 +32,7 @@ def test_cli_passes_options_to_the_library(tmp_path):
     assert kwargs["cache"] == str(tmp_path / "out" / "cache.jsonl")
     options = kwargs["options"]
     assert (options.concurrency, options.window, options.step, options.max_passage_words) == (8, 10, 5, None)
+    assert options.n_threads == 3
     (mined, judge, out), kwargs = run.call_args
     assert judge == "JUDGE" and out == tmp_path / "out"
     assert kwargs["mode"] == "filter" and kwargs["on_unsure"] == "keep" and kwargs["limit"] == 7
