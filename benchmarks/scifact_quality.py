@@ -121,6 +121,8 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
            seeds=(12, 13, 14), question="sentence-transformers mine_hard_negatives + MNRL"),
     Recipe("infonce", question="negmine mining + multi-positive InfoNCE, student as teacher"),
+    Recipe("infonce-pairs", max_positives=1,
+           question="ablation of infonce's grouping: one row per (query, positive) as the peer (782 rows, not 713)"),
     Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines"),
     Recipe("gemma-infonce", teacher="embeddinggemma", question="a stronger teacher (EmbeddingGemma-300m)"),
     Recipe("pointwise-infonce", false_negatives="pointwise", question="pointwise P(yes) judge, relabel + filter"),

@@ -464,10 +464,37 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
             local-only task), a missing eval split, or a copy that mteb does not load back with the same scores.
     """
     mteb = _mteb()
-    from mteb import TaskResult
+    source, meta = _pick_results_folder(Path(results), model_name, revision)
+    files = sorted(p for p in source.glob("*.json") if p.name != "model_meta.json")
+    if tasks is not None:
+        files = [p for p in files if p.stem in set(tasks)]
+    if not files:
+        raise DataError("no task result files to export", path=source)
+    task_scores, task_objects = _registered_task_scores(files)
+
+    out_dir = Path(out_dir)
+    target = out_dir / "results" / meta.model_name_as_path() / str(meta.revision)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    written = []
+    for path in [*files, source / "model_meta.json"]:
+        shutil.copy2(path, target / path.name)
+        written.append(str(target / path.name))
+    _check_loads_back(out_dir, meta, task_scores)
+
+    zero_shot = meta.is_zero_shot_on(task_objects)
+    (out_dir / "model_meta.py").write_text(_model_meta_code(meta), encoding="utf-8")
+    (out_dir / "SUBMISSION.md").write_text(_submission_text(mteb, meta, task_scores, zero_shot), encoding="utf-8")
+    written += [str(out_dir / "model_meta.py"), str(out_dir / "SUBMISSION.md")]
+    return Submission(folder=target, model_name=str(meta.name), revision=str(meta.revision), scores=task_scores,
+                      zero_shot=zero_shot, files=written)
+
+
+def _pick_results_folder(results: Path, model_name: str | None, revision: str | None) -> tuple[Path, Any]:
+    """The one ``<org__name>/<revision>`` folder to export and its validated ``ModelMeta``."""
     from mteb.models.model_meta import ModelMeta
 
-    results = Path(results)
     if not results.exists():
         raise DataError("no such results folder", path=results)
     candidates = []
@@ -493,11 +520,14 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise DataError("model_meta.json does not declare training_datasets; MTEB needs it to mark zero-shot "
                         "results (re-run with --training-dataset ...)", path=source / "model_meta.json",
                         field="training_datasets")
-    files = sorted(p for p in source.glob("*.json") if p.name != "model_meta.json")
-    if tasks is not None:
-        files = [p for p in files if p.stem in set(tasks)]
-    if not files:
-        raise DataError("no task result files to export", path=source)
+    return source, meta
+
+
+def _registered_task_scores(files: Sequence[Path]) -> tuple[dict[str, float], list[Any]]:
+    """Main score of each result file, refusing tasks MTEB does not know and results missing an eval split."""
+    mteb = _mteb()
+    from mteb import TaskResult
+
     task_scores: dict[str, float] = {}
     task_objects = []
     for path in files:
@@ -507,24 +537,17 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
             raise DataError(f"task {result.task_name!r} is not an MTEB task (a local-only task?); only results of "
                             "registered MTEB tasks can go to the results repository", path=path)
         task = mteb.get_task(result.task_name)
-        filtered = result.validate_and_filter_scores(task=task)
-        score = filtered.get_score()
+        score = result.validate_and_filter_scores(task=task).get_score()
         if score != score:  # NaN: a missing split or subset
             raise DataError(f"results for {result.task_name} miss eval split(s) {task.eval_splits}", path=path)
         task_scores[result.task_name] = float(score)
         task_objects.append(task)
+    return task_scores, task_objects
 
-    out_dir = Path(out_dir)
-    target = out_dir / "results" / meta.model_name_as_path() / str(meta.revision)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    written = []
-    for path in [*files, source / "model_meta.json"]:
-        shutil.copy2(path, target / path.name)
-        written.append(str(target / path.name))
 
-    # validate: mteb's own loader must find this model with these scores in the exported folder
+def _check_loads_back(out_dir: Path, meta: Any, task_scores: dict[str, float]) -> None:
+    """mteb's own loader must find this model with these scores in the exported folder."""
+    mteb = _mteb()
     loaded = mteb.ResultCache(cache_path=out_dir).load_results(
         models=[meta.name], tasks=list(task_scores), require_model_meta=True, include_remote=False,
         validate_and_filter=True)
@@ -538,12 +561,13 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise DataError(f"scores loaded back by mteb {loaded_scores} differ from the exported ones {task_scores}",
                         path=out_dir)
 
-    zero_shot = meta.is_zero_shot_on(task_objects)
-    (out_dir / "model_meta.py").write_text(_model_meta_code(meta), encoding="utf-8")
+
+def _submission_text(mteb: Any, meta: Any, task_scores: dict[str, float], zero_shot: Any) -> str:
+    """``SUBMISSION.md``: the scores and the pull-request steps."""
     rows = "\n".join(f"| {task} | {', '.join(mteb.get_task(task).eval_splits)} | "
                      f"{mteb.get_task(task).metadata.main_score} | {score:.4f} |"
                      for task, score in sorted(task_scores.items()))
-    (out_dir / "SUBMISSION.md").write_text(f"""# MTEB results: {meta.name}
+    return f"""# MTEB results: {meta.name}
 
 Revision `{meta.revision}`; training datasets: {sorted(meta.training_datasets) or 'none'}; zero-shot on these tasks:
 {zero_shot}. Exported by negmine with mteb {mteb.__version__}; loaded back with `mteb.ResultCache.load_results`.
@@ -557,7 +581,4 @@ To submit:
 2. Copy `results/{meta.model_name_as_path()}/` from this folder into the clone's `results/` folder.
 3. Open a pull request. A model not yet in mteb's registry also needs its `ModelMeta` (see `model_meta.py`)
    added to mteb's `mteb/models/model_implementations/` in a pull request to embeddings-benchmark/mteb.
-""", encoding="utf-8")
-    written += [str(out_dir / "model_meta.py"), str(out_dir / "SUBMISSION.md")]
-    return Submission(folder=target, model_name=str(meta.name), revision=str(meta.revision), scores=task_scores,
-                      zero_shot=zero_shot, files=written)
+"""
