@@ -142,10 +142,11 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("mpnet-arhn-infonce", teacher="mpnet", false_negatives="arhn", seeds=(12, 13, 14),
            question="stronger teacher + ARHN (the guess made before any run)"),
 )
-# The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md, seed 12). It is the plain
-# recipe: none of the measured changes to it (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16 Recall@100)
-# improved nDCG@10, so there is no single added change to ablate yet. The guess made before any run,
-# `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and training/scifact-quality.toml when a row beats this one.
+# The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md, seeds 12 and 13). It is the
+# plain recipe: none of the measured changes to it (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16
+# Recall@100) improved nDCG@10. Its one difference from the peer's setup, two positives per row, is ablated by
+# `infonce-pairs`. The guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
+# training/scifact-quality.toml when a row beats this one.
 BEST = "infonce"
 ALIASES = {"best": BEST}
 BY_NAME = {r.name: r for r in RECIPES}

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from negmine.errors import DataError
 
@@ -152,8 +152,8 @@ def load_data(
             whose official qrels name 5 documents missing from its corpus).
         corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
     """
-    _check_choice("on_invalid", on_invalid, ("error", "skip"))
-    _check_choice("unknown_qrels", unknown_qrels, ("error", "skip", "keep"))
+    _check_choice("on_invalid", on_invalid, get_args(OnInvalid))
+    _check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
     if not isinstance(data, (str, os.PathLike)):
         return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
     resolved = resolve_data_path(data)

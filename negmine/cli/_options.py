@@ -31,15 +31,22 @@ DataOpt = Annotated[
     ),
 ]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Qrels split.")]
-UNKNOWN_QRELS = ("error", "skip", "keep")
 
 
 def check_unknown_qrels(value: str | None) -> None:
-    """``--unknown-qrels`` must be one of :data:`UNKNOWN_QRELS` (``None``: the config's or the default)."""
+    """``--unknown-qrels`` must name a :data:`negmine.data.UnknownQrels` policy (``None``: the config's default).
+
+    :func:`negmine.data.load_data` checks the same choices with a ``ValueError``; this one fails before anything is
+    loaded, as a ``ConfigError`` that the CLI prints on one line.
+    """
+    from typing import get_args
+
+    from negmine.data import UnknownQrels
     from negmine.errors import ConfigError
 
-    if value is not None and value not in UNKNOWN_QRELS:
-        raise ConfigError(f"--unknown-qrels {value!r} is not one of {', '.join(UNKNOWN_QRELS)}")
+    allowed = get_args(UnknownQrels)
+    if value is not None and value not in allowed:
+        raise ConfigError(f"--unknown-qrels {value!r} is not one of {', '.join(allowed)}")
 
 
 def parse_range(value: str | None) -> tuple[int | None, int | None]:

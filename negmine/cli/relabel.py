@@ -58,8 +58,7 @@ def relabel(
     options = JudgeOptions(concurrency=concurrency, timeout=timeout, max_retries=max_retries, window=window,
                            step=step, snippet_max_tokens=snippet_max_tokens,
                            max_passage_words=max_passage_words or None, n_ctx=n_ctx, n_threads=threads,
-                           batch_size=batch_size,
-                           threshold=threshold, device=device)
+                           batch_size=batch_size, threshold=threshold, device=device)
     cache_path = cache if cache is not None else out / "cache.jsonl"
     built = load_judge(judge, cheap=cheap_judge, clear_below=clear_below, cache=str(cache_path), options=options)
     summary = relabel_file(mined, built, out, mode=mode, on_unsure=on_unsure, limit=limit, chunk_size=chunk_size,

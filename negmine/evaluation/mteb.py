@@ -463,7 +463,7 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
         DataError: no results, several models without a choice, a result file for a task that is not in MTEB (a
             local-only task), a missing eval split, or a copy that mteb does not load back with the same scores.
     """
-    mteb = _mteb()
+    _mteb()  # without mteb: fail here, with the pip install line
     source, meta = _pick_results_folder(Path(results), model_name, revision)
     files = sorted(p for p in source.glob("*.json") if p.name != "model_meta.json")
     if tasks is not None:
@@ -485,7 +485,7 @@ def export_submission(results: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     zero_shot = meta.is_zero_shot_on(task_objects)
     (out_dir / "model_meta.py").write_text(_model_meta_code(meta), encoding="utf-8")
-    (out_dir / "SUBMISSION.md").write_text(_submission_text(mteb, meta, task_scores, zero_shot), encoding="utf-8")
+    (out_dir / "SUBMISSION.md").write_text(_submission_text(meta, task_scores, zero_shot), encoding="utf-8")
     written += [str(out_dir / "model_meta.py"), str(out_dir / "SUBMISSION.md")]
     return Submission(folder=target, model_name=str(meta.name), revision=str(meta.revision), scores=task_scores,
                       zero_shot=zero_shot, files=written)
@@ -562,8 +562,9 @@ def _check_loads_back(out_dir: Path, meta: Any, task_scores: dict[str, float]) -
                         path=out_dir)
 
 
-def _submission_text(mteb: Any, meta: Any, task_scores: dict[str, float], zero_shot: Any) -> str:
+def _submission_text(meta: Any, task_scores: dict[str, float], zero_shot: Any) -> str:
     """``SUBMISSION.md``: the scores and the pull-request steps."""
+    mteb = _mteb()
     rows = "\n".join(f"| {task} | {', '.join(mteb.get_task(task).eval_splits)} | "
                      f"{mteb.get_task(task).metadata.main_score} | {score:.4f} |"
                      for task, score in sorted(task_scores.items()))

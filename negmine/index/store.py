@@ -309,8 +309,8 @@ def attach_index_dir(retriever: Any, data: Any, path: str | os.PathLike, *, veri
 
 def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.PathLike = "runs/index", *,
                 split: str = "train", unknown_qrels: str = "error", factory: str = "Flat", metric: str = "ip",
-                model_path: str | None = None,
-                precision: str = "fp32", batch_size: int = 32, cache_dir: str | None = None, no_cache: bool = False,
+                model_path: str | None = None, precision: str = "fp32", batch_size: int = 32,
+                cache_dir: str | None = None, no_cache: bool = False,
                 nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
                 train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
                 max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
