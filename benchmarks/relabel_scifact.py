@@ -29,7 +29,7 @@ import random
 import time
 from pathlib import Path
 
-from negmine.relabel.arhn import RelabelSummary, first_choice_slots, read_mined, relabel_records
+from negmine.relabel.arhn import RelabelSummary, first_choice_slots, ranking_diagnostics, read_mined, relabel_records
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.prompts import PROMPT_VERSION
@@ -94,8 +94,7 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
     done = [records[qid] for qid in dict.fromkeys(r["query_id"] for r in rows)]
     random_relabeled = sum(len(r["negatives"]) / (len(r["positives"]) + 1) for r in done)
     random_per_10 = 10 * random_relabeled / max(1, s["negatives_in"])
-    anchors = {r["query_id"]: r["positive_rank"] for r in rows if r["role"] == "positive"}  # best positive's rank
-    positive_first = sum(a == 1 for a in anchors.values()) / max(1, len(anchors))
+    positive_first = ranking_diagnostics(rows)["positive_ranked_first"] or 0.0  # the library's summary.json figure
     slots = first_choice_slots(rows)
     slot_text = ", ".join(f"slot {slot}: {n / max(1, sum(slots.values())):.0%}" for slot, n in slots.most_common(4))
     lines = [

@@ -60,8 +60,10 @@ def run(
 
         negmine mteb run --model runs/x/model --name myorg/minilm-scifact --training-dataset SciFact --task SciFact
     """
+    from negmine.cli._options import check_unknown_qrels
     from negmine.evaluation.mteb import evaluate_mteb, scores_of
 
+    check_unknown_qrels(unknown_qrels)
     declared = None
     if training_dataset is not None:
         declared = [] if [t.lower() for t in training_dataset] == ["none"] else list(training_dataset)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from negmine.data import OnInvalid, UnknownQrels
 from negmine.errors import ConfigError
 from negmine.mining.filters import (
     STRATEGIES,
@@ -88,6 +89,8 @@ class MineConfig:
         self._check("sampling", self.sampling, SAMPLING)
         self._check("format", self.format, FORMATS)
         self._check("too_few", self.too_few, TOO_FEW)
+        self._check("on_invalid", self.on_invalid, get_args(OnInvalid))
+        self._check("unknown_qrels", self.unknown_qrels, get_args(UnknownQrels))
         for name in self.strategies:
             self._check("strategy", name, tuple(STRATEGIES))
         self.filters()  # validates the numbers

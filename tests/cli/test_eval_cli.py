@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from negmine.cli import app
-from negmine.errors import DataError, ModelNotFoundError
+from negmine.errors import ConfigError, DataError, ModelNotFoundError
 
 runner = CliRunner()
 
@@ -107,6 +107,15 @@ def test_mteb_help_does_not_import_mteb() -> None:
                            "assert 'mteb' not in sys.modules and 'torch' not in sys.modules"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_mteb_run_rejects_unknown_qrels_policy(toy_beir: Path, tmp_path: Path) -> None:
+    """A bad --unknown-qrels fails on one line before mteb or a model is loaded."""
+    result = CliRunner().invoke(app, ["mteb", "run", "--model", "hashing", "--data", str(toy_beir),
+                                      "--unknown-qrels", "ignore", "--out", str(tmp_path)])
+    assert isinstance(result.exception, ConfigError)  # negmine.cli.main prints it on one line and exits 2
+    assert "--unknown-qrels 'ignore' is not one of error, skip, keep" in str(result.exception)
+    assert not (tmp_path / "results").exists()
 
 
 def test_eval_real_scifact_minilm(scifact_dir: Path, tmp_path: Path) -> None:

@@ -272,6 +272,8 @@ def test_formats(toy):
         (dict(strategy="abs"), "needs max_score and/or min_score"),
         (dict(percentage=1.5), r"percentage must be in \(0, 1\]"),
         (dict(range_min=10, range_max=5), "range_max must be greater than range_min"),
+        (dict(unknown_qrels="ignore"), "unknown_qrels 'ignore' is not one of error, skip, keep"),
+        (dict(on_invalid="skp"), "Did you mean 'skip'"),
     ],
 )
 def test_config_errors(options, message):
