@@ -12,7 +12,7 @@ from typing import Any
 
 from negmine._optional import require
 from negmine.relabel.base import Judgment, Usage
-from negmine.relabel.llm import Item, scores_to_judgments
+from negmine.relabel.llm import Item, per_item_judgments
 
 
 class CrossEncoderJudge:
@@ -56,10 +56,4 @@ class CrossEncoderJudge:
         start = time.perf_counter()
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False) if pairs else []
         self.usage.add(cross_encoder_pairs=len(pairs), cross_encoder_seconds=time.perf_counter() - start)
-        scores = [float(s) for s in scores]
-        out, offset = [], 0
-        for _, passages, _ in items:
-            out.append(scores_to_judgments(scores[offset:offset + len(passages)], self.threshold, self.unsure_band,
-                                           self.name))
-            offset += len(passages)
-        return out
+        return per_item_judgments(items, [float(s) for s in scores], self.threshold, self.unsure_band, self.name)

@@ -285,13 +285,18 @@ class PointwiseLLMJudge:
 
     def judge_many(self, items: Sequence[Item]) -> list[list[Judgment]]:
         pairs = [(q, p) for q, passages, _ in items for p in passages]
-        scores = self.score_pairs(pairs)
-        out, offset = [], 0
-        for _, passages, _ in items:
-            out.append(scores_to_judgments(scores[offset:offset + len(passages)], self.threshold, self.unsure_band,
-                                           self.name))
-            offset += len(passages)
-        return out
+        return per_item_judgments(items, self.score_pairs(pairs), self.threshold, self.unsure_band, self.name)
+
+
+def per_item_judgments(items: Sequence[Item], scores: Sequence[float | None], threshold: float,
+                       unsure_band: tuple[float, float] | None, judge: str) -> list[list[Judgment]]:
+    """Split the flat pair scores of ``items`` (item after item, passage after passage) into one judgment list per
+    item with :func:`scores_to_judgments`."""
+    out, offset = [], 0
+    for _, passages, _ in items:
+        out.append(scores_to_judgments(scores[offset:offset + len(passages)], threshold, unsure_band, judge))
+        offset += len(passages)
+    return out
 
 
 def scores_to_judgments(scores: Sequence[float | None], threshold: float, unsure_band: tuple[float, float] | None,
