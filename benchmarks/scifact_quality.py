@@ -120,9 +120,10 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(ZERO_SHOT, kind="zero-shot", loss="-", loss_args=(), question="the untrained student"),
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
            seeds=(12, 13, 14), question="sentence-transformers mine_hard_negatives + MNRL"),
-    Recipe("infonce", question="negmine mining + multi-positive InfoNCE, student as teacher"),
-    Recipe("infonce-pairs", max_positives=1,
-           question="ablation of infonce's grouping: one row per (query, positive) as the peer (782 rows, not 713)"),
+    Recipe("infonce", question="negmine mining + multi-positive InfoNCE (up to 2 positives per row: 713 rows), "
+                               "student as teacher"),
+    Recipe("infonce-pairs", max_positives=1, seeds=(12, 13, 14),
+           question="the same, one row per (query, positive) as the peer builds them (782 rows)"),
     Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines"),
     Recipe("gemma-infonce", teacher="embeddinggemma", question="a stronger teacher (EmbeddingGemma-300m)"),
     Recipe("pointwise-infonce", false_negatives="pointwise", question="pointwise P(yes) judge, relabel + filter"),
@@ -142,12 +143,13 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("mpnet-arhn-infonce", teacher="mpnet", false_negatives="arhn", seeds=(12, 13, 14),
            question="stronger teacher + ARHN (the guess made before any run)"),
 )
-# The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md, seeds 12 and 13). It is the
-# plain recipe: none of the measured changes to it (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16
-# Recall@100) improved nDCG@10. Its one difference from the peer's setup, two positives per row, is ablated by
-# `infonce-pairs`. The guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
-# training/scifact-quality.toml when a row beats this one.
-BEST = "infonce"
+# The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md). It is the plain recipe with
+# one training row per (query, positive), as the peer builds them (`negmine train`'s default, max_positives=1). Its
+# ablation is `infonce` (two positives per row: -0.3 nDCG@10, p = 0.44); no measured change on top of the plain
+# recipe (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16 Recall@100) raised nDCG@10. The guess made before
+# any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and training/scifact-quality.toml when a row beats
+# this one.
+BEST = "infonce-pairs"
 ALIASES = {"best": BEST}
 BY_NAME = {r.name: r for r in RECIPES}
 
