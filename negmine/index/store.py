@@ -102,71 +102,37 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
         source: a description of the corpus (recorded).
         overwrite: replace an existing index folder.
     """
-    from negmine.index.ann import AnnIndex, is_approximate, recall_at_k, sample_queries
     from negmine.io import write_json
 
-    out = Path(out)
-    if (out / MANIFEST).exists() or (out / "index").exists():
-        if not overwrite:
-            raise IndexStoreError(f"{out}: an index already exists there (pass overwrite / --overwrite)")
-        for name in ("index", "embeddings"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        (out / MANIFEST).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _prepare_folder(Path(out), overwrite)
     doc_ids = [str(d) for d in doc_ids]
     n = len(embeddings)
     if n != len(doc_ids):
         raise IndexStoreError(f"{n} embeddings for {len(doc_ids)} document ids")
     if n == 0:
         raise IndexStoreError("cannot build an index over an empty corpus")
-    dim = embeddings.dim if isinstance(embeddings, ShardStore) else int(np.asarray(embeddings).shape[1])
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    store = ShardStore.create(out / "embeddings", dim, shard_rows)
-    if isinstance(embeddings, ShardStore):
-        for _, block in embeddings.iter_blocks(min(shard_rows, 262_144)):
-            store.append(block)
-    else:
-        for start in range(0, n, shard_rows):
-            store.append(np.asarray(embeddings[start:start + shard_rows], dtype=np.float32))
+    store = _store_embeddings(out / "embeddings", embeddings, shard_rows)
     timings["store_embeddings_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if factory == "streamed":
-        kind, index = "streamed", StreamedExactIndex(store, metric, max_memory_mb=max_memory_mb)
-        (out / "index").mkdir()
-        write_json(out / "index" / "index.json", {"type": "streamed", **index.get_config_dict(),
-                                                  "store": "../embeddings"})
-        approximate = False
-    else:
-        kind = "faiss"
-        index = AnnIndex(dim, factory, metric, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
-                         refine_vectors=store, train_size=train_size, expected_size=n, seed=seed)
-        index.add_from(store)
-        index.save(out / "index")
-        approximate = is_approximate(index.factory)
+    kind, index, approximate = _build_and_save(out / "index", store, factory, metric, max_memory_mb,
+                                               dict(nprobe=nprobe, ef_search=ef_search, rerank=rerank,
+                                                    train_size=train_size, seed=seed))
     timings["build_s"] = time.perf_counter() - t
 
     recall = None
     if recall_queries and approximate:
         t = time.perf_counter()
-        if queries is None or len(queries) == 0:
-            rows = sample_queries(n, recall_queries, seed)
-            q, origin = store.rows(rows), "documents"
-        else:
-            q = np.asarray(queries, dtype=np.float32)[sample_queries(len(queries), recall_queries, seed)]
-            origin = "queries"
-        k = min(recall_k, n)
-        value = recall_at_k(index, store if n * dim * 4 > max_memory_mb * 2**20 else store.to_array(), q, k,
-                            metric=metric)
-        recall = {"k": k, "value": value, "queries": len(q), "query_source": origin}
+        recall = _measure_recall(index, store, queries, recall_queries, recall_k, metric, max_memory_mb, seed)
         timings["recall_s"] = time.perf_counter() - t
 
     write_json(out / "doc_ids.json", doc_ids)
     manifest = {
         "format": FORMAT_VERSION, "kind": kind, "factory": index.factory if kind == "faiss" else "streamed",
-        "requested_factory": factory, "dim": dim, "metric": metric, "ntotal": n, "approximate": approximate,
+        "requested_factory": factory, "dim": store.dim, "metric": metric, "ntotal": n, "approximate": approximate,
         "index_config": index.get_config_dict(), "encoder": encoder_fingerprint,
         "encoder_sha256": fingerprint_digest(encoder_fingerprint) if encoder_fingerprint is not None else None,
         "corpus": {"n": n, "doc_ids_sha256": doc_ids_digest(doc_ids), "source": source},
@@ -174,6 +140,64 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
     }
     write_json(out / MANIFEST, manifest)  # written last: its presence means a complete folder
     return manifest
+
+
+def _prepare_folder(out: Path, overwrite: bool) -> Path:
+    """Create ``out``; an index already there is an error unless ``overwrite`` (then its parts are removed)."""
+    if (out / MANIFEST).exists() or (out / "index").exists():
+        if not overwrite:
+            raise IndexStoreError(f"{out}: an index already exists there (pass overwrite / --overwrite)")
+        for name in ("index", "embeddings"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        (out / MANIFEST).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _store_embeddings(folder: Path, embeddings: np.ndarray | ShardStore, shard_rows: int) -> ShardStore:
+    """Copy ``embeddings`` (an array or another store) into a new on-disk :class:`ShardStore`, block by block."""
+    if isinstance(embeddings, ShardStore):
+        store = ShardStore.create(folder, embeddings.dim, shard_rows)
+        for _, block in embeddings.iter_blocks(min(shard_rows, 262_144)):
+            store.append(block)
+        return store
+    store = ShardStore.create(folder, int(np.asarray(embeddings[:1]).shape[1]), shard_rows)
+    for start in range(0, len(embeddings), shard_rows):
+        store.append(np.asarray(embeddings[start:start + shard_rows], dtype=np.float32))
+    return store
+
+
+def _build_and_save(folder: Path, store: ShardStore, factory: str, metric: str, max_memory_mb: float,
+                    ann_options: dict[str, Any]) -> tuple[str, Any, bool]:
+    """Build the index over ``store`` and write it into ``folder``; returns (kind, index, approximate)."""
+    from negmine.index.ann import AnnIndex, is_approximate
+    from negmine.io import write_json
+
+    if factory == "streamed":
+        index = StreamedExactIndex(store, metric, max_memory_mb=max_memory_mb)
+        folder.mkdir()
+        write_json(folder / "index.json", {"type": "streamed", **index.get_config_dict(), "store": "../embeddings"})
+        return "streamed", index, False
+    index = AnnIndex(store.dim, factory, metric, refine_vectors=store, expected_size=len(store), **ann_options)
+    index.add_from(store)
+    index.save(folder)
+    return "faiss", index, is_approximate(index.factory)
+
+
+def _measure_recall(index: Any, store: ShardStore, queries: np.ndarray | None, n_queries: int, k: int, metric: str,
+                    max_memory_mb: float, seed: int) -> dict[str, Any]:
+    """Recall@k of ``index`` against exact search on a sample of ``queries`` (default: of the documents)."""
+    from negmine.index.ann import recall_at_k, sample_queries
+
+    n = len(store)
+    if queries is None or len(queries) == 0:
+        q, origin = store.rows(sample_queries(n, n_queries, seed)), "documents"
+    else:
+        q, origin = np.asarray(queries, dtype=np.float32)[sample_queries(len(queries), n_queries, seed)], "queries"
+    k = min(k, n)
+    in_ram = n * store.dim * 4 <= max_memory_mb * 2**20
+    value = recall_at_k(index, store.to_array() if in_ram else store, q, k, metric=metric)
+    return {"k": k, "value": value, "queries": len(q), "query_source": origin}
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
