@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from negmine.errors import DataError
+from negmine.errors import DataError, check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def load_data(
             whose official qrels name 5 documents missing from its corpus).
         corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
     """
-    _check_choice("on_invalid", on_invalid, get_args(OnInvalid))
-    _check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
+    check_choice("on_invalid", on_invalid, get_args(OnInvalid))
+    check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
     if not isinstance(data, (str, os.PathLike)):
         return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
     resolved = resolve_data_path(data)
@@ -162,11 +162,6 @@ def load_data(
     if resolved.is_dir():
         return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels)
     return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 # --------------------------------------------------------------------------------------------------------------------

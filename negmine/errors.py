@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 
 class NegmineError(Exception):
@@ -30,6 +31,12 @@ class DataError(NegmineError, ValueError):
 
 class ConfigError(NegmineError, ValueError):
     """An invalid option value; the message names the option, the value and what is allowed."""
+
+
+def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``allowed`` (``name='bad' is not one of 'a', 'b'``)."""
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 class ModelNotFoundError(NegmineError, FileNotFoundError):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, check_choice
 from negmine.io import atomic_open, write_json, write_manifest
 from negmine.relabel.base import Judge, Judgment
 from negmine.relabel.cache import JudgmentCache
@@ -42,11 +42,6 @@ Mode = Literal["relabel", "filter", "both"]
 OnUnsure = Literal["keep", "drop"]
 MODES = ("relabel", "filter", "both")
 ON_UNSURE = ("keep", "drop")
-
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-
 
 def read_mined(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """``mined.jsonl`` records as dicts, read strictly by :func:`negmine.mining.formats.read_mined` (teacher scores
@@ -79,8 +74,8 @@ def decide(judgments: Sequence[Judgment], num_positives: int, mode: Mode = "both
         >>> [d.decision for d in decide(js, 1)]
         ['relabel', 'filter', 'keep']
     """
-    _check_choice("mode", mode, MODES)
-    _check_choice("on_unsure", on_unsure, ON_UNSURE)
+    check_choice("mode", mode, MODES)
+    check_choice("on_unsure", on_unsure, ON_UNSURE)
     positive_ranks = [j.rank for j in judgments[:num_positives]]
     anchor = None if any(r is None for r in positive_ranks) else min(positive_ranks)  # type: ignore[type-var]
     drop = on_unsure == "drop"
@@ -202,8 +197,8 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
         chunk_size: queries sent to the judge together (stage-1 pairs of a chunk run concurrently/batched).
         show_progress_bar: a tqdm bar over queries.
     """
-    _check_choice("mode", mode, MODES)
-    _check_choice("on_unsure", on_unsure, ON_UNSURE)
+    check_choice("mode", mode, MODES)
+    check_choice("on_unsure", on_unsure, ON_UNSURE)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     start = time.perf_counter()
