@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_metrics": "negmine.evaluation.beir",
     "subsample": "negmine.evaluation.beir",
     "EvaluationResult": "negmine.evaluation.beir",
-    "BEIREvaluator": "negmine.evaluation.beir",
+    "BEIREvaluator": "negmine.evaluation.evaluator",
     "evaluate_mteb": "negmine.evaluation.mteb",
     "local_task": "negmine.evaluation.mteb",
     "make_model_meta": "negmine.evaluation.mteb",

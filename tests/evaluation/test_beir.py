@@ -11,7 +11,8 @@ import pytest
 
 from negmine.encoders import HashingEncoder
 from negmine.errors import DataError, ModelNotFoundError
-from negmine.evaluation.beir import BEIREvaluator, evaluate_beir, load_metrics, retrieve, subsample
+from negmine.evaluation import BEIREvaluator
+from negmine.evaluation.beir import evaluate_beir, load_metrics, retrieve, subsample
 from negmine.evaluation.metrics import evaluate
 
 
