@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from negmine.data import RetrievalData, load_data
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
 from negmine.io import write_json, write_jsonl, write_manifest
@@ -16,7 +18,7 @@ from negmine.mining.filters import Compose
 from negmine.mining.formats import MinedQuery, iter_rows
 from negmine.mining.miner import CorpusView, HardNegativeMiner
 from negmine.mining.stats import MiningStats
-from negmine.retrieve import Retriever
+from negmine.retrieve import Candidates, Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -82,39 +84,11 @@ def run_mining(
     """Run the mining stage for a resolved config (the CLI calls this)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    if not isinstance(data, RetrievalData):
-        data = load_data(
-            config.data if data is None else data,
-            config.split,
-            on_invalid=config.on_invalid,
-            unknown_qrels=config.unknown_qrels,
-            corpus=config.corpus,
-        )
+    data = _load_data(config, data)
     logger.info("%s", data.summary())
-    enc: Encoder = load_encoder(
-        encoder if encoder is not None else config.retriever,
-        model_path=config.model_path,
-        query_prompt=config.query_prompt,
-        corpus_prompt=config.corpus_prompt,
-        precision=config.precision,
-    )
-    if cache is None and not config.no_cache:
-        cache = EmbeddingCache(config.cache_dir)
-    retriever = Retriever(
-        enc,
-        index_backend=config.index,
-        factory=config.factory,
-        cache=cache,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    retriever = _make_retriever(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    if config.index_dir:
-        from negmine.index.store import attach_index_dir
-
-        attach_index_dir(retriever, data, config.index_dir)
-    else:
-        retriever.build(data)
+    _index_corpus(config, retriever, data)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
@@ -124,20 +98,81 @@ def run_mining(
     timings["encode_queries+search"] = time.perf_counter() - t
     positive_scores = None
     if config.cross_encoder:
-        from negmine.mining.rescore import rescore_with_cross_encoder
-
-        pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
-        candidates, positive_scores = rescore_with_cross_encoder(
-            config.cross_encoder,
-            candidates,
-            [data.queries[q] for q in query_ids],
-            view.texts,
-            pos_rows,
-            batch_size=config.batch_size,
-            show_progress_bar=config.show_progress_bar,
-        )
+        candidates, positive_scores = _rescore(config, data, view, candidates)
     t = time.perf_counter()
-    miner = HardNegativeMiner(
+    records, stats = _make_miner(config)(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
+    stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
+    timings["mine"] = time.perf_counter() - t
+    result = MiningResult(records, stats, config, timings=timings)
+    if config.out:
+        result.out_dir = write_outputs(result, data, retriever)
+    timings["total"] = time.perf_counter() - start
+    return result
+
+
+def _load_data(config: MineConfig, data: Any) -> RetrievalData:
+    if isinstance(data, RetrievalData):
+        return data
+    return load_data(
+        config.data if data is None else data,
+        config.split,
+        on_invalid=config.on_invalid,
+        unknown_qrels=config.unknown_qrels,
+        corpus=config.corpus,
+    )
+
+
+def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+    enc: Encoder = load_encoder(
+        encoder if encoder is not None else config.retriever,
+        model_path=config.model_path,
+        query_prompt=config.query_prompt,
+        corpus_prompt=config.corpus_prompt,
+        precision=config.precision,
+    )
+    if cache is None and not config.no_cache:
+        cache = EmbeddingCache(config.cache_dir)
+    return Retriever(
+        enc,
+        index_backend=config.index,
+        factory=config.factory,
+        cache=cache,
+        batch_size=config.batch_size,
+        show_progress_bar=config.show_progress_bar,
+    )
+
+
+def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData) -> None:
+    """Attach a persisted index (``index_dir``) or encode the corpus (through the cache) and index it."""
+    if config.index_dir:
+        from negmine.index.store import attach_index_dir
+
+        attach_index_dir(retriever, data, config.index_dir)
+    else:
+        retriever.build(data)
+
+
+def _rescore(
+    config: MineConfig, data: RetrievalData, view: CorpusView, candidates: Candidates
+) -> tuple[Candidates, list[np.ndarray]]:
+    """Re-score the candidates (and the positives) with ``config.cross_encoder``."""
+    from negmine.mining.rescore import rescore_with_cross_encoder
+
+    query_ids = data.split_query_ids
+    pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
+    return rescore_with_cross_encoder(
+        config.cross_encoder,
+        candidates,
+        [data.queries[q] for q in query_ids],
+        view.texts,
+        pos_rows,
+        batch_size=config.batch_size,
+        show_progress_bar=config.show_progress_bar,
+    )
+
+
+def _make_miner(config: MineConfig) -> HardNegativeMiner:
+    return HardNegativeMiner(
         Compose(config.filters()),
         config.num_negatives,
         config.sampling,
@@ -146,14 +181,6 @@ def run_mining(
         config.too_few,
         config.near_duplicate,
     )
-    records, stats = miner(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
-    stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
-    timings["mine"] = time.perf_counter() - t
-    result = MiningResult(records, stats, config, timings=timings)
-    if config.out:
-        result.out_dir = write_outputs(result, data, retriever)
-    timings["total"] = time.perf_counter() - start
-    return result
 
 
 def output_file_name(fmt: str) -> str:
