@@ -118,11 +118,7 @@ def local_task(data: str | os.PathLike | RetrievalData, split: str = "test", *, 
     Returns:
         An ``mteb`` task instance, ready for ``mteb.evaluate``.
     """
-    mteb = _mteb()
-    from datasets import Dataset
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.task_metadata import TaskMetadata
-
+    _mteb()  # the install hint before any work
     loaded = data if isinstance(data, RetrievalData) else load_data(data, split, unknown_qrels=unknown_qrels)
     split = loaded.split or split
     folder = loaded.sources[0].rsplit("/", 1)[0] if loaded.sources else loaded.name
@@ -131,41 +127,17 @@ def local_task(data: str | os.PathLike | RetrievalData, split: str = "test", *, 
         raise DataError(f"no query with a positive judgement in split {split!r}", path=folder)
     registered = find_mteb_task(task_name or loaded.name)
     if registered is not None:
-        base_task = mteb.get_task(registered)
-        if base_task.metadata.type != "Retrieval":
-            raise ConfigError(f"MTEB task {registered!r} is a {base_task.metadata.type} task, not Retrieval")
-        if split not in base_task.eval_splits:
-            raise ConfigError(f"MTEB task {registered!r} is evaluated on {base_task.eval_splits}, not {split!r}; "
-                              f"pass task_name='Local{registered}' to run split {split!r} as a local task")
-        if verify:
-            _check_same_data(base_task, split, _local_statistics(loaded, query_ids), folder)
-        base_class: type = type(base_task)
-        metadata = base_task.metadata
-        identical = base_class.ignore_identical_ids if ignore_identical_ids is None else ignore_identical_ids
+        base_class, metadata = _registered_task(registered, loaded, split, folder, verify)
+        default_identical = base_class.ignore_identical_ids
     else:
-        name = task_name or f"Local{loaded.name[:1].upper()}{loaded.name[1:]}"
-        from negmine.io import hash_inputs, sha256_texts
-
-        revision = sha256_texts(sorted(hash_inputs(loaded.sources).values()))[:40] if loaded.sources else "local"
-        metadata = TaskMetadata(
-            name=name, description=f"Local BEIR folder {folder} (split {split}), evaluated offline by negmine.",
-            dataset={"path": str(folder), "revision": revision}, type="Retrieval", category="t2t",
-            modalities=["text"], eval_splits=[split], eval_langs=list(languages), main_score="ndcg_at_10")
-        base_class = AbsTaskRetrieval
-        identical = True if ignore_identical_ids is None else ignore_identical_ids
-
-    corpus_ids = list(loaded.corpus)
-    corpus = Dataset.from_dict({"id": corpus_ids, "title": [loaded.corpus[d].get("title") or "" for d in corpus_ids],
-                                "text": [loaded.corpus[d].get("text") or "" for d in corpus_ids]})
-    queries = Dataset.from_dict({"id": query_ids, "text": [loaded.queries[q] for q in query_ids]})
-    relevant_docs = {q: {d: int(r) for d, r in loaded.qrels[q].items()} for q in query_ids}
+        base_class, metadata = _unregistered_task(task_name, loaded, split, folder, languages)
+        default_identical = True
+    identical = default_identical if ignore_identical_ids is None else ignore_identical_ids
+    dataset = {"default": {split: {**_mteb_datasets(loaded, query_ids), "top_ranked": None}}}
 
     def load_local(self: Any, num_proc: int | None = None, **kwargs: Any) -> None:
-        if self.data_loaded:
-            return
-        self.dataset = {"default": {split: {"corpus": corpus, "queries": queries, "relevant_docs": relevant_docs,
-                                            "top_ranked": None}}}
-        self.data_loaded = True
+        if not self.data_loaded:
+            self.dataset, self.data_loaded = dataset, True
 
     cls = type(f"{metadata.name.replace('-', '_')}FromBEIRFolder", (base_class,), {
         "metadata": metadata, "ignore_identical_ids": identical, "load_data": load_local,
@@ -174,6 +146,48 @@ def local_task(data: str | os.PathLike | RetrievalData, split: str = "test", *, 
     task = cls()
     task.local_folder = str(folder)  # informational
     return task
+
+
+def _registered_task(name: str, loaded: RetrievalData, split: str, folder: str, verify: bool) -> tuple[type, Any]:
+    """The class and metadata of MTEB's own task ``name``, after checking the local data can stand for it."""
+    base_task = _mteb().get_task(name)
+    if base_task.metadata.type != "Retrieval":
+        raise ConfigError(f"MTEB task {name!r} is a {base_task.metadata.type} task, not Retrieval")
+    if split not in base_task.eval_splits:
+        raise ConfigError(f"MTEB task {name!r} is evaluated on {base_task.eval_splits}, not {split!r}; "
+                          f"pass task_name='Local{name}' to run split {split!r} as a local task")
+    if verify:
+        _check_same_data(base_task, split, _local_statistics(loaded, loaded.split_query_ids), folder)
+    return type(base_task), base_task.metadata
+
+
+def _unregistered_task(task_name: str | None, loaded: RetrievalData, split: str, folder: str,
+                       languages: Sequence[str]) -> tuple[type, Any]:
+    """A retrieval task class and fresh metadata for a folder MTEB does not know; the revision hashes its files."""
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    from negmine.io import hash_inputs, sha256_texts
+
+    name = task_name or f"Local{loaded.name[:1].upper()}{loaded.name[1:]}"
+    revision = sha256_texts(sorted(hash_inputs(loaded.sources).values()))[:40] if loaded.sources else "local"
+    metadata = TaskMetadata(
+        name=name, description=f"Local BEIR folder {folder} (split {split}), evaluated offline by negmine.",
+        dataset={"path": str(folder), "revision": revision}, type="Retrieval", category="t2t",
+        modalities=["text"], eval_splits=[split], eval_langs=list(languages), main_score="ndcg_at_10")
+    return AbsTaskRetrieval, metadata
+
+
+def _mteb_datasets(loaded: RetrievalData, query_ids: Sequence[str]) -> dict[str, Any]:
+    """Corpus and queries as ``datasets.Dataset`` and the qrels as ``relevant_docs``, in mteb's split layout."""
+    from datasets import Dataset
+
+    corpus_ids = list(loaded.corpus)
+    corpus = Dataset.from_dict({"id": corpus_ids, "title": [loaded.corpus[d].get("title") or "" for d in corpus_ids],
+                                "text": [loaded.corpus[d].get("text") or "" for d in corpus_ids]})
+    queries = Dataset.from_dict({"id": list(query_ids), "text": [loaded.queries[q] for q in query_ids]})
+    relevant_docs = {q: {d: int(r) for d, r in loaded.qrels[q].items()} for q in query_ids}
+    return {"corpus": corpus, "queries": queries, "relevant_docs": relevant_docs}
 
 
 # --------------------------------------------------------------------------------------------------------------------
