@@ -157,6 +157,18 @@ class RelabelSummary:
         out["usage"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in u.items()}
         return out
 
+    def add(self, num_positives: int, decisions: Sequence[Decision]) -> None:
+        """Count one query's positives and its negatives' decisions."""
+        self.queries += 1
+        self.positives_in += num_positives
+        self.negatives_in += len(decisions)
+        for d in decisions:
+            self.relabeled += d.decision == "relabel"
+            self.filtered += d.decision == "filter"
+            self.kept += d.decision == "keep"
+            self.unsure += d.decision == "unsure"
+            self.unsure_dropped += d.decision == "unsure" and d.removed
+
 
 def _merge_usage(*parts: dict[str, float]) -> dict[str, float]:
     total: dict[str, float] = {}
@@ -218,39 +230,8 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
             k = len(record["positives"])
             decisions = decide(judgments, k, mode, on_unsure)
             out_records.append(apply_decisions(record, decisions))
-            summary.queries += 1
-            summary.positives_in += k
-            summary.negatives_in += len(decisions)
-            anchor = [j.rank for j in judgments[:k]]
-            anchor_rank = None if None in anchor else min(anchor) + 1  # type: ignore[type-var]
-            for i, judgment in enumerate(judgments):
-                is_positive = i < k
-                decision = None if is_positive else decisions[i - k]
-                if decision is not None:
-                    summary.relabeled += decision.decision == "relabel"
-                    summary.filtered += decision.decision == "filter"
-                    summary.kept += decision.decision == "keep"
-                    summary.unsure += decision.decision == "unsure"
-                    summary.unsure_dropped += decision.decision == "unsure" and decision.removed
-                rows.append({
-                    "query_id": record["query_id"],
-                    "passage_id": record["positive_ids"][i] if is_positive else record["negative_ids"][i - k],
-                    "role": "positive" if is_positive else "negative",
-                    "judge": judgment.judge,
-                    "answer": judgment.answer if judgment.answer is not None else (
-                        "NO_ANSWER" if judgment.has_answer is False and judgment.answer_status != "not_asked"
-                        else None),
-                    "answer_status": judgment.answer_status,
-                    "label": judgment.label.value,
-                    "score": judgment.score,
-                    "rank": None if judgment.rank is None else judgment.rank + 1,
-                    "positive_rank": anchor_rank,
-                    "decision": "positive" if is_positive else decision.decision,
-                    "removed": False if is_positive else decision.removed,
-                    "reason": "original positive" if is_positive else decision.reason,
-                    "judge_note": judgment.rationale,
-                    **({"details": judgment.extra} if judgment.extra else {}),
-                })
+            summary.add(k, decisions)
+            rows.extend(judgment_rows(record, judgments, decisions))
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
@@ -258,6 +239,36 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
     summary.wall_seconds = time.perf_counter() - start
     summary.usage = _collect_usage(judge)
     return out_records, rows, summary
+
+
+def judgment_rows(record: dict[str, Any], judgments: Sequence[Judgment],
+                  decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    """One ``judgments.jsonl`` row per judged passage of a record: the positives first, then the negatives."""
+    k = len(record["positives"])
+    anchor = [j.rank for j in judgments[:k]]
+    anchor_rank = None if None in anchor else min(anchor) + 1  # type: ignore[type-var]
+    rows = []
+    for i, judgment in enumerate(judgments):
+        decision = None if i < k else decisions[i - k]
+        rows.append({
+            "query_id": record["query_id"],
+            "passage_id": record["positive_ids"][i] if decision is None else record["negative_ids"][i - k],
+            "role": "positive" if decision is None else "negative",
+            "judge": judgment.judge,
+            "answer": judgment.answer if judgment.answer is not None else (
+                "NO_ANSWER" if judgment.has_answer is False and judgment.answer_status != "not_asked" else None),
+            "answer_status": judgment.answer_status,
+            "label": judgment.label.value,
+            "score": judgment.score,
+            "rank": None if judgment.rank is None else judgment.rank + 1,
+            "positive_rank": anchor_rank,
+            "decision": "positive" if decision is None else decision.decision,
+            "removed": False if decision is None else decision.removed,
+            "reason": "original positive" if decision is None else decision.reason,
+            "judge_note": judgment.rationale,
+            **({"details": judgment.extra} if judgment.extra else {}),
+        })
+    return rows
 
 
 #: ``judge_warning`` fires when, over at least ``WARN_MIN_QUERIES`` ranked queries, the original positive is ranked
