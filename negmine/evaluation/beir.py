@@ -263,7 +263,7 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# sentence-transformers evaluator
+# smaller evaluation sets (for BEIREvaluator during training)
 # --------------------------------------------------------------------------------------------------------------------
 
 
