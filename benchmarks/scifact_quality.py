@@ -586,6 +586,10 @@ def write_table(runs: Path, out: Path, smoke: bool) -> str:
     ]
     body = [table_row(r, rows[r.name], rows[PEER]) for r in RECIPES]
     steps, mined = shared_steps(runs), mined_negatives(runs)
+    audits = sorted(TABLE.parent.glob("negative_audit*.md"))
+    if mined and audits and not smoke:
+        mined.append("- How many are false negatives, read by hand (`benchmarks/negative_audit.py`): "
+                     + ", ".join(f"`{a.name}`" for a in audits) + ".")
     text = "\n".join(header + body + ([""] + ["Shared steps (wall time):"] + steps if steps else [])
                      + ([""] + ["Mined negatives (negmine, before any relabeling):"] + mined if mined else [])) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,228 @@
+"""A hand audit of mined hard negatives: how many are false negatives, how many are even on topic.
+
+No judge that runs on this machine can tell SciFact positives from negatives (``relabel_scifact.md``), so the
+false-negative rate of the negatives the SciFact recipes train on was measured by reading them. This script draws
+the sample, writes a worksheet to label, checks a labels file against the sample and writes the report.
+
+    # 1. draw the sample (16 training queries x their 5 training negatives) and write the worksheet
+    python benchmarks/negative_audit.py worksheet --out /tmp/audit.md
+    # 2. label each negative in benchmarks/results/negative_audit_labels.jsonl, then
+    python benchmarks/negative_audit.py report
+
+Labels:
+- ``false_negative``: the abstract gives evidence for or against the claim (SciFact's own relevance criterion);
+- ``borderline``: it states the claim only in passing (e.g. as background of a review);
+- ``related``: about the claim's own entity or process, without evidence on the claim;
+- ``off_topic``: shares at most the broad field.
+
+The sample follows training: queries with at least ``--negatives`` negatives (the others are dropped by the
+recipe's ``too_few`` policy) and their first ``--negatives`` ones, drawn with ``random.Random(seed).sample``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from negmine.errors import DataError
+from negmine.io import atomic_open
+from negmine.mining.formats import read_mined
+
+DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
+DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")
+DEFAULT_OUT = Path("benchmarks/results/negative_audit.md")
+LABELS = ("false_negative", "borderline", "related", "off_topic")
+
+
+def draw_sample(records: list[dict[str, Any]], num_queries: int, num_negatives: int, seed: int,
+                query_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``num_queries`` records with at least ``num_negatives`` negatives, cut to their first ``num_negatives``.
+
+    With ``query_ids`` (another audit's queries, to compare two mined files on the same claims) those records are
+    taken instead, in that order; the ones with fewer negatives are left out, as training leaves them out.
+    """
+    eligible = [r for r in records if len(r["negative_ids"]) >= num_negatives]
+    if query_ids is not None:
+        by_id = {str(r["query_id"]): r for r in eligible}
+        sample = [by_id[q] for q in query_ids if q in by_id]
+    elif len(eligible) < num_queries:
+        raise DataError(f"only {len(eligible)} queries have {num_negatives} negatives; asked for {num_queries}")
+    else:
+        sample = random.Random(seed).sample(eligible, num_queries)
+    keys = ("negative_ids", "negatives", "negative_scores")
+    return [{**r, **{k: list(r.get(k) or [])[:num_negatives] for k in keys}} for r in sample]
+
+
+def worksheet(sample: list[dict[str, Any]], chars: int = 1500) -> str:
+    """Markdown with each claim, its positives and the negatives to label."""
+    lines = ["# Negatives to label", "", f"Labels: {', '.join(LABELS)}.", ""]
+    for r in sample:
+        lines += [f"## query {r['query_id']}: {r['query']}", ""]
+        for pid, text in zip(r["positive_ids"], r["positives"]):
+            lines.append(f"- positive {pid}: {text[:chars]}")
+        for i, (nid, text) in enumerate(zip(r["negative_ids"], r["negatives"]), 1):
+            lines.append(f"- **negative {i}** {nid}: {text[:chars]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def label_template(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"query_id": r["query_id"], "negative_id": nid, "rank": i, "label": None, "note": ""}
+            for r in sample for i, nid in enumerate(r["negative_ids"], 1)]
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError("no such labels file", path=path)
+    rows = []
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if text.strip():
+            try:
+                rows.append(json.loads(text))
+            except json.JSONDecodeError as err:
+                raise DataError(f"malformed JSON ({err.msg})", path=path, line=line) from None
+    return rows
+
+
+def check_labels(path: Path, sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The labels of ``path`` in sample order; an error names the line and field that does not match the sample."""
+    expected = label_template(sample)
+    rows = _read_rows(path)
+    if len(rows) != len(expected):
+        raise DataError(f"{len(rows)} labels for a sample of {len(expected)} negatives", path=path)
+    for line, (row, want) in enumerate(zip(rows, expected), 1):
+        for key in ("query_id", "negative_id", "rank"):
+            if str(row.get(key)) != str(want[key]):
+                raise DataError(f"expected {want[key]!r} (the sample's negative {want['rank']} of query "
+                                f"{want['query_id']}), got {row.get(key)!r}", path=path, line=line, field=key)
+        if row.get("label") not in LABELS:
+            raise DataError(f"label must be one of {', '.join(LABELS)}, got {row.get('label')!r}",
+                            path=path, line=line, field="label")
+    return rows
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial share ``k / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and shares per label, teacher scores per label and per-query patterns."""
+    scores = [s for r in sample for s in r["negative_scores"]]
+    by_query: dict[str, list[str]] = {}
+    per_label: dict[str, list[float]] = {name: [] for name in LABELS}
+    for row, score in zip(labels, scores):
+        by_query.setdefault(str(row["query_id"]), []).append(row["label"])
+        per_label[row["label"]].append(score)
+    counts = Counter(row["label"] for row in labels)
+    n = len(labels)
+    return {
+        "negatives": n, "queries": len(sample),
+        "counts": {name: counts[name] for name in LABELS},
+        "shares": {name: counts[name] / n for name in LABELS},
+        "intervals": {name: wilson_interval(counts[name], n) for name in LABELS},
+        "mean_score": {name: statistics.fmean(v) if v else None for name, v in per_label.items()},
+        "mean_positive_score": statistics.fmean(s for r in sample for s in r["positive_scores"]),
+        "queries_with_false_negative": sum("false_negative" in v for v in by_query.values()),
+        "queries_all_off_topic": sum(all(x == "off_topic" for x in v) for v in by_query.values()),
+    }
+
+
+def report(summary: dict[str, Any], sample: list[dict[str, Any]], labels: list[dict[str, Any]],
+           mined: Path, teacher: str = "all-MiniLM-L6-v2", drawn: str = "random training queries") -> str:
+    s = summary
+    lines = [
+        "# Hand audit of the mined negatives the SciFact recipes train on",
+        "",
+        f"Mined file: `{mined}` ({teacher} as teacher, TopK-PercPos 0.95 over ranks 0–50, `top` sampling).",
+        f"Sample: {s['queries']} {drawn} × their first {s['negatives'] // s['queries']} negatives = "
+        f"{s['negatives']} (query, negative) pairs, each read in full and labelled by the negmine developers. "
+        "Labels: `false_negative` = the abstract gives evidence for or against the claim; `borderline` = states "
+        "it only in passing; `related` = the claim's own entity or process, no evidence; `off_topic` = at most the "
+        "broad field.",
+        "",
+        "| label | negatives | share [95 % Wilson interval] | mean teacher score |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in LABELS:
+        score = s["mean_score"][name]
+        low, high = s["intervals"][name]
+        lines.append(f"| {name} | {s['counts'][name]} | {100 * s['shares'][name]:.1f} % "
+                     f"[{100 * low:.1f}, {100 * high:.1f}] | "
+                     f"{'—' if score is None else f'{score:.3f}'} |")
+    lines += [
+        f"| (the queries' positives) | | | {s['mean_positive_score']:.3f} |",
+        "",
+        f"- Queries with at least one false negative among their 5: {s['queries_with_false_negative']} of "
+        f"{s['queries']}. Queries whose 5 negatives are all off topic: {s['queries_all_off_topic']} of "
+        f"{s['queries']}.",
+        "",
+        "## Every label",
+        "",
+        "| query | claim | rank | negative | score | label | why |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    claims = {str(r["query_id"]): r["query"] for r in sample}
+    scores = [sc for r in sample for sc in r["negative_scores"]]
+    for row, score in zip(labels, scores):
+        claim = claims[str(row["query_id"])]
+        claim = claim if len(claim) <= 80 else claim[:77] + "..."
+        lines.append(f"| {row['query_id']} | {claim} | {row['rank']} | {row['negative_id']} | {score:.3f} | "
+                     f"{row['label']} | {row.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("worksheet", "report"))
+    parser.add_argument("--mined", type=Path, default=DEFAULT_MINED)
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"worksheet: where to write it (required); report: default {DEFAULT_OUT}")
+    parser.add_argument("--queries", type=int, default=16)
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--same-queries-as", type=Path, default=None, metavar="LABELS",
+                        help="audit the queries of this labels file (in its order) instead of a random draw")
+    parser.add_argument("--teacher", default="all-MiniLM-L6-v2", help="the mining teacher, for the report")
+    args = parser.parse_args(argv)
+    query_ids = None
+    if args.same_queries_as is not None:
+        query_ids = list(dict.fromkeys(str(row["query_id"]) for row in _read_rows(args.same_queries_as)))
+    sample = draw_sample([m.to_dict() for m in read_mined(args.mined)], args.queries, args.negatives, args.seed,
+                         query_ids)
+    if args.mode == "worksheet":
+        if args.out is None:
+            parser.error("worksheet needs --out")
+        with atomic_open(args.out) as handle:
+            handle.write(worksheet(sample))
+        template = args.out.with_suffix(".labels.jsonl")
+        with atomic_open(template) as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in label_template(sample))
+        print(f"worksheet: {args.out}\nlabels to fill in: {template}")
+        return 0
+    labels = check_labels(args.labels, sample)
+    out = args.out or DEFAULT_OUT
+    with atomic_open(out) as handle:
+        drawn = (f"random training queries (`random.Random({args.seed})`)" if query_ids is None else
+                 f"training queries of `{args.same_queries_as}` ({len(query_ids) - len(sample)} left out: fewer "
+                 f"than {args.negatives} negatives here)")
+        handle.write(report(summarize(sample, labels), sample, labels, args.mined, args.teacher, drawn))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
