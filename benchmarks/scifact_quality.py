@@ -120,8 +120,9 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(ZERO_SHOT, kind="zero-shot", loss="-", loss_args=(), question="the untrained student"),
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
            seeds=(12, 13, 14), question="sentence-transformers mine_hard_negatives + MNRL"),
-    Recipe("infonce", question="negmine mining + multi-positive InfoNCE (up to 2 positives per row: 713 rows), "
-                               "student as teacher"),
+    Recipe("infonce", seeds=(12, 13, 14),
+           question="negmine mining + multi-positive InfoNCE (up to 2 positives per row: 713 rows), student as "
+                    "teacher"),
     Recipe("infonce-pairs", max_positives=1, seeds=(12, 13, 14),
            question="the same, one row per (query, positive) as the peer builds them (782 rows)"),
     Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines"),
@@ -150,6 +151,7 @@ RECIPES: tuple[Recipe, ...] = (
 # any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and training/scifact-quality.toml when a row beats
 # this one.
 BEST = "infonce-pairs"
+ABLATION = "infonce"  # BEST without its best single change (one training row per (query, positive))
 ALIASES = {"best": BEST}
 BY_NAME = {r.name: r for r in RECIPES}
 
@@ -498,13 +500,13 @@ def per_query_mean(seeds: dict[int, dict[str, Any]], dataset: str, metric: str) 
     return {q: statistics.mean(t[q] for t in tables) for q in tables[0]} if tables else {}
 
 
-def versus_peer(row: dict[int, dict[str, Any]], peer: dict[int, dict[str, Any]]) -> str:
-    """``Δ [95% CI], p`` of nDCG@10 against the peer baseline (paired t-test over the test queries)."""
-    if not row or not peer:
+def versus(row: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]) -> str:
+    """``Δ [95% CI], p`` of SciFact nDCG@10, ``row`` minus ``base`` (paired t-test over the test queries)."""
+    if not row or not base:
         return "—"
     from negmine.evaluation import paired_test
 
-    result = paired_test(per_query_mean(peer, "scifact", "ndcg@10"), per_query_mean(row, "scifact", "ndcg@10"),
+    result = paired_test(per_query_mean(base, "scifact", "ndcg@10"), per_query_mean(row, "scifact", "ndcg@10"),
                          metric="ndcg@10", method="t-test")
     return f"{result.diff:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], p={result.p_value:.3g}"
 
@@ -520,7 +522,7 @@ def table_row(recipe: Recipe, seeds: dict[int, dict[str, Any]], peer: dict[int, 
              "—" if untrained else recipe.teacher, recipe.false_negatives, recipe.loss,
              "—" if untrained or not seeds else ", ".join(map(str, sorted(seeds))),
              mean_std(values("scifact", "ndcg@10")), mean_std(values("scifact", "recall@100")),
-             "—" if recipe.name == PEER else versus_peer(seeds, peer),
+             "—" if recipe.name == PEER else versus(seeds, peer),
              "—" if untrained else seconds_text(trained) + (" †" if resumed else ""),
              mean_std(values("arguana", "ndcg@10")), recipe.question]
     return "| " + " | ".join(cells) + " |"
@@ -585,6 +587,10 @@ def write_table(runs: Path, out: Path, smoke: bool) -> str:
         "|---|---|---|---|---|---:|---:|---|---:|---:|---|",
     ]
     body = [table_row(r, rows[r.name], rows[PEER]) for r in RECIPES]
+    if rows[BEST] and rows[ABLATION]:
+        body += ["", f"Ablation, the best row minus its best single change (`{BEST}` − `{ABLATION}`), SciFact "
+                 f"nDCG@10: {versus(rows[BEST], rows[ABLATION])} (paired t-test, each query averaged over the row's "
+                 "seeds)."]
     steps, mined = shared_steps(runs), mined_negatives(runs)
     audits = sorted(TABLE.parent.glob("negative_audit*.md"))
     if mined and audits and not smoke:
