@@ -146,10 +146,10 @@ RECIPES: tuple[Recipe, ...] = (
 )
 # The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md). It is the plain recipe with
 # one training row per (query, positive), as the peer builds them (`negmine train`'s default, max_positives=1). Its
-# ablation is `infonce` (up to two positives per row: -0.59 nDCG@10, p = 0.03); no measured change on top of the plain
-# recipe (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16 Recall@100) raised nDCG@10. The guess made before
-# any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and training/scifact-quality.toml when a row beats
-# this one.
+# ablation is `infonce` (up to two positives per row: -0.33 nDCG@10 over three seeds, p = 0.23); no measured change
+# on top of the plain recipe (soft-infonce: +0.00; mpnet teacher: -0.28 nDCG@10, +1.16 Recall@100) raised nDCG@10.
+# The guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
+# training/scifact-quality.toml when a row beats this one.
 BEST = "infonce-pairs"
 ABLATION = "infonce"  # BEST without its best single change (one training row per (query, positive))
 ALIASES = {"best": BEST}
