@@ -37,7 +37,7 @@ class BEIREvaluator(_BaseEvaluator):
 
     Args:
         data: corpus, queries and qrels (``negmine.data.load_data(folder, "dev")``). For frequent evaluation
-            during training, shrink it with :func:`subsample`.
+            during training, shrink it with :func:`~negmine.evaluation.beir.subsample`.
         name: prefix of the metric names (e.g. ``"scifact-dev"``).
         batch_size: encoding batch size.
         k_values: cut-offs; must include 10 for the primary metric ``ndcg@10`` (else ``ndcg@max(k)`` is primary).
