@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from negmine.data import LoadReport, iter_jsonl
 from negmine.errors import DataError
 from negmine.io import atomic_open
 from negmine.mining.formats import read_mined
@@ -81,14 +82,12 @@ def label_template(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError("no such labels file", path=path)
-    rows = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if text.strip():
-            try:
-                rows.append(json.loads(text))
-            except json.JSONDecodeError as err:
-                raise DataError(f"malformed JSON ({err.msg})", path=path, line=line) from None
-    return rows
+    return [row for _, row in iter_jsonl(path, LoadReport(), "error")]
+
+
+def _scored(sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """Each label row beside its negative's teacher score (labels are in sample order, see :func:`check_labels`)."""
+    return list(zip(labels, (score for r in sample for score in r["negative_scores"]), strict=True))
 
 
 def check_labels(path: Path, sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,10 +119,9 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def summarize(sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and shares per label, teacher scores per label and per-query patterns."""
-    scores = [s for r in sample for s in r["negative_scores"]]
     by_query: dict[str, list[str]] = {}
     per_label: dict[str, list[float]] = {name: [] for name in LABELS}
-    for row, score in zip(labels, scores):
+    for row, score in _scored(sample, labels):
         by_query.setdefault(str(row["query_id"]), []).append(row["label"])
         per_label[row["label"]].append(score)
     counts = Counter(row["label"] for row in labels)
@@ -175,8 +173,7 @@ def report(summary: dict[str, Any], sample: list[dict[str, Any]], labels: list[d
         "|---|---|---:|---|---:|---|---|",
     ]
     claims = {str(r["query_id"]): r["query"] for r in sample}
-    scores = [sc for r in sample for sc in r["negative_scores"]]
-    for row, score in zip(labels, scores):
+    for row, score in _scored(sample, labels):
         claim = claims[str(row["query_id"])]
         claim = claim if len(claim) <= 80 else claim[:77] + "..."
         lines.append(f"| {row['query_id']} | {claim} | {row['rank']} | {row['negative_id']} | {score:.3f} | "
@@ -215,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     labels = check_labels(args.labels, sample)
     out = args.out or DEFAULT_OUT
+    drawn = (f"random training queries (`random.Random({args.seed})`)" if query_ids is None else
+             f"training queries of `{args.same_queries_as}` ({len(query_ids) - len(sample)} left out: fewer "
+             f"than {args.negatives} negatives here)")
     with atomic_open(out) as handle:
-        drawn = (f"random training queries (`random.Random({args.seed})`)" if query_ids is None else
-                 f"training queries of `{args.same_queries_as}` ({len(query_ids) - len(sample)} left out: fewer "
-                 f"than {args.negatives} negatives here)")
         handle.write(report(summarize(sample, labels), sample, labels, args.mined, args.teacher, drawn))
     print(f"report: {out}")
     return 0

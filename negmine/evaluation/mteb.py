@@ -127,7 +127,7 @@ def local_task(data: str | os.PathLike | RetrievalData, split: str = "test", *, 
         raise DataError(f"no query with a positive judgement in split {split!r}", path=folder)
     registered = find_mteb_task(task_name or loaded.name)
     if registered is not None:
-        base_class, metadata = _registered_task(registered, loaded, split, folder, verify)
+        base_class, metadata = _registered_task(registered, loaded, query_ids, split, folder, verify)
         default_identical = base_class.ignore_identical_ids
     else:
         base_class, metadata = _unregistered_task(task_name, loaded, split, folder, languages)
@@ -148,7 +148,8 @@ def local_task(data: str | os.PathLike | RetrievalData, split: str = "test", *, 
     return task
 
 
-def _registered_task(name: str, loaded: RetrievalData, split: str, folder: str, verify: bool) -> tuple[type, Any]:
+def _registered_task(name: str, loaded: RetrievalData, query_ids: Sequence[str], split: str, folder: str,
+                     verify: bool) -> tuple[type, Any]:
     """The class and metadata of MTEB's own task ``name``, after checking the local data can stand for it."""
     base_task = _mteb().get_task(name)
     if base_task.metadata.type != "Retrieval":
@@ -157,7 +158,7 @@ def _registered_task(name: str, loaded: RetrievalData, split: str, folder: str, 
         raise ConfigError(f"MTEB task {name!r} is evaluated on {base_task.eval_splits}, not {split!r}; "
                           f"pass task_name='Local{name}' to run split {split!r} as a local task")
     if verify:
-        _check_same_data(base_task, split, _local_statistics(loaded, loaded.split_query_ids), folder)
+        _check_same_data(base_task, split, _local_statistics(loaded, query_ids), folder)
     return type(base_task), base_task.metadata
 
 

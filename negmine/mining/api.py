@@ -98,7 +98,7 @@ def run_mining(
     timings["encode_queries+search"] = time.perf_counter() - t
     positive_scores = None
     if config.cross_encoder:
-        candidates, positive_scores = _rescore(config, data, view, candidates)
+        candidates, positive_scores = _rescore(config, data, query_ids, view, candidates)
     t = time.perf_counter()
     records, stats = _make_miner(config)(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
@@ -153,12 +153,11 @@ def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData)
 
 
 def _rescore(
-    config: MineConfig, data: RetrievalData, view: CorpusView, candidates: Candidates
+    config: MineConfig, data: RetrievalData, query_ids: list[str], view: CorpusView, candidates: Candidates
 ) -> tuple[Candidates, list[np.ndarray]]:
-    """Re-score the candidates (and the positives) with ``config.cross_encoder``."""
+    """Re-score the candidates of ``query_ids`` (and their positives) with ``config.cross_encoder``."""
     from negmine.mining.rescore import rescore_with_cross_encoder
 
-    query_ids = data.split_query_ids
     pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
     return rescore_with_cross_encoder(
         config.cross_encoder,
