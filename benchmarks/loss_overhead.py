@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from negmine.io import publish
+
 #### constants
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
 TARGET = 1.15
@@ -175,10 +177,7 @@ def main() -> None:
                         help="Markdown output file, or - for stdout only")
     args = parser.parse_args()
     table = run(args)
-    print(table)
-    if args.out != "-":
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table, encoding="utf-8")
+    publish(table, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What Soft-InfoNCE's teacher weights do to a batch: the weights its mined negatives get, per temperature.
+"""What the teacher-weighted losses do to a batch: Soft-InfoNCE's negative weights and CWCL's soft targets.
 
 Soft-InfoNCE (``negmine.losses.SoftInfoNCE``, ``estimator="labels"``) weights each negative of a row by
 ``max(w_min, (beta - alpha p) / (beta - alpha / N))`` with ``p = softmax(teacher score / t)`` over the row's ``N``
@@ -6,6 +6,13 @@ negatives. In a batch of ``B`` rows of one positive and ``k`` mined negatives, a
 negatives: its own ``k`` mined ones (teacher-scored) and every other row's texts (not scored; the loss gives them the
 row's lowest known score). This script replays that on a real mined file with the loss's own ``soft_weights``, so
 one can see, before paying for a training run, whether a (t, alpha) setting changes anything.
+
+CWCL (``negmine.losses.CWCL``, ``reference="labels"``) trains towards a soft target: weight 1 on each positive and
+``f(r) = r' ** power`` on each mined negative (``r' = (r + 1) / 2`` with ``rescale``, else ``r``); in-batch texts get
+0. The second table gives the share of that target on the mined negatives, per (rescale, power), with the loss's own
+``continuous_weights``, next to the share the mined negatives already hold in the untrained student's softmax over
+the same candidates (the teacher scores are the student's own cosines when the student mines): a target above it pulls
+the student *towards* its hard negatives.
 
     python benchmarks/soft_weights.py --mined runs/scifact_quality/_shared/mine-minilm/mined.jsonl
 
@@ -21,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from negmine.io import atomic_open
+from negmine.io import publish
+from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
 from negmine.mining.formats import read_mined
 
@@ -58,6 +66,49 @@ def mined_rows(path: Path, num_negatives: int) -> list[list[float]]:
     return rows
 
 
+def cwcl_rows(path: Path, num_negatives: int, max_positives: int) -> list[tuple[list[float], list[float]]]:
+    """``(positive scores, negative scores)`` of every query with ``num_negatives`` scored negatives (a training row
+    holds at most ``max_positives`` positives)."""
+    records = read_mined(path, require_scores=True)
+    return [(r.positive_scores[:max_positives], sorted(r.negative_scores, reverse=True)[:num_negatives])
+            for r in records if len(r.negative_scores) >= num_negatives and r.positive_scores]
+
+
+def cwcl_shares(rows: list[tuple[list[float], list[float]]], power: float, rescale: bool,
+                temperature: float) -> tuple[float, float]:
+    """Mean share of the mined negatives in CWCL's target and in the student's softmax at ``temperature``."""
+    target, student = [], []
+    for positives, negatives in rows:
+        scores = torch.tensor([positives + negatives], dtype=torch.float64)
+        positive = torch.zeros_like(scores, dtype=torch.bool)
+        positive[0, :len(positives)] = True
+        weights = continuous_weights(scores, positive, ~positive, power, 0.0, rescale)[0]
+        target.append(float(weights[~positive[0]].sum() / weights.sum()))
+        student.append(float(torch.softmax(scores[0] / temperature, dim=0)[~positive[0]].sum()))
+    return sum(target) / len(target), sum(student) / len(student)
+
+
+def cwcl_report(rows: list[tuple[list[float], list[float]]], args: argparse.Namespace) -> list[str]:
+    _, student = cwcl_shares(rows, 1.0, True, args.temperature)
+    lines = [
+        "",
+        "## CWCL soft targets on the same mined negatives",
+        "",
+        f"{len(rows)} queries, up to {args.max_positives} positives and {args.num_negatives} mined negatives per row "
+        f"(in-batch texts get target 0). The untrained student's softmax at temperature {args.temperature:g} over "
+        f"the same candidates puts **{100 * student:.1f}%** on the mined negatives.",
+        "",
+        "| rescale | power | share of the target on the mined negatives | vs the student's own share |",
+        "|---|---:|---:|---|",
+    ]
+    for rescale in (True, False):
+        for power in args.power:
+            target, _ = cwcl_shares(rows, power, rescale, args.temperature)
+            direction = "pulls them closer" if target > student else "pushes them away, softly"
+            lines.append(f"| {'(r + 1) / 2' if rescale else 'r'} | {power:g} | {100 * target:.1f}% | {direction} |")
+    return lines
+
+
 def report(path: Path, rows: list[list[float]], args: argparse.Namespace) -> str:
     n = args.batch_size * (1 + args.num_negatives) - 1
     lines = [
@@ -82,6 +133,7 @@ def report(path: Path, rows: list[list[float]], args: argparse.Namespace) -> str
             s = summarize(rows, args.batch_size, alpha, args.beta, t, args.w_min)
             lines.append(f"| {alpha:g} | {t:g} | {s['hardest']:.3f} | {s['mean']:.3f} | {s['min']:.3f} | "
                          f"{100 * s['clipped']:.1f}% |")
+    lines += cwcl_report(cwcl_rows(path, args.num_negatives, args.max_positives), args)
     return "\n".join(lines) + "\n"
 
 
@@ -94,10 +146,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--t", type=float, nargs="+", default=[1.0, 0.1, 0.05, 0.02, 0.01])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--w-min", type=float, default=0.1)
+    p.add_argument("--power", type=float, nargs="+", default=[1.0, 4.0, 8.0], help="CWCL sharpening exponents")
+    p.add_argument("--max-positives", type=int, default=2, help="positives per training row (CWCL table)")
+    p.add_argument("--temperature", type=float, default=0.05, help="the student's softmax temperature (CWCL table)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown table; '-' prints only")
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.num_negatives < 1 or any(not math.isfinite(t) or t <= 0 for t in args.t):
-        p.error("--batch-size and --num-negatives must be >= 1 and every --t > 0")
+    if min(args.batch_size, args.num_negatives, args.max_positives) < 1:
+        p.error("--batch-size, --num-negatives and --max-positives must be >= 1")
+    if any(not math.isfinite(v) or v <= 0 for v in [*args.t, *args.power, args.temperature]):
+        p.error("every --t, --power and --temperature must be a finite number > 0")
     return args
 
 
@@ -105,10 +162,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parse(argv)
     rows = mined_rows(args.mined, args.num_negatives)
     text = report(args.mined, rows, args)
-    print(text)
-    if str(args.out) != "-":
-        with atomic_open(args.out) as handle:
-            handle.write(text)
+    publish(text, args.out)
     return text
 
 

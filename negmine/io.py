@@ -20,7 +20,9 @@ from typing import IO, Any
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success.
 
-    A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one.
+    A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one. The file gets the
+    permissions a plain ``open`` would give it (the replaced file's, else ``0o666`` minus the umask), not the
+    owner-only mode of the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +31,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         encoding = None
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
+            os.fchmod(handle.fileno(), _file_mode(path))
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -37,6 +40,23 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def publish(text: str, out: str | os.PathLike) -> None:
+    """Print a report and write it atomically to ``out``, unless ``out`` is ``-`` (print only)."""
+    print(text)
+    if str(out) != "-":
+        with atomic_open(out) as handle:
+            handle.write(text)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

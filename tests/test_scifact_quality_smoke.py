@@ -86,6 +86,28 @@ def test_table_shows_measured_numbers_and_not_run_rows(script, smoke_run):
         assert rows[name].count("not run") >= 2 and not re.search(r"\d\.\d{4}", rows[name])
 
 
+def test_one_change_at_a_time_pairs_a_row_with_its_base_on_shared_seeds(script, smoke_run):
+    assert all(r.base in script.BY_NAME for r in script.RECIPES if r.base)
+    measured = script.collect(smoke_run["runs"], script.BY_NAME["infonce"])[12]
+    rows = {r.name: {} for r in script.RECIPES}
+    rows["infonce"] = {12: measured, 13: _shifted(measured, -0.5)}  # seed 13 only in the base: not in the difference
+    rows["dice"] = {12: _shifted(measured, 0.25)}
+    rows["mpnet-arhn-infonce"] = {12: measured}  # its base (mpnet-infonce) was not run: no line
+    lines = script.one_change_at_a_time(rows)
+    assert len(lines) == 1 and lines[0].startswith("- `dice` − `infonce` (seed 12): +0.2500 [+0.2500, +0.2500]")
+
+
+def _shifted(seed_result: dict, delta: float) -> dict:
+    """A copy of one seed's results with every query's SciFact nDCG@10 moved by ``delta``."""
+    import copy
+
+    out = copy.deepcopy(seed_result)
+    table = out["scifact"]["per_query"]["ndcg@10"]
+    for query in table:
+        table[query] += delta
+    return out
+
+
 class _ReverseJudge:
     """A toy judge: ranks the candidates in reverse order (so every negative ranks above the original positive and
     is relabeled); it stands in for the LLM, whose cost has no place in a default test run."""

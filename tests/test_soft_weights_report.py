@@ -48,3 +48,30 @@ def test_report_from_a_mined_file(script, tmp_path):
     assert len(table) == 4
     hardest = {(r.split("|")[1].strip(), r.split("|")[2].strip()): float(r.split("|")[3]) for r in table}
     assert hardest[("10", "0.01")] < hardest[("10", "1")] <= 1.0
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_cwcl_shares_match_the_formula(script, rescale):
+    rows = [([0.8, 0.6], [0.5, 0.3, -0.2]), ([0.7], [0.65, 0.1, 0.0])]
+    target, student = script.cwcl_shares(rows, 4.0, rescale, 0.05)
+    want_target, want_student = [], []
+    for positives, negatives in rows:
+        weights = [max(0.0, (s + 1) / 2 if rescale else s) ** 4 for s in negatives]
+        want_target.append(sum(weights) / (sum(weights) + len(positives)))
+        exps = [math.exp(s / 0.05) for s in positives + negatives]
+        want_student.append(sum(exps[len(positives):]) / sum(exps))
+    assert target == pytest.approx(sum(want_target) / 2, rel=1e-9)
+    assert student == pytest.approx(sum(want_student) / 2, rel=1e-9)
+
+
+def test_report_has_the_cwcl_table(script, tmp_path):
+    mined = tmp_path / "mined.jsonl"
+    rows = [{"query_id": str(i), "query": f"q{i}", "positive_ids": [f"p{i}"], "positives": ["p"],
+             "positive_scores": [0.6], "negative_ids": [f"n{i}{j}" for j in range(2)], "negatives": ["a", "b"],
+             "negative_scores": [0.55, 0.5]} for i in range(3)]
+    mined.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = script.main(["--mined", str(mined), "--num-negatives", "2", "--power", "1", "8", "--out", "-"])
+    cwcl = [line for line in text.splitlines() if line.startswith(("| (r + 1) / 2 |", "| r |"))]
+    assert len(cwcl) == 4
+    # power 1 on the rescaled scores gives the negatives more target than the sharp student softmax: "pulls"
+    assert "pulls them closer" in cwcl[0] and "pushes them away" in cwcl[-1]
