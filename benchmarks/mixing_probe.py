@@ -54,13 +54,13 @@ def embed_rows(args: argparse.Namespace, records: list) -> tuple[dict[str, torch
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir)
     retriever = Retriever(load_encoder(args.retriever), cache=cache, batch_size=args.batch_size_encode)
     query_ids = data.split_query_ids
+    known = set(query_ids)
+    missing = [r.query_id for r in records if r.query_id not in known]
+    if missing:  # before any encoding, which can take minutes
+        raise SystemExit(f"{args.mined}: query {missing[0]!r} is not in {args.data} split {args.split!r}")
     doc_ids = list(data.corpus)
     queries = retriever.encode_queries([data.queries[q] for q in query_ids])
     docs = retriever.encode_documents([data.doc_text(d) for d in doc_ids])
-    known = set(query_ids)
-    missing = [r.query_id for r in records if r.query_id not in known]
-    if missing:
-        raise SystemExit(f"{args.mined}: query {missing[0]!r} is not in {args.data} split {args.split!r}")
     return (dict(zip(query_ids, torch.from_numpy(queries.copy()))),
             dict(zip(doc_ids, torch.from_numpy(docs.copy()))))
 

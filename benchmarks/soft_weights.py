@@ -56,9 +56,8 @@ def summarize(rows: list[list[float]], batch_size: int, alpha: float, beta: floa
             "min": float(weights.min()), "clipped": float((weights <= w_min + 1e-12).double().mean())}
 
 
-def mined_rows(path: Path, num_negatives: int) -> list[list[float]]:
+def mined_rows(records: list, path: Path, num_negatives: int) -> list[list[float]]:
     """Teacher scores of the first ``num_negatives`` negatives (hardest first) of every query that has that many."""
-    records = read_mined(path, require_scores=True)
     rows = [sorted(r.negative_scores, reverse=True)[:num_negatives] for r in records
             if len(r.negative_scores) >= num_negatives]
     if not rows:
@@ -66,30 +65,42 @@ def mined_rows(path: Path, num_negatives: int) -> list[list[float]]:
     return rows
 
 
-def cwcl_rows(path: Path, num_negatives: int, max_positives: int) -> list[tuple[list[float], list[float]]]:
+def cwcl_rows(records: list, num_negatives: int, max_positives: int) -> list[tuple[list[float], list[float]]]:
     """``(positive scores, negative scores)`` of every query with ``num_negatives`` scored negatives (a training row
     holds at most ``max_positives`` positives)."""
-    records = read_mined(path, require_scores=True)
     return [(r.positive_scores[:max_positives], sorted(r.negative_scores, reverse=True)[:num_negatives])
             for r in records if len(r.negative_scores) >= num_negatives and r.positive_scores]
 
 
-def cwcl_shares(rows: list[tuple[list[float], list[float]]], power: float, rescale: bool,
-                temperature: float) -> tuple[float, float]:
-    """Mean share of the mined negatives in CWCL's target and in the student's softmax at ``temperature``."""
-    target, student = [], []
+def _scored_candidates(positives: list[float], negatives: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1, P + k)`` teacher scores of a row's candidates and the mask of its positives."""
+    scores = torch.tensor([positives + negatives], dtype=torch.float64)
+    positive = torch.zeros_like(scores, dtype=torch.bool)
+    positive[0, :len(positives)] = True
+    return scores, positive
+
+
+def cwcl_target_share(rows: list[tuple[list[float], list[float]]], power: float, rescale: bool) -> float:
+    """Mean share of CWCL's soft target (the loss's own ``continuous_weights``) on the mined negatives."""
+    shares = []
     for positives, negatives in rows:
-        scores = torch.tensor([positives + negatives], dtype=torch.float64)
-        positive = torch.zeros_like(scores, dtype=torch.bool)
-        positive[0, :len(positives)] = True
+        scores, positive = _scored_candidates(positives, negatives)
         weights = continuous_weights(scores, positive, ~positive, power, 0.0, rescale)[0]
-        target.append(float(weights[~positive[0]].sum() / weights.sum()))
-        student.append(float(torch.softmax(scores[0] / temperature, dim=0)[~positive[0]].sum()))
-    return sum(target) / len(target), sum(student) / len(student)
+        shares.append(float(weights[~positive[0]].sum() / weights.sum()))
+    return sum(shares) / len(shares)
+
+
+def student_share(rows: list[tuple[list[float], list[float]]], temperature: float) -> float:
+    """Mean share of the mined negatives in the student's softmax at ``temperature`` over the same candidates."""
+    shares = []
+    for positives, negatives in rows:
+        scores, positive = _scored_candidates(positives, negatives)
+        shares.append(float(torch.softmax(scores[0] / temperature, dim=0)[~positive[0]].sum()))
+    return sum(shares) / len(shares)
 
 
 def cwcl_report(rows: list[tuple[list[float], list[float]]], args: argparse.Namespace) -> list[str]:
-    _, student = cwcl_shares(rows, 1.0, True, args.temperature)
+    student = student_share(rows, args.temperature)
     lines = [
         "",
         "## CWCL soft targets on the same mined negatives",
@@ -103,13 +114,14 @@ def cwcl_report(rows: list[tuple[list[float], list[float]]], args: argparse.Name
     ]
     for rescale in (True, False):
         for power in args.power:
-            target, _ = cwcl_shares(rows, power, rescale, args.temperature)
+            target = cwcl_target_share(rows, power, rescale)
             direction = "pulls them closer" if target > student else "pushes them away, softly"
             lines.append(f"| {'(r + 1) / 2' if rescale else 'r'} | {power:g} | {100 * target:.1f}% | {direction} |")
     return lines
 
 
-def report(path: Path, rows: list[list[float]], args: argparse.Namespace) -> str:
+def report(path: Path, records: list, args: argparse.Namespace) -> str:
+    rows = mined_rows(records, path, args.num_negatives)
     n = args.batch_size * (1 + args.num_negatives) - 1
     lines = [
         "# Soft-InfoNCE weights on mined negatives",
@@ -133,7 +145,7 @@ def report(path: Path, rows: list[list[float]], args: argparse.Namespace) -> str
             s = summarize(rows, args.batch_size, alpha, args.beta, t, args.w_min)
             lines.append(f"| {alpha:g} | {t:g} | {s['hardest']:.3f} | {s['mean']:.3f} | {s['min']:.3f} | "
                          f"{100 * s['clipped']:.1f}% |")
-    lines += cwcl_report(cwcl_rows(path, args.num_negatives, args.max_positives), args)
+    lines += cwcl_report(cwcl_rows(records, args.num_negatives, args.max_positives), args)
     return "\n".join(lines) + "\n"
 
 
@@ -160,8 +172,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
     args = parse(argv)
-    rows = mined_rows(args.mined, args.num_negatives)
-    text = report(args.mined, rows, args)
+    text = report(args.mined, read_mined(args.mined, require_scores=True), args)
     publish(text, args.out)
     return text
 

@@ -26,12 +26,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     if "b" in mode:
         encoding = None
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
-            os.fchmod(handle.fileno(), _file_mode(path))
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(handle.fileno(), path.stat().st_mode & 0o777)  # a replaced file keeps its mode
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -42,13 +43,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
-def _file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new, exclusively created file beside ``path``, opened with mode ``0o666`` so the kernel applies the umask
+    (``tempfile.mkstemp`` would make it owner-only, and reading the umask means changing it process-wide)."""
+    for _ in range(tempfile.TMP_MAX):
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def publish(text: str, out: str | os.PathLike) -> None:

@@ -53,7 +53,7 @@ def test_report_from_a_mined_file(script, tmp_path):
 @pytest.mark.parametrize("rescale", [True, False])
 def test_cwcl_shares_match_the_formula(script, rescale):
     rows = [([0.8, 0.6], [0.5, 0.3, -0.2]), ([0.7], [0.65, 0.1, 0.0])]
-    target, student = script.cwcl_shares(rows, 4.0, rescale, 0.05)
+    target, student = script.cwcl_target_share(rows, 4.0, rescale), script.student_share(rows, 0.05)
     want_target, want_student = [], []
     for positives, negatives in rows:
         weights = [max(0.0, (s + 1) / 2 if rescale else s) ** 4 for s in negatives]
