@@ -1,13 +1,16 @@
 """A hand audit of mined hard negatives: how many are false negatives, how many are even on topic.
 
-No judge that runs on this machine can tell SciFact positives from negatives (``relabel_scifact.md``), so the
-false-negative rate of the negatives the SciFact recipes train on was measured by reading them. This script draws
-the sample, writes a worksheet to label, checks a labels file against the sample and writes the report.
+No judge that runs on this machine tells SciFact positives from negatives well (``relabel_scifact.md``), so the
+false-negative rate of the negatives the SciFact recipes train on was measured by reading them; ``judge`` mode then
+measures a judge against those labels. This script draws the sample, writes a worksheet to label, checks a labels
+file against the sample and writes the report.
 
     # 1. draw the sample (16 training queries x their 5 training negatives) and write the worksheet
     python benchmarks/negative_audit.py worksheet --out /tmp/audit.md
     # 2. label each negative in benchmarks/results/negative_audit_labels.jsonl, then
     python benchmarks/negative_audit.py report
+    # 3. measure a judge against the hand labels (the same sample, plus each query's positives)
+    python benchmarks/negative_audit.py judge --judge llm-yes:$NEGMINE_MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
 Labels:
 - ``false_negative``: the abstract gives evidence for or against the claim (SciFact's own relevance criterion);
@@ -39,6 +42,7 @@ from negmine.mining.formats import read_mined
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/negative_audit.md")
+DEFAULT_JUDGE_OUT = Path("benchmarks/results/negative_audit_judge.md")
 LABELS = ("false_negative", "borderline", "related", "off_topic")
 
 
@@ -181,19 +185,175 @@ def report(summary: dict[str, Any], sample: list[dict[str, Any]], labels: list[d
     return "\n".join(lines) + "\n"
 
 
+POSITIVE = "positive"  # the qrels' positives of the sampled queries, judged beside the labelled negatives
+NOT_RELEVANT = ("related", "off_topic")
+
+
+def judge_pairs(sample: list[dict[str, Any]], labels: list[dict[str, Any]], judge: Any,
+                show_progress_bar: bool = False) -> list[dict[str, Any]]:
+    """Every positive and labelled negative of ``sample`` with the judge's score (``None``: unsure) and decision.
+
+    The judge sees each query's candidate set as relabeling does (positives first), one query at a time.
+    """
+    from tqdm.auto import tqdm
+
+    items = [(r["query"], [*r["positives"], *r["negatives"]], len(r["positives"])) for r in sample]
+    judgments = [judge.judge(*item) for item in tqdm(items, desc="judge", unit="query", disable=not show_progress_bar)]
+    scored = iter(_scored(sample, labels))
+    rows = []
+    for r, verdicts in zip(sample, judgments, strict=True):
+        kinds = [(pid, POSITIVE, score) for pid, score in zip(r["positive_ids"], r["positive_scores"])]
+        kinds += [(row["negative_id"], row["label"], score) for row, score in
+                  (next(scored) for _ in r["negative_ids"])]
+        for (doc_id, kind, teacher), verdict in zip(kinds, verdicts, strict=True):
+            rows.append({"query_id": str(r["query_id"]), "doc_id": str(doc_id), "kind": kind,
+                         "teacher_score": teacher, "judge_score": verdict.score, "judge_label": verdict.label.value})
+    return rows
+
+
+def auc(high: Sequence[float], low: Sequence[float]) -> float | None:
+    """P(a random ``high`` score > a random ``low`` one), ties counting one half (the ROC AUC); ``None`` if empty."""
+    if not high or not low:
+        return None
+    wins = sum((h > lo) + 0.5 * (h == lo) for h in high for lo in low)
+    return wins / (len(high) * len(low))
+
+
+def _catch_all(negatives: list[dict[str, Any]], key: str) -> int | None:
+    """How many not-relevant negatives a filter on ``key`` removes at the highest threshold that still removes every
+    false negative (the price of catching them all); ``None`` without false negatives or scores."""
+    fn = [r[key] for r in negatives if r["kind"] == "false_negative" and r[key] is not None]
+    if not fn:
+        return None
+    return sum(r[key] is not None and r[key] >= min(fn) for r in negatives if r["kind"] in NOT_RELEVANT)
+
+
+def judge_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the judge's scores and decisions say about the hand labels.
+
+    ``auc_positive``: positives vs not-relevant negatives (``related`` + ``off_topic``); ``auc_relevant``: positives
+    and false negatives vs the same. ``filtered``: negatives the judge calls positive (the ones a filter removes),
+    by hand label. ``queries_positive_first``: queries whose best-scored positive beats all their negatives.
+    """
+    def scores(kinds: Sequence[str]) -> list[float]:
+        return [r["judge_score"] for r in rows if r["kind"] in kinds and r["judge_score"] is not None]
+
+    kinds = (POSITIVE, *LABELS)
+    per_kind = {k: [r for r in rows if r["kind"] == k] for k in kinds}
+    negatives = [r for r in rows if r["kind"] != POSITIVE]
+    by_query: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_query.setdefault(r["query_id"], []).append(r)
+    first = 0
+    for group in by_query.values():
+        pos = [r["judge_score"] for r in group if r["kind"] == POSITIVE and r["judge_score"] is not None]
+        neg = [r["judge_score"] for r in group if r["kind"] != POSITIVE and r["judge_score"] is not None]
+        first += bool(pos) and all(max(pos) > n for n in neg)
+    return {
+        "pairs": len(rows), "queries": len(by_query),
+        "count": {k: len(v) for k, v in per_kind.items()},
+        "mean_score": {k: statistics.fmean(s) if (s := scores([k])) else None for k in kinds},
+        "called_positive": {k: sum(r["judge_label"] == "positive" for r in v) for k, v in per_kind.items()},
+        "unsure": sum(r["judge_score"] is None for r in rows),
+        "auc_positive": auc(scores([POSITIVE]), scores(NOT_RELEVANT)),
+        "auc_relevant": auc(scores([POSITIVE, "false_negative"]), scores(NOT_RELEVANT)),
+        "auc_teacher": auc([r["teacher_score"] for r in per_kind[POSITIVE]],
+                           [r["teacher_score"] for r in rows if r["kind"] in NOT_RELEVANT]),
+        "catch_all_judge": _catch_all(negatives, "judge_score"),
+        "catch_all_teacher": _catch_all(negatives, "teacher_score"),
+        "filtered": sum(r["judge_label"] == "positive" for r in negatives),
+        "negatives": len(negatives),
+        "queries_positive_first": first,
+    }
+
+
+def fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str, labels_path: Path,
+                 threshold: float) -> str:
+    """Markdown: the judge's scores per hand label, its AUCs and what its filter would remove."""
+    fn = s["count"]["false_negative"]
+    caught = s["called_positive"]["false_negative"]
+    expected_random = s["filtered"] * fn / s["negatives"] if s["negatives"] else 0.0
+    not_relevant = sum(s["count"][k] for k in NOT_RELEVANT)
+    lines = [
+        "# A false-negative judge against the hand labels",
+        "",
+        f"Judge: `{judge_name}` (threshold {threshold}). Labels: `{labels_path}` ({s['queries']} SciFact train "
+        f"queries; {s['count'][POSITIVE]} qrels positives and {s['negatives']} hand-labelled mined negatives, "
+        f"{s['pairs']} pairs). A filter removes the negatives the judge calls positive.",
+        "",
+        "| pairs | n | mean judge score | called positive |",
+        "|---|---:|---:|---:|",
+    ]
+    for kind in (POSITIVE, *LABELS):
+        score = s["mean_score"][kind]
+        lines.append(f"| {kind} | {s['count'][kind]} | {fmt(score)} | "
+                     f"{s['called_positive'][kind]} |")
+    lines += [
+        "",
+        f"- ROC AUC, positives vs not-relevant negatives (`related` + `off_topic`): **{fmt(s['auc_positive'])}** "
+        f"(0.5 = chance; the mining teacher's own cosine: {fmt(s['auc_teacher'])}, favoured by construction, since "
+        "mining kept only negatives scoring below 95 % of their query's positive). Positives and false negatives "
+        f"vs the same: {fmt(s['auc_relevant'])}.",
+        f"- Queries whose positive scores above all their negatives: {s['queries_positive_first']} of "
+        f"{s['queries']}.",
+        f"- As a filter: it would remove {s['filtered']} of {s['negatives']} negatives, {caught} of them among the "
+        f"{fn} false negatives (a random filter removing as many would catch {expected_random:.2f}). "
+        f"Unscored pairs: {s['unsure']}.",
+        f"- The price of catching every false negative: at the highest threshold that removes all {fn}, a filter on "
+        f"the judge's score also removes {s['catch_all_judge']} of the {not_relevant} not-relevant negatives; a "
+        f"filter on the teacher's cosine removes {s['catch_all_teacher']}.",
+        "",
+        "## Every pair",
+        "",
+        "| query | document | hand label | teacher score | judge score | judge label |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['query_id']} | {r['doc_id']} | {r['kind']} | {r['teacher_score']:.3f} | "
+                     f"{fmt(r['judge_score'])} | {r['judge_label']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> int:
+    from negmine.relabel.factory import JudgeOptions, load_judge
+
+    options = JudgeOptions(threshold=args.threshold, n_threads=args.threads,
+                           max_passage_words=args.max_passage_words)
+    judge = load_judge(args.judge, cache=str(args.cache), options=options)
+    rows = judge_pairs(sample, labels, judge, show_progress_bar=True)
+    out = args.out or DEFAULT_JUDGE_OUT
+    with atomic_open(out) as handle:
+        kind, _, target = args.judge.partition(":")
+        handle.write(judge_report(judge_summary(rows), rows, f"{kind}:{target.rsplit('/', 1)[-1]}", args.labels,
+                                  args.threshold))
+    print(f"report: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("worksheet", "report"))
+    parser.add_argument("mode", choices=("worksheet", "report", "judge"))
     parser.add_argument("--mined", type=Path, default=DEFAULT_MINED)
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"worksheet: where to write it (required); report: default {DEFAULT_OUT}")
+                        help=f"worksheet: where to write it (required); report: default {DEFAULT_OUT}; "
+                             f"judge: default {DEFAULT_JUDGE_OUT}")
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--negatives", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--same-queries-as", type=Path, default=None, metavar="LABELS",
                         help="audit the queries of this labels file (in its order) instead of a random draw")
     parser.add_argument("--teacher", default="all-MiniLM-L6-v2", help="the mining teacher, for the report")
+    parser.add_argument("--judge", default=None, help="judge mode: a judge spec, as `negmine relabel --judge`")
+    parser.add_argument("--threshold", type=float, default=0.5, help="judge mode: score that counts as positive")
+    parser.add_argument("--threads", type=int, default=None, help="judge mode: llama.cpp threads")
+    parser.add_argument("--max-passage-words", type=int, default=300, help="judge mode: passage cut in prompts")
+    parser.add_argument("--cache", type=Path, default=Path("runs/negative_audit/judge_cache.jsonl"),
+                        help="judge mode: raw judge outputs (a rerun resumes from it)")
     args = parser.parse_args(argv)
     query_ids = None
     if args.same_queries_as is not None:
@@ -211,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worksheet: {args.out}\nlabels to fill in: {template}")
         return 0
     labels = check_labels(args.labels, sample)
+    if args.mode == "judge":
+        if args.judge is None:
+            parser.error("judge needs --judge SPEC")
+        return run_judge(args, sample, labels)
     out = args.out or DEFAULT_OUT
     drawn = (f"random training queries (`random.Random({args.seed})`)" if query_ids is None else
              f"training queries of `{args.same_queries_as}` ({len(query_ids) - len(sample)} left out: fewer "

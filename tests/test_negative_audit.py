@@ -78,3 +78,55 @@ def test_summary_counts_labels_scores_and_query_patterns(audit):
 
 def labels_with_ranks(labels):
     return [{**row, "rank": i % 2 + 1, "negative_id": f"n{i}", "note": ""} for i, row in enumerate(labels)]
+
+
+class TableYesClient:
+    """P(yes) by passage text: a stand-in for the LLM's next-token reader."""
+
+    concurrency = 1
+
+    def __init__(self, table):
+        self.table = table
+
+    def get_config_dict(self):
+        return {"backend": "table"}
+
+    def yes_probability(self, conversations):
+        return [next((p for text, p in self.table.items() if text in m[-1]["content"]), None)
+                for m in conversations]
+
+
+def test_judge_mode_scores_positives_and_labelled_negatives_and_counts_what_a_filter_removes(audit):
+    from negmine.relabel.llm import PointwiseLLMJudge
+
+    sample = [_record("a", 2), _record("b", 2)]
+    sample[1]["positives"] = ["pos b"]
+    for r in sample:
+        r["negatives"] = [f"neg {r['query_id']}{i}" for i in range(2)]
+    labels = [{"query_id": "a", "negative_id": "a-0", "label": "false_negative"},
+              {"query_id": "a", "negative_id": "a-1", "label": "related"},
+              {"query_id": "b", "negative_id": "b-0", "label": "off_topic"},
+              {"query_id": "b", "negative_id": "b-1", "label": "off_topic"}]
+    # query a: positive 0.9 beats its negatives; query b: an off-topic negative (0.95) beats the positive (0.6)
+    table = {"pos b": 0.6, "pos": 0.9, "neg a0": 0.7, "neg a1": 0.2, "neg b0": 0.95, "neg b1": 0.1}
+    rows = audit.judge_pairs(sample, labels, PointwiseLLMJudge(TableYesClient(table)))
+    assert [(r["doc_id"], r["kind"], r["judge_score"]) for r in rows] == [
+        ("a-p", "positive", 0.9), ("a-0", "false_negative", 0.7), ("a-1", "related", 0.2),
+        ("b-p", "positive", 0.6), ("b-0", "off_topic", 0.95), ("b-1", "off_topic", 0.1)]
+    s = audit.judge_summary(rows)
+    assert s["queries_positive_first"] == 1
+    # positives {0.9, 0.6} vs not relevant {0.2, 0.95, 0.1}: 4 of 6 comparisons won
+    assert s["auc_positive"] == pytest.approx(4 / 6)
+    assert s["auc_relevant"] == pytest.approx(6 / 9)
+    assert (s["filtered"], s["negatives"]) == (2, 4)
+    # the false negative scores 0.7 (judge) / 0.7 (teacher); not relevant: judge 0.2, 0.95, 0.1; teacher 0.6, 0.7, 0.6
+    assert (s["catch_all_judge"], s["catch_all_teacher"]) == (1, 1)
+    assert s["called_positive"]["false_negative"] == 1 and s["called_positive"]["off_topic"] == 1
+    report = audit.judge_report(s, rows, "table", "labels.jsonl", 0.5)
+    assert "remove 2 of 4 negatives, 1 of them among the 1 false negatives" in report
+    assert "| a | a-0 | false_negative | 0.700 | 0.700 | positive |" in report
+
+
+def test_auc_counts_ties_as_half_and_needs_both_groups(audit):
+    assert audit.auc([1.0, 0.5], [0.5]) == pytest.approx(0.75)
+    assert audit.auc([], [0.1]) is None

@@ -271,12 +271,15 @@ class PointwiseLLMJudge:
             scores.append(None if hit is None else hit["p_yes"])
             if hit is None:
                 todo.append(i)
-        if todo:
+        # sub-batches, cached as each finishes, so a killed run loses at most one sub-batch of scores
+        size = max(4 * getattr(self.client, "concurrency", 1), getattr(self.client, "batch_size", 1))
+        for offset in range(0, len(todo), size):
+            part = todo[offset:offset + size]
             start = time.perf_counter()
             fresh = self.client.yes_probability([pointwise_messages(*pairs[i], self.max_passage_words)
-                                                 for i in todo])
-            self.usage.add(pointwise_seconds=time.perf_counter() - start, pointwise_calls=len(todo))
-            for i, p in zip(todo, fresh, strict=True):
+                                                 for i in part])
+            self.usage.add(pointwise_seconds=time.perf_counter() - start, pointwise_calls=len(part))
+            for i, p in zip(part, fresh, strict=True):
                 scores[i] = p
                 if p is not None:
                     self.cache.put(keys[i], {"p_yes": p})

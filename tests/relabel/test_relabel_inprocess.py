@@ -13,6 +13,7 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from negmine.relabel.arhn import relabel_records  # noqa: E402
 from negmine.relabel.base import Label  # noqa: E402
+from negmine.relabel.cache import JudgmentCache  # noqa: E402
 from negmine.relabel.cascade import CascadeJudge  # noqa: E402
 from negmine.relabel.clients import TransformersChatClient  # noqa: E402
 from negmine.relabel.llm import ARHNJudge, PointwiseLLMJudge  # noqa: E402
@@ -136,6 +137,27 @@ def test_pointwise_judge_ranks_by_p_yes_and_labels_by_threshold():
     out, rows, summary = relabel_records([RECORD], judge)
     assert [r["decision"] for r in rows[1:]] == ["relabel", "unsure", "keep", "keep"]
     assert judge.judge(RECORD["query"], RECORD["positives"]) and len(client.seen) == 5  # second call: cached
+
+
+def test_pointwise_scores_are_cached_per_sub_batch_so_a_killed_run_keeps_them(tmp_path):
+    class DiesOnSecondCall(ScriptedYesClient):
+        calls = 0
+
+        def yes_probability(self, conversations):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return super().yes_probability(conversations)
+
+    table = {f"passage {i}": i / 10 for i in range(6)}
+    cache = tmp_path / "cache.jsonl"
+    pairs = [("q", f"passage {i}") for i in range(6)]  # sub-batches of 4 (4 x concurrency 1)
+    with pytest.raises(KeyboardInterrupt):
+        PointwiseLLMJudge(DiesOnSecondCall(table), cache=JudgmentCache(cache)).score_pairs(pairs)
+    assert len(JudgmentCache(cache)) == 4
+    resumed = ScriptedYesClient(table)
+    assert PointwiseLLMJudge(resumed, cache=JudgmentCache(cache)).score_pairs(pairs) == [i / 10 for i in range(6)]
+    assert len(resumed.seen) == 2
 
 
 def test_cascade_sends_only_uncleared_negatives_to_the_llm():
