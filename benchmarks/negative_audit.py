@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shlex
 import statistics
 import sys
 from collections import Counter
@@ -272,7 +274,7 @@ def fmt(x: float | None) -> str:
 
 
 def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str, labels_path: Path,
-                 threshold: float) -> str:
+                 threshold: float, command: str = "") -> str:
     """Markdown: the judge's scores per hand label, its AUCs and what its filter would remove."""
     fn = s["count"]["false_negative"]
     caught = s["called_positive"]["false_negative"]
@@ -285,6 +287,7 @@ def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str,
         f"queries; {s['count'][POSITIVE]} qrels positives and {s['negatives']} hand-labelled mined negatives, "
         f"{s['pairs']} pairs). A filter removes the negatives the judge calls positive.",
         "",
+        *([f"Command: `{command}`", ""] if command else []),
         "| pairs | n | mean judge score | called positive |",
         "|---|---:|---:|---:|",
     ]
@@ -318,6 +321,13 @@ def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str,
     return "\n".join(lines) + "\n"
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The invocation as a user would type it (the local models folder written as ``$NEGMINE_MODELS``)."""
+    text = " ".join(["python benchmarks/negative_audit.py", *(shlex.quote(a) for a in argv)])
+    models = os.environ.get("NEGMINE_MODELS")
+    return text.replace(models.rstrip("/"), "$NEGMINE_MODELS") if models else text
+
+
 def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> int:
     from negmine.relabel.factory import JudgeOptions, load_judge
 
@@ -329,7 +339,7 @@ def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: li
     with atomic_open(out) as handle:
         kind, _, target = args.judge.partition(":")
         handle.write(judge_report(judge_summary(rows), rows, f"{kind}:{target.rsplit('/', 1)[-1]}", args.labels,
-                                  args.threshold))
+                                  args.threshold, command=_command(sys.argv[1:])))
     print(f"report: {out}")
     return 0
 
