@@ -53,6 +53,12 @@ ARHN_CITATION = """@inproceedings{choi2026arhn,
 }"""
 
 
+def sub_batch_size(client: Any) -> int:
+    """Requests per backend call between cache writes: enough to keep a server's concurrency or an in-process
+    batch busy, few enough that a killed run loses little."""
+    return max(4 * getattr(client, "concurrency", 1), getattr(client, "batch_size", 1))
+
+
 def _cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], conversations: list[list[dict]],
                      max_tokens: int, usage: Usage, stage: str) -> list[Completion]:
     """Answer ``conversations`` from the cache where possible and from ``client`` otherwise (misses are cached)."""
@@ -70,7 +76,7 @@ def _cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], 
     if stage == "stage1":
         usage.add(stage1_cached_pairs=len(keys) - len(todo))
     # sub-batches, cached as each finishes, so a killed run loses at most one sub-batch of answers
-    size = max(4 * getattr(client, "concurrency", 1), getattr(client, "batch_size", 1))
+    size = sub_batch_size(client)
     for offset in range(0, len(todo), size):
         part = todo[offset:offset + size]
         start = time.perf_counter()
@@ -271,8 +277,7 @@ class PointwiseLLMJudge:
             scores.append(None if hit is None else hit["p_yes"])
             if hit is None:
                 todo.append(i)
-        # sub-batches, cached as each finishes, so a killed run loses at most one sub-batch of scores
-        size = max(4 * getattr(self.client, "concurrency", 1), getattr(self.client, "batch_size", 1))
+        size = sub_batch_size(self.client)  # cached per sub-batch, as _cached_complete does
         for offset in range(0, len(todo), size):
             part = todo[offset:offset + size]
             start = time.perf_counter()
