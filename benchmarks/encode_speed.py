@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from negmine.io import command_line
+
 #### constants
 MODEL = "minilm"
 BATCH_SIZE = 32
@@ -155,7 +157,7 @@ def main() -> None:
              f"{torch.get_num_threads()} threads, quantized engine {torch.backends.quantized.engine}. Machine: "
              f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average at start "
              f"{os.getloadavg()[0]:.1f}); CPU flags: {cpu_flags()}.\n",
-             f"Command: `python benchmarks/encode_speed.py {' '.join(sys.argv[1:])}`\n"]
+             f"Command: `{command_line('benchmarks/encode_speed.py')}`\n"]
     if not args.skip_speed:
         lines += [f"## Speed on the first {args.docs} documents (best of {args.rounds} interleaved rounds)\n",
                   "| precision | docs/s | vs fp32 | cosine to fp32 (mean) | cosine to fp32 (min) |",

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from negmine.io import publish
+from negmine.io import command_line, publish
 from negmine.mining.formats import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
@@ -175,7 +174,7 @@ def report(results: list[dict[str, float]], batches: int, args: argparse.Namespa
         "negatives mixed, s negative mixes, s' query mixes (the query's share b ~ U(0, 0.5)), temperature t; the "
         "first column is the `mixing` recipe of `benchmarks/scifact_quality.py`.",
         "",
-        f"Command: `python benchmarks/mixing_probe.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"Command: `{command_line('benchmarks/mixing_probe.py')}`",
         "",
         "| measure (mean over rows) | " + " | ".join(s.label() for s in args.setting) + " |",
         "|---|" + "---:|" * len(args.setting),

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import shlex
 import statistics
 import sys
 from collections import Counter
@@ -38,7 +36,7 @@ from typing import Any
 
 from negmine.data import LoadReport, iter_jsonl
 from negmine.errors import DataError
-from negmine.io import atomic_open
+from negmine.io import atomic_open, command_line
 from negmine.mining.formats import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
@@ -321,13 +319,6 @@ def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str,
     return "\n".join(lines) + "\n"
 
 
-def _command(argv: Sequence[str]) -> str:
-    """The invocation as a user would type it (the local models folder written as ``$NEGMINE_MODELS``)."""
-    text = " ".join(["python benchmarks/negative_audit.py", *(shlex.quote(a) for a in argv)])
-    models = os.environ.get("NEGMINE_MODELS")
-    return text.replace(models.rstrip("/"), "$NEGMINE_MODELS") if models else text
-
-
 def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> int:
     from negmine.relabel.factory import JudgeOptions, load_judge
 
@@ -339,7 +330,7 @@ def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: li
     with atomic_open(out) as handle:
         kind, _, target = args.judge.partition(":")
         handle.write(judge_report(judge_summary(rows), rows, f"{kind}:{target.rsplit('/', 1)[-1]}", args.labels,
-                                  args.threshold, command=_command(sys.argv[1:])))
+                                  args.threshold, command=command_line("benchmarks/negative_audit.py")))
     print(f"report: {out}")
     return 0
 

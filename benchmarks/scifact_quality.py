@@ -161,8 +161,7 @@ RECIPES: tuple[Recipe, ...] = (
 # ablation is its base, `infonce` (up to two positives per row: -0.33 nDCG@10 over three seeds, p = 0.23). No
 # measured change on top of `infonce` (seed 12) raised nDCG@10 beyond the seed noise: soft-infonce +0.00, dice +0.21
 # (p = 0.18), cwcl -0.36 (with +1.67 Recall@100, the highest), mpnet teacher -0.27, mixing -2.59 (p = 0.009), light
-# mixing -0.47 (p = 0.29). The
-# guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
+# mixing -0.47 (p = 0.29). The guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
 # training/scifact-quality.toml when a row beats this one.
 BEST = "infonce-pairs"
 ALIASES = {"best": BEST}

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from negmine.io import command_line
+
 #### constants
 DIM = 384
 K = 100
@@ -273,8 +275,8 @@ def main() -> None:
               f"shards on disk). IVF lists = ~4·√N (power of 2), trained on 40 vectors per list; IVF-PQ = PQ48x8 "
               f"codes with the top {args.rerank}·k re-scored exactly from the on-disk vectors. Not run (build cost "
               f"on 2 shared cores): {', '.join(skipped) or 'none'}. Total wall time "
-              f"{(time.perf_counter() - start) / 60:.0f} min.\n\nCommand: `python benchmarks/search_scaling.py "
-              f"{' '.join(sys.argv[1:])}`\n\n")
+              f"{(time.perf_counter() - start) / 60:.0f} min.\n\nCommand: "
+              f"`{command_line('benchmarks/search_scaling.py')}`\n\n")
     table = fmt_table(results, args)
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

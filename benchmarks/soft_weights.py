@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-from negmine.io import publish
+from negmine.io import command_line, publish
 from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
 from negmine.mining.formats import read_mined
@@ -132,7 +131,7 @@ def report(path: Path, records: list, args: argparse.Namespace) -> str:
         f"{args.beta}, w_min = {args.w_min}. A weight of 1 is plain InfoNCE; lower means the negative is pushed "
         "away less.",
         "",
-        f"Command: `python benchmarks/soft_weights.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"Command: `{command_line('benchmarks/soft_weights.py')}`",
         "",
         "| alpha | t | weight of the hardest mined negative (mean) | mean weight of the mined negatives | lowest "
         "weight | share clipped at w_min |",

@@ -10,6 +10,7 @@ import pytest
 
 from negmine.io import (
     atomic_open,
+    command_line,
     hash_inputs,
     publish,
     sha256_file,
@@ -88,3 +89,11 @@ def test_publish_prints_and_writes_unless_dash(tmp_path, capsys):
     assert (tmp_path / "r" / "table.md").read_text() == "# table\n"
     assert capsys.readouterr().out == "# table\n\n# only printed\n\n"
     assert not (tmp_path / "-").exists()
+
+
+def test_command_line_quotes_arguments_and_names_the_models_folder_by_its_variable(monkeypatch):
+    monkeypatch.setenv("NEGMINE_MODELS", "/home/me/models/")
+    line = command_line("benchmarks/x.py", ["judge", "--judge", "llm-yes:/home/me/models/q.gguf", "a b"])
+    assert line == "python benchmarks/x.py judge --judge llm-yes:$NEGMINE_MODELS/q.gguf 'a b'"
+    monkeypatch.delenv("NEGMINE_MODELS")
+    assert command_line("benchmarks/x.py", []) == "python benchmarks/x.py"
