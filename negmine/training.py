@@ -32,6 +32,8 @@ from negmine.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 # losses whose frozen reference model is passed under this parameter name
+SCORE_SOURCES = ("retriever", "teacher")
+
 _REFERENCE_PARAMETER = {"infonce": "guide", "dice": "guide", "soft-infonce": "estimator", "cwcl": "reference",
                         "mixing": "guide"}
 
@@ -44,7 +46,7 @@ class TrainConfig:
         data: ``mined.jsonl`` (or a folder holding it), or a sentence-transformers n-tuple ``.jsonl``/``.parquet``
             file or folder (``Dataset.save_to_disk`` or a folder of such files).
         model: ``minilm`` (or another retriever preset name), a local model folder, or a hub id.
-        loss: ``infonce``, ``soft-infonce``, ``dice``, ``cwcl`` or ``mixing``.
+        loss: ``infonce``, ``soft-infonce``, ``dice``, ``cwcl``, ``mixing``, ``listwise`` or ``margin-mse``.
         out: output folder: ``checkpoints/``, the final model in ``final/``, ``manifest.json``, ``metrics.json``.
         loss_args: keyword arguments of the loss class (``temperature``, ``alpha``...); for ``mixing`` the ones
             :class:`~negmine.losses.HardNegativeMixing` does not take go to its InfoNCE base.
@@ -53,7 +55,9 @@ class TrainConfig:
         max_positives: positive columns per row (``P``); 1 = one row per (query, positive).
         num_negatives: hard-negative columns per row (default: the fewest of any query).
         use_scores: pass the teacher scores as the ``scores`` column (needed by ``soft-infonce``/``cwcl`` with
-            ``labels`` and by ``margin`` masking).
+            ``labels``, by ``listwise``/``margin-mse`` and by ``margin`` masking).
+        scores: which scores of ``mined.jsonl`` fill that column: ``retriever`` (the mining retriever's, default)
+            or ``teacher`` (``positive_teacher_scores``/``negative_teacher_scores`` written by ``negmine score``).
         eval_data / eval_split: BEIR folder or dataset name, and split, for in-training nDCG@10 (``None``: no eval).
         eval_max_queries / eval_max_corpus: subsample the evaluation set (seeded) to keep evaluation cheap.
         save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
@@ -71,6 +75,7 @@ class TrainConfig:
     max_positives: int = 1
     num_negatives: int | None = None
     use_scores: bool = True
+    scores: str = "retriever"
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 32
@@ -100,6 +105,10 @@ class TrainConfig:
             close = difflib.get_close_matches(self.loss, LOSSES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"loss={self.loss!r} is not a negmine loss.{hint} Choose from {', '.join(LOSSES)}")
+        if self.scores not in SCORE_SOURCES:
+            raise ConfigError(f"scores={self.scores!r} is not one of {', '.join(SCORE_SOURCES)}")
+        if self.reference_model and self.loss not in _REFERENCE_PARAMETER:
+            raise ConfigError(f"loss {self.loss!r} takes no reference model; drop reference_model")
         if self.save_steps < 0:
             raise ConfigError(f"save_steps={self.save_steps!r} is not allowed; expected >= 0 (0 = no checkpoints)")
         for name in ("batch_size", "max_positives", "logging_steps", "eval_batch_size"):
@@ -153,15 +162,22 @@ class QueryRecord:
     negative_scores: list[float] | None = None
 
 
-def read_records(path: str | os.PathLike) -> list[QueryRecord]:
-    """Read ``mined.jsonl`` or a sentence-transformers n-tuple file/folder into one record per query."""
+def read_records(path: str | os.PathLike, scores: str = "retriever") -> list[QueryRecord]:
+    """Read ``mined.jsonl`` or a sentence-transformers n-tuple file/folder into one record per query.
+
+    ``scores="teacher"`` takes a scored ``mined.jsonl``'s teacher scores (``negmine score``) instead of the
+    retriever's.
+    """
     path = Path(path)
     if path.is_dir() and (path / "mined.jsonl").exists():
         path = path / "mined.jsonl"
     if not path.exists():
         raise DataError("no such file or folder", path=path)
     if path.is_file() and path.name.endswith((".jsonl", ".json")) and _is_native(path):
-        return _records_from_mined(path)
+        return _records_from_mined(path, scores)
+    if scores == "teacher":
+        raise DataError("teacher scores are read from a mined.jsonl scored by `negmine score`, not from a "
+                        "sentence-transformers file", path=path)
     return _records_from_st_rows(_st_rows(path), str(path))
 
 
@@ -177,11 +193,18 @@ def _is_native(path: Path) -> bool:
     raise DataError("empty file", path)
 
 
-def _records_from_mined(path: Path) -> list[QueryRecord]:
+def _records_from_mined(path: Path, scores: str = "retriever") -> list[QueryRecord]:
     from negmine.mining.formats import read_mined
 
     records = []
     for r in read_mined(path):
+        if scores == "teacher":
+            if r.positive_teacher_scores is None:
+                raise DataError(f"query {r.query_id!r} has no teacher scores; score the file first (negmine score "
+                                "--mined FILE --teacher SPEC)", path, field="positive_teacher_scores")
+            records.append(QueryRecord(r.query, list(r.positives), list(r.negatives), r.positive_teacher_scores,
+                                       r.negative_teacher_scores))
+            continue
         pos_scores = r.positive_scores if len(r.positive_scores) == len(r.positives) else None
         neg_scores = r.negative_scores if len(r.negative_scores) == len(r.negatives) else None
         records.append(QueryRecord(r.query, list(r.positives), list(r.negatives), pos_scores, neg_scores))
@@ -288,7 +311,7 @@ def build_dataset(cfg: TrainConfig) -> Any:
     """The training ``datasets.Dataset`` of a config."""
     from datasets import Dataset
 
-    rows = build_rows(read_records(cfg.data), cfg.max_positives, cfg.num_negatives, cfg.use_scores)
+    rows = build_rows(read_records(cfg.data, cfg.scores), cfg.max_positives, cfg.num_negatives, cfg.use_scores)
     return Dataset.from_list(rows)
 
 

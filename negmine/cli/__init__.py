@@ -30,10 +30,12 @@ from negmine.cli.index import index_app  # noqa: E402
 from negmine.cli.mine import mine  # noqa: E402
 from negmine.cli.mteb import mteb_app  # noqa: E402
 from negmine.cli.relabel import relabel  # noqa: E402
+from negmine.cli.score import score  # noqa: E402
 from negmine.cli.train import train  # noqa: E402
 
 app.add_typer(index_app, name="index")
 app.command("mine", help=mine.__doc__)(mine)
+app.command("score", help=score.__doc__)(score)
 app.command("relabel", help=relabel.__doc__)(relabel)
 app.command("train", help=train.__doc__)(train)
 app.command("eval", help=eval_cmd.__doc__)(eval_cmd)

@@ -19,6 +19,7 @@ from negmine.cli._options import (
     print_config,
     print_table,
 )
+from negmine.cli.score import GuardOpt, TeacherOpt
 
 MINE_EXAMPLES = [
     "negmine mine --retriever minilm --data scifact --split train --out runs/scifact-minilm",
@@ -70,6 +71,14 @@ def mine(
         typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoding batch size.")] = None,
+    max_seq_length: Annotated[
+        int | None, typer.Option("--max-seq-length", help="Token cap of the retriever; part of the cache key.")
+    ] = None,
+    teacher: TeacherOpt = None,
+    teacher_max_seq_length: Annotated[
+        int | None, typer.Option("--teacher-max-seq-length", help="Token cap of a bi-encoder --teacher.")
+    ] = None,
+    guard: GuardOpt = None,
     cache_dir: Annotated[
         str | None, typer.Option(help="Embedding cache folder (default $NEGMINE_CACHE or ~/.cache/negmine).")
     ] = None,
@@ -88,6 +97,8 @@ def mine(
 
       negmine mine --retriever bge --data ./beir/nq --strategy perc-pos --percentage 0.95 --range 0:50
       --num-negatives 7 --sampling top --seed 0 --format n-tuple --out runs/nq-bge
+
+    With --teacher SPEC the mined file is then scored by that teacher into OUT/scored (as `negmine score`).
     """
     from negmine.config import build_config, read_toml
     from negmine.mining import MineConfig, run_mining
@@ -120,6 +131,7 @@ def mine(
         index_dir=index_dir,
         precision=precision,
         batch_size=batch_size,
+        max_seq_length=max_seq_length,
         cache_dir=cache_dir,
         no_cache=no_cache,
         on_invalid=on_invalid,
@@ -130,8 +142,21 @@ def mine(
     if dry_run:
         print_config(cfg.to_dict())
         return
+    if guard is not None and teacher is None:
+        raise typer.BadParameter("--guard needs --teacher", param_hint="--guard")
     result = run_mining(cfg)
     print_table(
         f"negmine mine → {cfg.out}",
         result.stats.table() + [(f"time: {k}", f"{v:.1f} s") for k, v in result.timings.items()],
     )
+    if teacher is not None:  # the shortcut for `negmine score --mined OUT --teacher SPEC --out OUT/scored`
+        from pathlib import Path
+
+        from negmine.scoring import ScoreConfig, score_mined
+
+        scored = score_mined(ScoreConfig(mined=str(Path(cfg.out) / "mined.jsonl"), teacher=teacher,
+                                         out=str(Path(cfg.out) / "scored"), max_seq_length=teacher_max_seq_length,
+                                         data=cfg.data, split=cfg.split, guard=guard, batch_size=cfg.batch_size,
+                                         cache_dir=cfg.cache_dir, no_cache=cfg.no_cache,
+                                         show_progress_bar=cfg.show_progress_bar))
+        print_table(f"negmine score → {scored.out_dir}", [(k, str(v)) for k, v in scored.stats.items()])

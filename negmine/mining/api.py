@@ -129,6 +129,7 @@ def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | No
         query_prompt=config.query_prompt,
         corpus_prompt=config.corpus_prompt,
         precision=config.precision,
+        max_seq_length=config.max_seq_length,
     )
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)

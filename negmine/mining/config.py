@@ -47,6 +47,8 @@ class MineConfig:
         cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
         index_dir: search a persisted index folder (``negmine index build``) instead of encoding and indexing the
             corpus; its model fingerprint and corpus ids are checked against this run's.
+        max_seq_length: token cap of the retriever (default: the preset's/model's); part of its fingerprint, so of
+            the embedding cache key.
     """
 
     retriever: str = "minilm"
@@ -78,6 +80,7 @@ class MineConfig:
     index_dir: str | None = None
     batch_size: int = 32
     precision: str = "fp32"
+    max_seq_length: int | None = None
     cache_dir: str | None = None
     no_cache: bool = False
     on_invalid: str = "error"

@@ -4,7 +4,10 @@
 stages (relabel, train, eval) can join back to the corpus::
 
     {"query_id", "query", "positive_ids", "positives", "positive_scores",
-     "negative_ids", "negatives", "negative_scores"}
+     "negative_ids", "negatives", "negative_scores"[, "positive_teacher_scores", "negative_teacher_scores"]}
+
+``*_scores`` are the mining retriever's scores; ``*_teacher_scores`` (present once ``negmine score`` has run) are a
+teacher's scores of the same passages (:mod:`negmine.scoring`).
 
 The training formats follow sentence-transformers (one row per (query, positive) pair, columns in its order
 ``anchor, positive, negative_1..n``; the optional ``scores`` column is ``[positive, negatives…]`` and reaches a loss as
@@ -36,14 +39,21 @@ class MinedQuery:
     negative_ids: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
     negative_scores: list[float] = field(default_factory=list)
+    positive_teacher_scores: list[float] | None = None
+    negative_teacher_scores: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in _TEACHER_FIELDS:  # only files scored by a teacher carry these fields
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 _ID_FIELDS = ("query_id", "query")
 _SCORE_FIELDS = ("positive_scores", "negative_scores")
 _LIST_FIELDS = ("positive_ids", "positives", "positive_scores", "negative_ids", "negatives", "negative_scores")
+_TEACHER_FIELDS = ("positive_teacher_scores", "negative_teacher_scores")
 
 
 def read_mined(path: str | os.PathLike, *, require_scores: bool = False) -> list[MinedQuery]:
@@ -97,7 +107,24 @@ def _mined_from_dict(obj: Any, path: Path, lineno: int, require_scores: bool) ->
             optional = key in _SCORE_FIELDS and not require_scores and not obj[key]
             if len(obj[key]) != n and not optional:
                 raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {n}", path, lineno, key)
-    return MinedQuery(**{k: obj[k] for k in (*_ID_FIELDS, *_LIST_FIELDS)})
+    teacher = {}
+    for key in _TEACHER_FIELDS:
+        if key not in obj:
+            continue
+        prefix = key.split("_", 1)[0]
+        if not isinstance(obj[key], list):
+            raise DataError("not a list", path, lineno, key)
+        for item in obj[key]:
+            if not _valid_item(item, True):
+                raise DataError(f"list item {item!r} has the wrong type", path, lineno, key)
+        if len(obj[key]) != len(obj[f"{prefix}_ids"]):
+            raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {len(obj[prefix + '_ids'])}", path,
+                            lineno, key)
+        teacher[key] = obj[key]
+    if len(teacher) == 1:
+        missing = next(k for k in _TEACHER_FIELDS if k not in teacher)
+        raise DataError("teacher scores must be given for positives and negatives alike", path, lineno, missing)
+    return MinedQuery(**{k: obj[k] for k in (*_ID_FIELDS, *_LIST_FIELDS)}, **teacher)
 
 
 def _valid_item(item: Any, is_score: bool) -> bool:
