@@ -47,6 +47,8 @@ def score(
     no_cache: Annotated[bool | None, typer.Option("--no-cache", help="Do not use the embedding cache.")] = None,
     n_ctx: Annotated[int | None, typer.Option(help="llm-yes: context window of an in-process model.")] = None,
     n_threads: Annotated[int | None, typer.Option(help="llm-yes: CPU threads of a llama.cpp model.")] = None,
+    max_passage_words: Annotated[int | None, typer.Option(help="llm-yes: cut passages to this many words.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Re-score every (query, passage) of a mined file with a teacher; the record keeps the retriever's scores and
@@ -66,7 +68,8 @@ def score(
 
     overrides = dict(mined=mined, teacher=teacher, out=out, model_path=model_path, max_seq_length=max_seq_length,
                      data=data, guard=guard, batch_size=batch_size, block_size=block_size, cache_dir=cache_dir,
-                     no_cache=no_cache, n_ctx=n_ctx, n_threads=n_threads)
+                     no_cache=no_cache, n_ctx=n_ctx, n_threads=n_threads,
+                     max_passage_words=max_passage_words, show_progress_bar=progress)
     file_values = read_toml(config, "score") if config else {}
     cfg = build_config(ScoreConfig, file_values, overrides, source=str(config or ""))
     if dry_run:

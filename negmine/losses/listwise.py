@@ -44,14 +44,16 @@ class ListwiseDistillation(CandidateLoss):
         from a stronger teacher gives consistent gains where contrastive fine-tuning of strong small embedders hurts;
         RocketQAv2 (Ren et al. 2021) distils listwise the same way.
 
-        Against sentence-transformers' ``DistillKLDivLoss``: with one positive column, no masks,
-        ``temperature == teacher_temperature == T``, ``similarity="dot"``, ``kl_weight = T ** 2`` and
-        ``infonce_weight = 0`` the two are equal (ST multiplies its KL by ``T ** 2``; ST's ``labels`` are the raw
-        teacher scores ``[positive, negatives...]``, the same as negmine's ``scores`` column). negmine adds: separate
-        student and teacher temperatures (a cosine student needs a small one, a teacher's logits or cosines their
-        own), several positives per row (each in the list with its teacher score; spare slots with a ``NaN`` score or
-        a repeated text are left out), negatives with an unknown (``NaN``) teacher score left out of the list, the
-        identical-text and positive-aware margin masks, and the InfoNCE term over in-batch negatives.
+        Against sentence-transformers' ``DistillKLDivLoss``: with one positive column, no masks, ``similarity="dot"``,
+        ``temperature`` = ST's ``student_temperature``, ``teacher_temperature`` = ST's ``teacher_temperature`` (both
+        ST's ``temperature`` before ST 6.3), ``kl_weight = temperature ** 2`` and ``infonce_weight = 0`` the two are
+        equal (ST multiplies its KL by the student temperature squared; ST's ``labels`` are the raw teacher scores
+        ``[positive, negatives...]``, the same as negmine's ``scores`` column). negmine adds: several positives per
+        row (each in the list with its teacher score; spare slots with a ``NaN`` score or a repeated text are left
+        out), negatives with an unknown (``NaN``) teacher score left out of the list, the identical-text and
+        positive-aware margin masks (``margin=0`` drops negatives the teacher ranks above the positive), the InfoNCE
+        term over in-batch negatives, and a KL weight that is not tied to the temperature (at a cosine student's
+        ``temperature=0.05`` ST's ``T ** 2`` factor shrinks the KL 400 times).
 
         Args:
             model: the SentenceTransformer being trained.

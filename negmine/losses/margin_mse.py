@@ -29,10 +29,11 @@ class MarginMSE(CandidateLoss):
 
         Against sentence-transformers' ``MarginMSELoss``: with one positive column, no masks and
         ``similarity="dot"`` (both defaults' similarity) the two are equal; ST's ``labels`` are the teacher's margins
-        ``y_p - y_n`` (``(B, n)``), negmine's ``scores`` column holds the raw teacher scores ``[y_p, y_n...]`` and
-        the margins are taken inside. negmine adds several positives per row (every positive-negative pair, each
-        query weighted equally; spare slots with a ``NaN`` score or a repeated text left out), negatives with an
-        unknown (``NaN``) teacher score left out, and the identical-text and positive-aware margin masks.
+        ``y_p - y_n`` (``(B, n)``) or, in recent versions, the raw scores ``(B, n + 1)``; negmine's ``scores``
+        column holds the raw teacher scores ``[y_p, y_n...]`` and the margins are taken inside. negmine adds several
+        positives per row (every positive-negative pair, each query weighted equally; spare slots with a ``NaN``
+        score or a repeated text left out), negatives with an unknown (``NaN``) teacher score left out, and the
+        identical-text and positive-aware margin masks.
 
         Args:
             model: the SentenceTransformer being trained.

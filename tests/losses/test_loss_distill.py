@@ -63,15 +63,21 @@ def test_listwise_guard_drops_negatives_the_teacher_ranks_above_the_positive():
 
 
 def test_listwise_equals_sentence_transformers_distill_kl():
+    import inspect
+
     from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
 
     emb = columns(batch=4, num_columns=5, seed=5)
     labels = torch.rand(4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 10
-    for t in (1.0, 2.0, 0.5):
-        expected = DistillKLDivLoss(None, temperature=t).compute_loss_from_embeddings(emb, labels)
-        got = ListwiseDistillation(None, temperature=t, teacher_temperature=t, similarity="dot", kl_weight=t ** 2,
-                                   mask_identical_texts=False).compute_loss_from_embeddings(emb, labels)
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    separate = "teacher_temperature" in inspect.signature(DistillKLDivLoss.__init__).parameters
+    pairs = [(1.0, 1.0), (2.0, 2.0), (0.5, 0.5)] + ([(0.5, 2.0), (1.0, 0.3)] if separate else [])
+    for student_t, teacher_t in pairs:
+        kwargs = {"student_temperature": student_t, "teacher_temperature": teacher_t} if separate else {}
+        st_loss = DistillKLDivLoss(None, temperature=student_t, **kwargs)
+        expected = st_loss.compute_loss_from_embeddings(emb, labels)
+        got = ListwiseDistillation(None, temperature=student_t, teacher_temperature=teacher_t, similarity="dot",
+                                   kl_weight=student_t ** 2, mask_identical_texts=False)
+        torch.testing.assert_close(got.compute_loss_from_embeddings(emb, labels), expected, rtol=0, atol=1e-6)
 
 
 def test_listwise_is_zero_when_the_student_equals_the_teacher_and_positive_otherwise():
