@@ -57,7 +57,7 @@ def build_batch(data_dir: Path, batch_size: int, num_negatives: int,
 def make_losses(model) -> dict[str, torch.nn.Module]:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from negmine.losses import CWCL, Dice, HardNegativeMixing, InfoNCE, SoftInfoNCE
+    from negmine.losses import CWCL, Dice, HardNegativeMixing, InfoNCE, ListwiseDistillation, MarginMSE, SoftInfoNCE
 
     return {
         "MNRL (sentence-transformers)": MultipleNegativesRankingLoss(model),
@@ -69,6 +69,8 @@ def make_losses(model) -> dict[str, torch.nn.Module]:
         "CWCL (teacher scores)": CWCL(model, power=2.0),
         "MoCHi mixing (16, 16, 4)": HardNegativeMixing(model, InfoNCE(model), num_hardest=16, num_negative_mixes=16,
                                                         num_query_mixes=4),
+        "Listwise KL (+ 0.1 InfoNCE)": ListwiseDistillation(model, infonce_weight=0.1),
+        "MarginMSE": MarginMSE(model),
     }
 
 
