@@ -259,10 +259,13 @@ class EnsembleTeacher:
                 "members": [m.fingerprint() for m in self.members]}
 
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
-        per_member = [m.score(items) for m in self.members]
+        return self.combine([m.score(items) for m in self.members])
+
+    def combine(self, per_member: list[list[list[float]]]) -> list[list[float]]:
+        """``sum_k w_k * zscore(scores_k[i])`` per item ``i``."""
         out = []
-        for i in range(len(items)):
-            combined = [0.0] * len(items[i][1])
+        for i in range(len(per_member[0]) if per_member else 0):
+            combined = [0.0] * len(per_member[0][i])
             for weight, scores in zip(self.weights, per_member, strict=True):
                 for j, z in enumerate(zscore(scores[i])):
                     combined[j] += weight * z
@@ -384,8 +387,11 @@ def _items_hash(items: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 def score_items(teacher: Any, items: list[tuple[str, list[str]]], out: Path, block_size: int = 64,
                 show_progress_bar: bool = False) -> list[list[float]]:
-    """Teacher scores of ``items``; pairwise teachers (and ensembles holding one) are cached per block of queries."""
-    if not _has_pairwise(teacher):
+    """Teacher scores of ``items``. Pairwise teachers are cached per block of queries; bi-encoders score everything
+    at once (their embeddings are cached); an ensemble scores member by member and combines."""
+    if isinstance(teacher, EnsembleTeacher):
+        return teacher.combine([score_items(m, items, out, block_size, show_progress_bar) for m in teacher.members])
+    if not _is_pairwise(teacher):
         return teacher.score(items)
     from tqdm.auto import tqdm
 
@@ -403,9 +409,7 @@ def score_items(teacher: Any, items: list[tuple[str, list[str]]], out: Path, blo
     return scores
 
 
-def _has_pairwise(teacher: Any) -> bool:
-    if isinstance(teacher, EnsembleTeacher):
-        return any(_has_pairwise(m) for m in teacher.members)
+def _is_pairwise(teacher: Any) -> bool:
     return isinstance(teacher, PairwiseTeacher)
 
 

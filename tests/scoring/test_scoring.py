@@ -94,6 +94,18 @@ def test_zscore_and_ensemble_combination():
         EnsembleTeacher([a], [1.0, 2.0])
 
 
+def test_ensemble_members_are_scored_and_cached_one_by_one(tmp_path, monkeypatch):
+    from negmine import scoring
+
+    pairwise, bi_encoder = LengthTeacher(), LengthTeacher(bonus=1.0)
+    monkeypatch.setattr(scoring, "_is_pairwise", lambda teacher: teacher is pairwise)
+    items = [(f"q {i}", [f"q {i} x", "y", f"q {i}"]) for i in range(5)]
+    ensemble = EnsembleTeacher([pairwise, bi_encoder], [0.5, 0.5])
+    assert score_items(ensemble, items, tmp_path, block_size=2) == ensemble.score(items)
+    assert bi_encoder.calls == 2  # once inside score_items (all items at once), once by ensemble.score
+    assert pairwise.calls == 3 + 1  # three blocks, then once by ensemble.score
+
+
 @pytest.mark.parametrize("spec,members,weights", [
     ("embeddinggemma", ["embeddinggemma"], None),
     ("cross-encoder:BAAI/bge-reranker-v2-m3", ["cross-encoder:BAAI/bge-reranker-v2-m3"], None),
@@ -129,7 +141,7 @@ def test_bad_guard_and_block_size_are_config_errors():
 def test_block_cache_serves_finished_blocks_and_recomputes_changed_ones(tmp_path, monkeypatch):
     from negmine import scoring
 
-    monkeypatch.setattr(scoring, "_has_pairwise", lambda teacher: True)
+    monkeypatch.setattr(scoring, "_is_pairwise", lambda teacher: True)
     teacher = LengthTeacher()
     items = [(f"q {i}", [f"q {i} x", "y"]) for i in range(5)]
     first = score_items(teacher, items, tmp_path, block_size=2)
@@ -194,3 +206,37 @@ def test_train_config_checks_scores_and_reference():
         TrainConfig(data="x", scores="student")
     with pytest.raises(ConfigError, match="takes no reference model"):
         TrainConfig(data="x", loss="listwise", reference_model="minilm")
+
+
+def test_cross_encoder_teacher_gives_raw_logits_and_joins_an_ensemble(tmp_path, toy):
+    import numpy as np
+    import torch
+
+    from negmine.testing import tiny_cross_encoder
+
+    model = tiny_cross_encoder(tmp_path / "ce")
+    records = []
+    for k, qid in enumerate(list(toy.queries)[:4]):
+        positives = toy.positives(qid)
+        negatives = [d for d in list(toy.corpus)[k:k + 4] if d not in positives][:3]
+        records.append(MinedQuery(qid, toy.queries[qid], positives, [toy.doc_text(d) for d in positives], [],
+                                  negatives, [toy.doc_text(d) for d in negatives], []))
+    mined = write_mined(tmp_path / "mined.jsonl", records)
+    cfg = ScoreConfig(mined=str(mined), teacher=f"cross-encoder:{tmp_path / 'ce'}", out=str(tmp_path / "out"),
+                      max_seq_length=128, block_size=3, show_progress_bar=False)
+    result = score_mined(cfg)
+    for r in result.records:
+        pairs = [(r.query, p) for p in (*r.positives, *r.negatives)]
+        logits = model.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+        np.testing.assert_allclose(r.positive_teacher_scores + r.negative_teacher_scores, logits, atol=1e-5)
+    assert any(s < 0 or s > 1 for r in result.records for s in r.positive_teacher_scores + r.negative_teacher_scores)
+    assert len(list((tmp_path / "out" / "teacher_cache").rglob("block_*.json"))) == 2  # 4 queries, blocks of 3
+    assert result.fingerprint["kind"] == "cross-encoder" and len(result.fingerprint["weights_sha256"]) == 64
+
+    both = score_mined(ScoreConfig(mined=str(mined), teacher=f"hashing,cross-encoder:{tmp_path / 'ce'}:1,3",
+                                   out=str(tmp_path / "ens"), max_seq_length=128, no_cache=True,
+                                   show_progress_bar=False))
+    assert both.fingerprint["weights"] == [1.0, 3.0] and both.fingerprint["members"][0]["kind"] == "bi-encoder"
+    for r in both.records:
+        scores = r.positive_teacher_scores + r.negative_teacher_scores
+        assert abs(sum(scores)) < 1e-9  # a weighted sum of z-scores sums to 0 over the query's passages
