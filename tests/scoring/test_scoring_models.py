@@ -68,42 +68,58 @@ def test_bi_encoder_teacher_equals_sentence_transformers_cosines(scifact_sample,
     assert len(fingerprint["weights_sha256"]) == 64
 
 
-def test_llm_yes_teacher_scores_probabilities(scifact_sample, smollm2_gguf, llama_cpp, tmp_path):
-    from negmine.scoring import ScoreConfig, score_mined
+@pytest.fixture(scope="module")
+def llm_sample(scifact_sample, tmp_path_factory) -> Path:
+    """4 of the sample's queries with one positive and one negative each: 8 pairs, cheap enough for a 135M LLM."""
+    records = []
+    for r in read_mined(scifact_sample)[:4]:
+        records.append(MinedQuery(r.query_id, r.query, r.positive_ids[:1], r.positives[:1], [], r.negative_ids[:1],
+                                  r.negatives[:1], []))
+    path = tmp_path_factory.mktemp("llm_sample") / "mined.jsonl"
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+    return path
 
-    result = score_mined(ScoreConfig(mined=str(scifact_sample), teacher=f"llm-yes:{smollm2_gguf}",
-                                     out=str(tmp_path / "out"), n_ctx=1024, n_threads=2, max_passage_words=40,
-                                     show_progress_bar=False))
-    scores = [s for r in result.records for s in (*r.positive_teacher_scores, *r.negative_teacher_scores)]
-    assert len(scores) == result.stats["positives"] + result.stats["negatives"]
-    assert all(0.0 < s < 1.0 for s in scores) and len(set(scores)) > 1
-    assert result.fingerprint["kind"] == "llm-yes" and result.fingerprint["client"]["backend"] == "llama-cpp"
+
+def llm_args(mined: Path, gguf: Path) -> list[str]:
+    return ["score", "--mined", str(mined), "--teacher", f"llm-yes:{gguf}", "--n-ctx", "512", "--n-threads", "1",
+            "--max-passage-words", "24", "--block-size", "1", "--no-progress"]
 
 
-def test_killed_score_resumes_byte_identical(scifact_sample, smollm2_gguf, llama_cpp, tmp_path):
-    args = ["score", "--mined", str(scifact_sample), "--teacher", f"llm-yes:{smollm2_gguf}", "--n-ctx", "1024",
-            "--n-threads", "2", "--max-passage-words", "40", "--block-size", "1", "--no-progress"]
-    clean = negmine(*args, "--out", str(tmp_path / "clean"))
-    assert clean.returncode == 0, clean.stderr
+@pytest.fixture(scope="module")
+def llm_clean(llm_sample, smollm2_gguf, llama_cpp, tmp_path_factory) -> Path:
+    """One uninterrupted `negmine score` run with SmolLM2 as the llm-yes teacher."""
+    out = tmp_path_factory.mktemp("llm_clean")
+    result = negmine(*llm_args(llm_sample, smollm2_gguf), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
 
+
+def test_llm_yes_teacher_scores_probabilities(llm_clean):
+    records = read_mined(llm_clean / "mined.jsonl")
+    scores = [s for r in records for s in (*r.positive_teacher_scores, *r.negative_teacher_scores)]
+    assert len(scores) == 8 and all(0.0 < s < 1.0 for s in scores) and len(set(scores)) > 1
+    fingerprint = json.loads((llm_clean / "manifest.json").read_text())["config"]["teacher_fingerprint"]
+    assert fingerprint["kind"] == "llm-yes" and fingerprint["client"]["backend"] == "llama-cpp"
+    assert len(list(llm_clean.glob("teacher_cache/*/block_*.json"))) == 4
+
+
+def test_killed_score_resumes_byte_identical(llm_sample, llm_clean, smollm2_gguf, tmp_path):
+    args = llm_args(llm_sample, smollm2_gguf)
     killed_out = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "negmine", *args, "--out", str(killed_out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    blocks: list[Path] = []
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
-        blocks = list(killed_out.glob("teacher_cache/*/block_*.json"))
-        if len(blocks) >= 2:
+        if list(killed_out.glob("teacher_cache/*/block_*.json")):
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert process.poll() is None, "the run finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (killed_out / "mined.jsonl").exists()
-    finished = len(list(killed_out.glob("teacher_cache/*/block_*.json")))
-    assert 2 <= finished < 6
+    assert 1 <= len(list(killed_out.glob("teacher_cache/*/block_*.json"))) < 4
 
     resumed = negmine(*args, "--out", str(killed_out))
     assert resumed.returncode == 0, resumed.stderr
     for name in ("mined.jsonl", "stats.json"):
-        assert (killed_out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+        assert (killed_out / name).read_bytes() == (llm_clean / name).read_bytes(), name
