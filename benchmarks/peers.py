@@ -42,18 +42,23 @@ class PeerMining:
     max_seq_length: int | None = None  # the teacher's token cap (EmbeddingGemma is encoded with one)
 
 
-def teacher_model(teacher: str, model_path: str | None = None, max_seq_length: int | None = None
-                  ) -> tuple[Any, str | None, str | None]:
-    """``(SentenceTransformer, query_prompt, corpus_prompt)``: a preset name brings its prompts (as a
-    sentence-transformers user would pass them from the model card); a folder or hub id has none."""
+def teacher_prompts(teacher: str) -> tuple[str | None, str | None]:
+    """``(query_prompt, corpus_prompt)`` of a teacher: a preset's (as a sentence-transformers user would copy them
+    from the model card); ``(None, None)`` for a folder or hub id, or a preset without prompts."""
     from negmine.encoders.presets import PRESETS
-    from negmine.training import load_model
 
-    model = load_model(model_path or teacher, max_seq_length)
     preset = PRESETS.get(teacher)
     if preset is None:
-        return model, None, None
-    return model, preset.query_prompt or None, preset.corpus_prompt or None
+        return None, None
+    return preset.query_prompt or None, preset.corpus_prompt or None
+
+
+def teacher_model(teacher: str, model_path: str | None = None, max_seq_length: int | None = None
+                  ) -> tuple[Any, str | None, str | None]:
+    """``(SentenceTransformer, query_prompt, corpus_prompt)`` of a teacher (:func:`teacher_prompts`)."""
+    from negmine.training import load_model
+
+    return (load_model(model_path or teacher, max_seq_length), *teacher_prompts(teacher))
 
 
 def mine_peer_teacher(data: Any, teacher: str, *, output_scores: bool = False, settings: PeerMining | None = None,
