@@ -150,22 +150,23 @@ class BiEncoderTeacher:
         passages = sorted({p for _, ps in items for p in ps})
         options = dict(cache=self.cache, batch_size=self.batch_size, show_progress_bar=self.show_progress_bar)
         q_emb = np.asarray(encode_with_cache(self.encoder, queries, "query", **options), dtype=np.float32)
+        parts: list[tuple[Any, dict[str, int]]] = []  # (embeddings, text -> row); the corpus part stays memory-mapped
         if self.corpus_texts is not None:
-            known = set(self.corpus_texts)
-            extra = [p for p in passages if p not in known]
-            passages = self.corpus_texts + extra
-            parts = [encode_with_cache(self.encoder, self.corpus_texts, "document", **options)]
-            if extra:
-                parts.append(encode_with_cache(self.encoder, extra, "document", **options))
-            p_emb = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
-        else:
-            p_emb = np.asarray(encode_with_cache(self.encoder, passages, "document", **options), dtype=np.float32)
+            corpus_row = {p: i for i, p in enumerate(self.corpus_texts)}
+            parts.append((encode_with_cache(self.encoder, self.corpus_texts, "document", **options), corpus_row))
+            passages = [p for p in passages if p not in corpus_row]
+        if passages:
+            emb = encode_with_cache(self.encoder, passages, "document", **options)
+            parts.append((emb, {p: i for i, p in enumerate(passages)}))
         q_row = {q: i for i, q in enumerate(queries)}
-        p_row = {p: i for i, p in enumerate(passages)}
         out = []
         for query, texts in items:
-            rows = [p_row[p] for p in texts]
-            out.append([float(s) for s in p_emb[rows] @ q_emb[q_row[query]]])
+            rows = []
+            for text in texts:
+                emb, row = next((e, r[text]) for e, r in parts if text in r)
+                rows.append(np.asarray(emb[row], dtype=np.float32))
+            matrix = np.stack(rows) if rows else np.zeros((0, q_emb.shape[1]), dtype=np.float32)
+            out.append([float(s) for s in matrix @ q_emb[q_row[query]]])
         return out
 
 
