@@ -31,6 +31,7 @@ def test_teacher_prompts_come_from_the_preset(peers):
     assert peers.teacher_prompts("/some/folder") == (None, None)
 
 
+@pytest.mark.slow  # two 2-step trainings of MiniLM plus a mining: about a minute on an idle 2-core machine
 def test_mining_with_scores_and_two_training_rows(peers, sample, minilm_path, tmp_path):
     from negmine.training import TrainConfig
 
