@@ -419,8 +419,8 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
 
     ``teacher`` overrides ``cfg.teacher`` with a built teacher (tests, ensembles of loaded models).
     """
+    from negmine.data.mined import read_mined
     from negmine.io import write_json, write_jsonl, write_manifest
-    from negmine.mining.formats import read_mined
 
     if not cfg.mined:
         raise ConfigError("no mined file: pass --mined FILE (mined.jsonl or its folder)")

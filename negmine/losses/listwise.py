@@ -9,16 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from negmine.losses._common import (
-    CandidateBatch,
-    CandidateLoss,
-    MarginStrategy,
-    MultiPositive,
-    Similarity,
-    check_choice,
-    check_range,
-    contrastive_nll,
-)
+from negmine.losses._common import CandidateLoss, check_choice, check_range
+from negmine.losses._masks import CandidateBatch, MarginStrategy, MultiPositive, Similarity, contrastive_nll
 
 logger = logging.getLogger(__name__)
 

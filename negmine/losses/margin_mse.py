@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from negmine.losses._common import CandidateBatch, CandidateLoss, MarginStrategy, Similarity
+from negmine.losses._common import CandidateLoss
+from negmine.losses._masks import CandidateBatch, MarginStrategy, Similarity
 from negmine.losses.listwise import own_list
 
 logger = logging.getLogger(__name__)

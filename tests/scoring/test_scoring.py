@@ -8,8 +8,9 @@ import math
 
 import pytest
 
+from negmine.data.mined import MinedRecord as MinedQuery
+from negmine.data.mined import read_mined
 from negmine.errors import ConfigError, DataError
-from negmine.mining.formats import MinedQuery, read_mined
 from negmine.scoring import (
     BiEncoderTeacher,
     EnsembleTeacher,

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine.mining.formats import MinedQuery, read_mined
+from negmine.data.mined import MinedRecord as MinedQuery
+from negmine.data.mined import read_mined
 
 REPO = Path(__file__).resolve().parents[2]
 
