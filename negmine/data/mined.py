@@ -18,7 +18,7 @@ mined without scores) unless a reader asks for them (``require_scores``). Readin
 
 Extending the record
 --------------------
-New optional fields (planned: per-passage ``teacher_scores`` with the teacher's fingerprint; per-positive negatives,
+New optional fields (so far ``positive_teacher_scores``/``negative_teacher_scores``; planned: per-positive negatives,
 i.e. one row per (query, positive) with its own negatives) are added in one place, here:
 
 1. an attribute on :class:`MinedRecord` after ``negative_scores``, defaulting to ``None`` ("absent");
