@@ -55,6 +55,8 @@ class TrainConfig:
         use_scores: pass the teacher scores as the ``scores`` column (needed by ``soft-infonce``/``cwcl`` with
             ``labels`` and by ``margin`` masking).
         eval_data / eval_split: BEIR folder or dataset name, and split, for in-training nDCG@10 (``None``: no eval).
+            The split defaults to ``dev`` (carve one with :func:`negmine.pipeline.carve_dev_split`): choosing
+            checkpoints or settings on ``test`` biases the reported test score upwards.
         eval_max_queries / eval_max_corpus: subsample the evaluation set (seeded) to keep evaluation cheap.
         save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
             ``eval_steps``.
@@ -80,7 +82,7 @@ class TrainConfig:
     max_seq_length: int | None = 256
     seed: int = 42
     eval_data: str | None = None
-    eval_split: str = "test"
+    eval_split: str = "dev"
     eval_steps: int | None = None
     eval_batch_size: int = 64
     eval_max_queries: int | None = None
