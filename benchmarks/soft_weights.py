@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import torch
 
-from negmine.io import command_line, publish
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, markdown_tables  # noqa: E402
+
 from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
 from negmine.mining.formats import read_mined
@@ -131,8 +134,6 @@ def report(path: Path, records: list, args: argparse.Namespace) -> str:
         f"{args.beta}, w_min = {args.w_min}. A weight of 1 is plain InfoNCE; lower means the negative is pushed "
         "away less.",
         "",
-        f"Command: `{command_line('benchmarks/soft_weights.py')}`",
-        "",
         "| alpha | t | weight of the hardest mined negative (mean) | mean weight of the mined negatives | lowest "
         "weight | share clipped at w_min |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -172,8 +173,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = parse(argv)
     text = report(args.mined, read_mined(args.mined, require_scores=True), args)
-    publish(text, args.out)
-    return text
+    data = {"mined": str(args.mined), "batch_size": args.batch_size, "num_negatives": args.num_negatives,
+            "beta": args.beta, "w_min": args.w_min, "temperature": args.temperature, "tables": markdown_tables(text)}
+    return Report("soft_weights", "benchmarks/soft_weights.py", argv, out=args.out).write(text, data)
 
 
 if __name__ == "__main__":
