@@ -181,28 +181,31 @@ def numbers_in(text: str) -> list[str]:
     return [m.group(0).replace("−", "-") for m in _NUMBER.finditer(text)]
 
 
-def convert_markdown(md: str | os.PathLike) -> Path:
+def convert_markdown(md: str | os.PathLike, note: str | None = None) -> Path:
     """Write ``NAME.json`` beside a generated ``NAME.md`` whose raw data is not kept: its tables and every number
-    of its text, parsed (never typed), marked ``"converted_from": "NAME.md", "raw_data": false``."""
+    of its text, parsed (never typed), marked ``"converted_from": "NAME.md", "raw_data": false`` (and ``note``)."""
     from negmine.io import write_json
 
     md = Path(md)
     text = md.read_text(encoding="utf-8")
-    command = re.search(r"Command:\s*`([^`]+)`", text)
+    command = re.search(r"Command:\s*`([^`]+)`", text) or re.search(r"^`(python [^`]+)`", text, re.MULTILINE)
     out = md.with_suffix(".json")
-    write_json(out, {"name": md.stem, "converted_from": md.name, "raw_data": False,
+    write_json(out, {"name": md.stem, "converted_from": md.name, "raw_data": False, "note": note,
                      "command": command.group(1) if command else None, "tables": markdown_tables(text),
                      "numbers": numbers_in(text)})
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python benchmarks/_report.py convert NAME.md ...``: write the converted twins."""
+    """``python benchmarks/_report.py convert [--note TEXT] NAME.md ...``: write the converted twins."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] != "convert" or len(args) < 2:
-        raise SystemExit("usage: python benchmarks/_report.py convert benchmarks/results/NAME.md [...]")
+        raise SystemExit("usage: python benchmarks/_report.py convert [--note TEXT] benchmarks/results/NAME.md ...")
+    note = None
+    if args[1] == "--note":
+        note, args = args[2], args[2:]
     for path in args[1:]:
-        print(convert_markdown(path))
+        print(convert_markdown(path, note))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ file against the sample and writes the report.
     python benchmarks/negative_audit.py worksheet --out /tmp/audit.md
     # 2. label each negative in benchmarks/results/negative_audit_labels.jsonl, then
     python benchmarks/negative_audit.py report
+    # the rates with intervals from the labels alone (no mined file needed)
+    python benchmarks/negative_audit.py intervals --labels benchmarks/results/negative_audit_labels.jsonl \
+        --labels benchmarks/results/negative_audit_labels_mpnet.jsonl
     # 3. measure a judge against the hand labels (the same sample, plus each query's positives)
     python benchmarks/negative_audit.py judge --judge llm-yes:$NEGMINE_MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
@@ -47,6 +50,7 @@ DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/negative_audit.md")
 DEFAULT_JUDGE_OUT = Path("benchmarks/results/negative_audit_judge.md")
+DEFAULT_INTERVALS_OUT = Path("benchmarks/results/negative_audit_intervals.md")
 LABELS = ("false_negative", "borderline", "related", "off_topic")
 
 
@@ -337,6 +341,39 @@ def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str,
     return "\n".join(lines) + "\n"
 
 
+def label_intervals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per label: count, share, the query-level bootstrap interval and the Wilson interval, from labels alone."""
+    by_query: dict[str, list[str]] = {}
+    for row in rows:
+        by_query.setdefault(str(row["query_id"]), []).append(row["label"])
+    n = len(rows)
+    counts = Counter(row["label"] for row in rows)
+    return {"pairs": n, "queries": len(by_query),
+            "labels": {name: {"count": counts[name], "share": counts[name] / n if n else 0.0,
+                              "query_bootstrap": _query_interval(by_query, name),
+                              "wilson": wilson_interval(counts[name], n),
+                              "queries_with_label": sum(name in v for v in by_query.values())}
+                       for name in LABELS}}
+
+
+def intervals_report(summaries: dict[str, dict[str, Any]]) -> str:
+    lines = ["# Hand-audit rates with query-level intervals", "",
+             "Each labels file's shares with two 95 % intervals: the query bootstrap (10,000 resamples of the "
+             "queries, seed 0; negatives of one query are not independent draws) and the Wilson interval (pairs "
+             "treated as independent; too narrow when hits cluster in a few queries).", ""]
+    for path, s in summaries.items():
+        lines += [f"## `{path}`: {s['pairs']} pairs from {s['queries']} queries", "",
+                  "| label | pairs | share | [95 % query bootstrap] | [95 % Wilson] | queries with this label |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, v in s["labels"].items():
+            (q_low, q_high), (w_low, w_high) = v["query_bootstrap"], v["wilson"]
+            lines.append(f"| {name} | {v['count']} | {100 * v['share']:.1f} % | "
+                         f"[{100 * q_low:.1f}, {100 * q_high:.1f}] | [{100 * w_low:.1f}, {100 * w_high:.1f}] | "
+                         f"{v['queries_with_label']} of {s['queries']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> int:
     from negmine.relabel.factory import JudgeOptions, load_judge
 
@@ -356,9 +393,10 @@ def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("worksheet", "report", "judge"))
+    parser.add_argument("mode", choices=("worksheet", "report", "judge", "intervals"))
     parser.add_argument("--mined", type=Path, default=DEFAULT_MINED)
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--labels", type=Path, action="append", default=None,
+                        help=f"hand labels (default {DEFAULT_LABELS}); intervals mode: repeatable")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"worksheet: where to write it (required); report: default {DEFAULT_OUT}; "
                              f"judge: default {DEFAULT_JUDGE_OUT}")
@@ -376,6 +414,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge mode: raw judge outputs (a rerun resumes from it)")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
+    labels_files = args.labels or [DEFAULT_LABELS]
+    if args.mode == "intervals":
+        summaries = {str(path): label_intervals(_read_rows(path)) for path in labels_files}
+        out = args.out or DEFAULT_INTERVALS_OUT
+        Report(out.stem, "benchmarks/negative_audit.py", args.argv, out=out).write(intervals_report(summaries),
+                                                                                   summaries, echo=False)
+        print(f"report: {out}")
+        return 0
+    args.labels = labels_files[0]
     query_ids = None
     if args.same_queries_as is not None:
         query_ids = list(dict.fromkeys(str(row["query_id"]) for row in _read_rows(args.same_queries_as)))
