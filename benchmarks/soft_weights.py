@@ -1,4 +1,4 @@
-"""What the teacher-weighted losses do to a batch: Soft-InfoNCE's negative weights and CWCL's soft targets.
+"""What the teacher-weighted losses do to a batch: Soft-InfoNCE's negative weights, soft-label distillation's targets.
 
 Soft-InfoNCE (``negmine.losses.SoftInfoNCE``, ``estimator="labels"``) weights each negative of a row by
 ``max(w_min, (beta - alpha p) / (beta - alpha / N))`` with ``p = softmax(teacher score / t)`` over the row's ``N``
@@ -7,7 +7,9 @@ negatives: its own ``k`` mined ones (teacher-scored) and every other row's texts
 row's lowest known score). This script replays that on a real mined file with the loss's own ``soft_weights``, so
 one can see, before paying for a training run, whether a (t, alpha) setting changes anything.
 
-CWCL (``negmine.losses.CWCL``, ``reference="labels"``) trains towards a soft target: weight 1 on each positive and
+Soft-label distillation (the ``negmine.losses.CWCL`` class with ``reference="labels"``: the teacher's query-document
+scores as targets, not the paper's CWCL weights, which compare passages through a frozen encoder) trains towards a
+soft target: weight 1 on each positive and
 ``f(r) = r' ** power`` on each mined negative (``r' = (r + 1) / 2`` with ``rescale``, else ``r``); in-batch texts get
 0. The second table gives the share of that target on the mined negatives, per (rescale, power), with the loss's own
 ``continuous_weights``, next to the share the mined negatives already hold in the untrained student's softmax over
@@ -105,7 +107,7 @@ def cwcl_report(rows: list[tuple[list[float], list[float]]], args: argparse.Name
     student = student_share(rows, args.temperature)
     lines = [
         "",
-        "## CWCL soft targets on the same mined negatives",
+        "## Soft-label distillation targets (the CWCL class on teacher scores) on the same mined negatives",
         "",
         f"{len(rows)} queries, up to {args.max_positives} positives and {args.num_negatives} mined negatives per row "
         f"(in-batch texts get target 0). The untrained student's softmax at temperature {args.temperature:g} over "
