@@ -748,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                 run_recipe(ctx, recipe, seeds_of(recipe, args.seeds))
     out = Path(args.out_table) if args.out_table else (ctx.runs / "scifact.md" if args.smoke else TABLE)
     readme = None if args.smoke or args.readme == "-" else Path(args.readme) if args.readme else README
-    write_reports(ctx.runs, out, readme, args.smoke, sys.argv[1:] if argv is None else argv)
+    print(write_reports(ctx.runs, out, readme, args.smoke, sys.argv[1:] if argv is None else argv), flush=True)
     print(f"reports: {out} and {out.with_suffix('.json')}", flush=True)
     return ctx.log
 
