@@ -91,6 +91,10 @@ def time_loss_only(loss, embeddings, labels, features) -> float:
     inputs = loss.collect_inputs(features) if hasattr(loss, "collect_inputs") else {}
     if hasattr(loss, "base") and hasattr(loss.base, "collect_inputs"):
         inputs = loss.base.collect_inputs(features)
+    if getattr(loss, "reference_model", None) is not None:  # CWCL's paper weights: the frozen encoder's forward
+        from negmine.losses._common import reference_embeddings
+
+        inputs["reference_embeddings"] = reference_embeddings(loss.reference_model, loss.model, features)
     value = loss.compute_loss_from_embeddings(leaves, labels, **inputs)
     value.backward()
     return time.perf_counter() - start
