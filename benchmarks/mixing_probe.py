@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report  # noqa: E402
 
-from negmine.mining.formats import read_mined
+from negmine.data.mined import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/mixing_probe.md")

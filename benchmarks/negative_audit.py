@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report  # noqa: E402
 
 from negmine.data import LoadReport, iter_jsonl
+from negmine.data.mined import read_mined
 from negmine.errors import DataError
 from negmine.evaluation.significance import cluster_bootstrap_rate
 from negmine.io import atomic_open
-from negmine.mining.formats import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")

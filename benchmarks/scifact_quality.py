@@ -340,16 +340,17 @@ def relabel(ctx: Context, mined: Path, teacher: str, method: str) -> Path:
     spec = f"{JUDGES[method]}:{ctx.args.judge_model}"
 
     def run(out: Path) -> dict[str, Any]:
+        from negmine.data.mined import read_mined
         from negmine.io import write_jsonl
         from negmine.pipeline import merge_partial
-        from negmine.relabel import load_judge, read_mined, relabel_file
+        from negmine.relabel import load_judge, relabel_file
 
         # judge answers are cached per sub-batch in the shared cache: a killed relabel resumes there
         judge = load_judge(spec, cache=str(ctx.shared / f"judge-cache-{method}.jsonl"))
         summary = relabel_file(mined, judge, out, mode="both", on_unsure="drop", limit=limit,
                                show_progress_bar=not ctx.scale.smoke, config={"judge_spec": spec})
-        judged = list(read_mined(out / "mined.jsonl"))
-        records = merge_partial(list(read_mined(mined)), judged)
+        judged = [r.to_dict() for r in read_mined(out / "mined.jsonl")]
+        records = merge_partial([r.to_dict() for r in read_mined(mined)], judged)
         write_jsonl(out / "train.jsonl", records)
         return {"judge": spec, "queries_judged": len(judged), "queries": len(records), "summary": summary}
 

@@ -33,9 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report, markdown_tables  # noqa: E402
 
+from negmine.data.mined import read_mined
 from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
-from negmine.mining.formats import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/soft_weights.md")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from negmine.relabel.arhn import read_mined
+from negmine.data.mined import read_mined
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,16 +77,16 @@ def test_relabel_cli_end_to_end_through_llama_cpp_server(llama_server, scifact_d
     relabeled = list(read_mined(out / "mined.jsonl"))  # the output is valid input again
     original = list(read_mined(mined))
     for before, after in zip(original, relabeled, strict=True):
-        assert after["positive_ids"][:1] == before["positive_ids"]
-        assert set(after["negative_ids"]) <= set(before["negative_ids"])
+        assert after.positive_ids[:1] == before.positive_ids
+        assert set(after.negative_ids) <= set(before.negative_ids)
     # the summary counts the rows' decisions, and the output files hold what they say
     decisions = Counter(r["decision"] for r in rows if r["role"] == "negative")
     assert sum(decisions.values()) == 4
     assert (summary["relabeled"], summary["filtered"], summary["kept"], summary["unsure"]) == (
         decisions["relabel"], decisions["filter"], decisions["keep"], decisions["unsure"])
-    assert sum(len(r["positive_ids"]) - 1 for r in relabeled) == decisions["relabel"]
+    assert sum(len(r.positive_ids) - 1 for r in relabeled) == decisions["relabel"]
     kept_unsure = decisions["unsure"] - summary["unsure_dropped"]
-    assert sum(len(r["negative_ids"]) for r in relabeled) == decisions["keep"] + kept_unsure
+    assert sum(len(r.negative_ids) for r in relabeled) == decisions["keep"] + kept_unsure
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["judge"]["client"] == {"backend": "openai", "model": "smollm2", "temperature": 0.0,
                                                       "seed": 0}
