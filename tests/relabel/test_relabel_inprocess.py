@@ -100,8 +100,8 @@ def test_arhn_judge_through_transformers_records_every_pair(tiny_llm):
     assert (summary.relabeled, summary.filtered, summary.kept, summary.unsure) == (
         decisions["relabel"], decisions["filter"], decisions["keep"], decisions["unsure"])
     out = records[0]
-    assert len(out["positives"]) == 1 + decisions["relabel"]
-    assert len(out["negatives"]) == decisions["keep"] + decisions["unsure"] - summary.unsure_dropped
+    assert len(out.positives) == 1 + decisions["relabel"]
+    assert len(out.negatives) == decisions["keep"] + decisions["unsure"] - summary.unsure_dropped
     assert summary.usage["stage1_calls"] == 3
 
 
