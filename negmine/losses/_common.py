@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from negmine._st_compat import embed_columns
+
 logger = logging.getLogger(__name__)
 
 Similarity = Literal["cosine", "dot"]
@@ -89,10 +91,6 @@ def check_int(name: str, value: Any, low: int = 0) -> None:
 
 def embed(model: nn.Module, features: list[dict[str, Any]]) -> list[Tensor]:
     """One ``sentence_embedding`` per column, using sentence-transformers' merged forward when it is available."""
-    try:
-        from sentence_transformers.base.losses.merged_forward import embed_columns
-    except ImportError:  # older sentence-transformers: one forward per column
-        return [model(f)["sentence_embedding"] for f in features]
     return embed_columns(model, features)
 
 

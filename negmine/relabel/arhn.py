@@ -21,18 +21,19 @@ other fields are passed through.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from negmine.data.mined import MinedRecord, as_records, read_mined, write_mined
 from negmine.errors import ConfigError, check_choice
-from negmine.io import atomic_open, write_json, write_manifest
+from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.relabel.base import Judge, Judgment
 from negmine.relabel.cache import JudgmentCache
 
@@ -42,15 +43,6 @@ Mode = Literal["relabel", "filter", "both"]
 OnUnsure = Literal["keep", "drop"]
 MODES = ("relabel", "filter", "both")
 ON_UNSURE = ("keep", "drop")
-
-def read_mined(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """``mined.jsonl`` records as dicts, read strictly by :func:`negmine.mining.formats.read_mined` (teacher scores
-    required: relabeling moves passages together with their scores)."""
-    from negmine.mining.formats import read_mined as read_mined_records
-
-    for record in read_mined_records(path, require_scores=True):
-        yield record.to_dict()
-
 
 @dataclass
 class Decision:
@@ -99,22 +91,21 @@ def decide(judgments: Sequence[Judgment], num_positives: int, mode: Mode = "both
     return decisions
 
 
-def apply_decisions(record: dict[str, Any], decisions: Sequence[Decision]) -> dict[str, Any]:
-    """The relabeled record: relabeled negatives appended to the positives, removed negatives dropped."""
-    out = dict(record)
-    for key in ("positive_ids", "positives", "positive_scores", "negative_ids", "negatives", "negative_scores"):
-        out[key] = list(record[key])
-    kept = []
-    for i, decision in enumerate(decisions):
-        if decision.decision == "relabel":
-            out["positive_ids"].append(record["negative_ids"][i])
-            out["positives"].append(record["negatives"][i])
-            out["positive_scores"].append(record["negative_scores"][i])
-        if not decision.removed:
-            kept.append(i)
-    for key in ("negative_ids", "negatives", "negative_scores"):
-        out[key] = [record[key][i] for i in kept]
-    return out
+def apply_decisions(record: MinedRecord, decisions: Sequence[Decision]) -> MinedRecord:
+    """The relabeled record (a new one): relabeled negatives appended to the positives (with their mining scores),
+    removed negatives dropped; every other field is kept."""
+    relabeled = [i for i, d in enumerate(decisions) if d.decision == "relabel"]
+    kept = [i for i, d in enumerate(decisions) if not d.removed]
+    return dataclasses.replace(
+        record,
+        positive_ids=record.positive_ids + [record.negative_ids[i] for i in relabeled],
+        positives=record.positives + [record.negatives[i] for i in relabeled],
+        positive_scores=record.positive_scores + [record.negative_scores[i] for i in relabeled],
+        negative_ids=[record.negative_ids[i] for i in kept],
+        negatives=[record.negatives[i] for i in kept],
+        negative_scores=[record.negative_scores[i] for i in kept],
+        extra=dict(record.extra),
+    )
 
 
 @dataclass
@@ -196,13 +187,14 @@ def _judge_many(judge: Judge, items: list) -> list[list[Judgment]]:
     return [judge.judge(q, p, n) for q, p, n in items]
 
 
-def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mode = "both",
+def relabel_records(records: Sequence[MinedRecord | Mapping[str, Any]], judge: Judge, *, mode: Mode = "both",
                     on_unsure: OnUnsure = "drop", chunk_size: int = 16, show_progress_bar: bool = False,
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], RelabelSummary]:
+                    ) -> tuple[list[MinedRecord], list[dict[str, Any]], RelabelSummary]:
     """Judge and relabel in-memory mined records; returns (records, judgment rows, summary).
 
     Args:
-        records: ``mined.jsonl`` records (see :func:`read_mined`).
+        records: ``mined.jsonl`` records (:class:`~negmine.data.mined.MinedRecord`, or their dicts, validated
+            with teacher scores required: relabeling moves passages together with their scores).
         judge: any :class:`~negmine.relabel.base.Judge`.
         mode: ``relabel`` (R), ``filter`` (F) or ``both`` (R+F, ARHN's best).
         on_unsure: ``drop`` or ``keep`` negatives whose decision is unsure.
@@ -213,9 +205,10 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
     check_choice("on_unsure", on_unsure, ON_UNSURE)
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    records = as_records(records, require_scores=True)
     start = time.perf_counter()
     summary = RelabelSummary()
-    out_records: list[dict[str, Any]] = []
+    out_records: list[MinedRecord] = []
     rows: list[dict[str, Any]] = []
     bar = None
     if show_progress_bar:
@@ -224,10 +217,10 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
         bar = tqdm(total=len(records), desc="relabel", unit="query")
     for offset in range(0, len(records), chunk_size):
         chunk = records[offset:offset + chunk_size]
-        items = [(r["query"], list(r["positives"]) + list(r["negatives"]), len(r["positives"])) for r in chunk]
+        items = [(r.query, list(r.positives) + list(r.negatives), len(r.positives)) for r in chunk]
         all_judgments = _judge_many(judge, items)
         for record, judgments in zip(chunk, all_judgments, strict=True):
-            k = len(record["positives"])
+            k = len(record.positives)
             decisions = decide(judgments, k, mode, on_unsure)
             out_records.append(apply_decisions(record, decisions))
             summary.add(k, decisions)
@@ -241,18 +234,18 @@ def relabel_records(records: Sequence[dict[str, Any]], judge: Judge, *, mode: Mo
     return out_records, rows, summary
 
 
-def judgment_rows(record: dict[str, Any], judgments: Sequence[Judgment],
+def judgment_rows(record: MinedRecord, judgments: Sequence[Judgment],
                   decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     """One ``judgments.jsonl`` row per judged passage of a record: the positives first, then the negatives."""
-    k = len(record["positives"])
+    k = len(record.positives)
     anchor = [j.rank for j in judgments[:k]]
     anchor_rank = None if None in anchor else min(anchor) + 1  # type: ignore[type-var]
     rows = []
     for i, judgment in enumerate(judgments):
         decision = None if i < k else decisions[i - k]
         rows.append({
-            "query_id": record["query_id"],
-            "passage_id": record["positive_ids"][i] if decision is None else record["negative_ids"][i - k],
+            "query_id": record.query_id,
+            "passage_id": record.positive_ids[i] if decision is None else record.negative_ids[i - k],
             "role": "positive" if decision is None else "negative",
             "judge": judgment.judge,
             "answer": judgment.answer if judgment.answer is not None else (
@@ -334,19 +327,15 @@ def relabel_file(mined: str | os.PathLike, judge: Judge, out_dir: str | os.PathL
         show_progress_bar: a tqdm bar.
         config: extra settings to record in the manifest (e.g. the judge spec).
     """
-    records = list(read_mined(mined))
+    records = read_mined(mined, require_scores=True)
     if limit is not None:
         records = records[:limit]
     out_records, rows, summary = relabel_records(records, judge, mode=mode, on_unsure=on_unsure,
                                                  chunk_size=chunk_size, show_progress_bar=show_progress_bar)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "mined.jsonl") as handle:
-        for record in out_records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with atomic_open(out / "judgments.jsonl") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_mined(out / "mined.jsonl", out_records)
+    write_jsonl(out / "judgments.jsonl", rows)
     result = summary.to_dict()
     result["ranking"] = ranking_diagnostics(rows)
     warning = judge_warning(result["ranking"])
