@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from negmine.data.mined import read_mined
-from negmine.relabel.arhn import RelabelSummary, first_choice_slots, ranking_diagnostics, relabel_records
+from negmine.relabel.api import RelabelSummary, first_choice_slots, ranking_diagnostics, relabel_records
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.prompts import PROMPT_VERSION

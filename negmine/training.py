@@ -1,7 +1,7 @@
 """Training: mined negatives -> a ``datasets.Dataset`` -> ``SentenceTransformerTrainer`` with a negmine loss.
 
 The input is read as :class:`~negmine.data.mined.MinedRecord` and turned into rows by
-:func:`negmine.data.mined.build_rows` (see :mod:`negmine.losses._common` for the loss side of the convention):
+:func:`negmine.data.mined.build_rows` (see :mod:`negmine.losses._masks` for the loss side of the convention):
 
 * ``mined.jsonl`` (negmine's format, one record per query) becomes rows
   ``anchor, positive_1..positive_P, negative_1..negative_N[, scores]`` (``positive`` when ``P = 1``; no column name

@@ -63,8 +63,9 @@ _EXPORTS = {
     "read_mined": "negmine.data.mined",
     "MinedRecord": "negmine.data.mined",
     "decide": "negmine.relabel.arhn",
-    "relabel_records": "negmine.relabel.arhn",
-    "relabel_file": "negmine.relabel.arhn",
+    "relabel_records": "negmine.relabel.api",
+    "relabel_file": "negmine.relabel.api",
+    "RelabelSummary": "negmine.relabel.api",
     "load_judge": "negmine.relabel.factory",
     "JudgeOptions": "negmine.relabel.factory",
 }

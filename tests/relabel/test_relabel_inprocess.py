@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from negmine.relabel.arhn import relabel_records  # noqa: E402
+from negmine.relabel.api import relabel_records  # noqa: E402
 from negmine.relabel.base import Label  # noqa: E402
 from negmine.relabel.cache import JudgmentCache  # noqa: E402
 from negmine.relabel.cascade import CascadeJudge  # noqa: E402

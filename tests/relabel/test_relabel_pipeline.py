@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from negmine.relabel.arhn import relabel_file, relabel_records
+from negmine.relabel.api import relabel_file, relabel_records
 from negmine.relabel.base import Label
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
