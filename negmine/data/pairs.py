@@ -150,10 +150,10 @@ def load_hf_pairs(
 def read_st_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a sentence-transformers dataset file or folder, as dicts: a ``.jsonl``/``.parquet`` file, a folder of
     such files, or a ``Dataset.save_to_disk`` folder."""
-    import datasets
-
     path = Path(path)
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()):
+        import datasets
+
         return datasets.load_from_disk(str(path)).to_list()
     files = sorted(path.glob("*.jsonl")) + sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     if not files:
@@ -161,6 +161,8 @@ def read_st_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for file in files:
         if file.suffix == ".parquet":
+            import datasets
+
             rows.extend(datasets.Dataset.from_parquet(str(file)).to_list())
         elif file.name.endswith((".jsonl", ".json")):
             with open(file, encoding="utf-8") as handle:
