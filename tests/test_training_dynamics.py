@@ -234,8 +234,9 @@ def scifact_sample(scifact_dir):
 def _mine_cfg(minilm_path, **kw):
     from negmine.mining.config import MineConfig
 
-    return MineConfig(retriever=str(minilm_path), data="scifact-sample", out="", num_negatives=2, range_max=20,
-                      output_scores=True, show_progress_bar=False, batch_size=64, **kw)
+    options = dict(retriever=str(minilm_path), data="scifact-sample", out="", num_negatives=2, range_max=20,
+                   output_scores=True, show_progress_bar=False, batch_size=64)
+    return MineConfig(**{**options, **kw})
 
 
 def _sample_records(data, n=8, negatives=2):
