@@ -286,7 +286,7 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
 
     from negmine.dynamic import train_dynamic
     from negmine.mining.api import run_mining
-    from negmine.relabel.base import Judgment
+    from negmine.relabel.base import Judgment, Label
     from negmine.training import TrainConfig
 
     class DropFirstNegative:  # a guard: judges the first negative relevant, so relabel filters it
@@ -295,7 +295,7 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
 
         def judge(self, query, passages, num_positives=1):
             DropFirstNegative.calls += 1
-            return [Judgment("positive" if i == num_positives else ("positive" if i < num_positives else "negative"),
+            return [Judgment(Label.POSITIVE if i <= num_positives else Label.NEGATIVE,
                              score=1.0 if i <= num_positives else 0.0, rank=i) for i in range(len(passages))]
 
         def get_config_dict(self):
