@@ -36,7 +36,15 @@ from typing import Any
 from negmine.data.mined import MinedRecord, read_records, write_mined
 from negmine.errors import ConfigError
 from negmine.mining.config import MineConfig
-from negmine.training import TrainConfig, adore_model, build_dataset, build_trainer, load_model, run_manifest
+from negmine.training import (
+    TrainConfig,
+    adore_model,
+    build_dataset,
+    build_trainer,
+    load_model,
+    query_side,
+    run_manifest,
+)
 
 __all__ = ["DynamicResult", "RoundCost", "remine", "remine_config", "round_schedule", "train_dynamic"]
 
@@ -150,13 +158,9 @@ def _encoder(model: Any, start_model: Any, mine_cfg: MineConfig) -> tuple[Any, M
     options = dict(
         query_prompt=mine_cfg.query_prompt, corpus_prompt=mine_cfg.corpus_prompt, precision=mine_cfg.precision
     )
-    router = next((m for m in model.children() if type(m).__name__ == "Router"), None)
-    if router is None:
+    if not any(type(m).__name__ == "Router" for m in model.children()):
         return load_encoder(model, **options), mine_cfg
-    from sentence_transformers import SentenceTransformer
-
-    query_model = SentenceTransformer(modules=list(router.sub_modules["query"]), device=str(model.device))
-    query_model.max_seq_length = model.max_seq_length
+    query_model = query_side(model)
     cache = None if mine_cfg.no_cache else EmbeddingCache(mine_cfg.cache_dir)
     encoder = _SplitEncoder(
         load_encoder(query_model, **options), load_encoder(start_model, **options), cache, mine_cfg.batch_size

@@ -43,8 +43,9 @@ from negmine.data.mined import MinedRecord, build_rows, read_records
 from negmine.errors import ConfigError
 
 __all__ = ["BATCH_SAMPLERS", "TrainConfig", "TrainResult", "adore_model", "build_dataset", "build_evaluator",
-           "build_loss", "build_rows", "build_trainer", "ngame_embeddings", "random_negatives_corpus",
-           "load_model", "num_positive_columns", "read_records", "train", "training_arguments"]
+           "build_loss", "build_rows", "build_trainer", "ngame_embeddings", "query_side",
+           "random_negatives_corpus", "load_model", "num_positive_columns", "read_records", "train",
+           "training_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,19 @@ def adore_model(model: Any) -> Any:
     return out
 
 
+def query_side(model: Any) -> Any:
+    """The model that encodes queries: ``model`` itself, or for an ADORE ``Router`` model a ``SentenceTransformer``
+    over its ``query`` route (sharing its modules, so it follows training)."""
+    router = next((m for m in model.children() if type(m).__name__ == "Router"), None)
+    if router is None:
+        return model
+    from sentence_transformers import SentenceTransformer
+
+    query = SentenceTransformer(modules=list(router.sub_modules["query"]), device=str(model.device))
+    query.max_seq_length = model.max_seq_length
+    return query
+
+
 def load_model(name: str, max_seq_length: int | None = None) -> Any:
     """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id."""
     from sentence_transformers import SentenceTransformer
@@ -371,15 +385,15 @@ def _has_accelerator() -> bool:
 
 
 def ngame_embeddings(model: Any, dataset: Any, cache_dir: str | None = None, batch_size: int = 64) -> Any:
-    """One query embedding per row of ``dataset`` (its ``anchor``), by ``model`` through the embedding cache (keyed by
-    the model's weights, so each checkpoint has its own entry): what :class:`~negmine.batching.NgameBatchSampler`
-    clusters."""
+    """One query embedding per row of ``dataset`` (its ``anchor``), by ``model`` (its query side) through the embedding
+    cache (keyed by the model's weights, so each checkpoint has its own entry): what
+    :class:`~negmine.batching.NgameBatchSampler` clusters."""
     import numpy as np
 
     from negmine.encoders import EmbeddingCache
     from negmine.encoders.st import SentenceTransformerEncoder
 
-    encoder = SentenceTransformerEncoder(model)
+    encoder = SentenceTransformerEncoder(query_side(model))
     anchors = list(dict.fromkeys(dataset["anchor"]))
     emb = EmbeddingCache(cache_dir).get_or_encode(
         anchors, lambda texts: encoder.encode_queries(texts, batch_size=batch_size), encoder.fingerprint(), "query")

@@ -324,3 +324,27 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
     assert (tmp_path / "run" / "round-1" / "mined.jsonl").is_file() and (tmp_path / "run" / "final").is_dir()
     parts = report["rounds"][0]["remine_parts"]
     assert {"encode_corpus+index", "encode_queries+search", "mine", "judge", "total"} <= set(parts)
+
+
+def test_remine_config_comes_from_the_mining_manifest_also_through_relabel(tmp_path):
+    from negmine.dynamic import remine_config
+    from negmine.io import write_json
+    from negmine.training import TrainConfig
+
+    mined = tmp_path / "mine" / "mined.jsonl"
+    mined.parent.mkdir()
+    mined.write_text("")
+    write_json(mined.parent / "manifest.json", {"stage": "mine", "config": {
+        "retriever": "minilm", "data": "scifact", "num_negatives": 5, "cross_encoder": "ce-model", "range_max": 30,
+        "index_dir": "runs/index", "out": "runs/mine", "no_such_option": 1}})
+    relabeled = tmp_path / "relabel" / "mined.jsonl"
+    relabeled.parent.mkdir()
+    relabeled.write_text("")
+    write_json(relabeled.parent / "manifest.json", {"stage": "relabel", "config": {"mode": "both"},
+                                                    "inputs": {str(mined): "sha"}})
+    for data in (mined, relabeled):
+        cfg = remine_config(TrainConfig(data=str(data), remine_every=1, seed=3))
+        assert (cfg.num_negatives, cfg.cross_encoder, cfg.range_max, cfg.data) == (5, "ce-model", 30, "scifact")
+        assert (cfg.out, cfg.index_dir, cfg.seed) == ("", None, 3)  # in memory, never the start model's index
+    with pytest.raises(ConfigError, match="no mining manifest.json"):
+        remine_config(TrainConfig(data=str(tmp_path / "elsewhere.jsonl"), remine_every=1))
