@@ -123,6 +123,7 @@ class _SplitEncoder:
     def __init__(self, query_encoder: Any, document_encoder: Any, cache: Any, batch_size: int) -> None:
         self.query_encoder, self.document_encoder = query_encoder, document_encoder
         self.cache, self.batch_size = cache, batch_size
+        self.similarity = document_encoder.similarity
 
     def encode_queries(self, queries: Any, *, batch_size: int = 32, show_progress_bar: bool = False) -> Any:
         return self.query_encoder.encode_queries(queries, batch_size=batch_size)

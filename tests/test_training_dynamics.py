@@ -310,8 +310,8 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
     result = train_dynamic(cfg, mine_cfg=mine_cfg, data=scifact_sample, judge=DropFirstNegative(), records=first)
     assert result.steps == 6 and len(result.rounds) == 2
     assert result.rounds[0].remine_seconds > 0 and result.rounds[1].remine_seconds is None
-    assert DropFirstNegative.calls == len(first)
     remined = result.records
+    assert DropFirstNegative.calls == len(remined) > 30  # the guard judged every re-mined query
     texts = {d: scifact_sample.doc_text(d) for d in scifact_sample.corpus}
     for record in remined:
         positives = set(scifact_sample.positives(record.query_id))
