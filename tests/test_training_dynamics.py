@@ -275,6 +275,12 @@ def test_adore_trains_the_query_side_only(scifact_sample, minilm_path, tmp_path)
     d_emb = trainer.model.encode_document(["a query"])
     assert not np.allclose(q_emb, d_emb, atol=1e-4)
     assert np.allclose(d_emb, reference, atol=1e-5)
+    # negmine's encoder (eval, mining) routes queries and documents the same way
+    from negmine.encoders.st import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(trainer.model)
+    assert np.allclose(encoder.encode_queries(["a query"]), q_emb, atol=1e-5)
+    assert np.allclose(encoder.encode_corpus(["a query"]), reference, atol=1e-5)
 
 
 @pytest.mark.parametrize("adore", [False, True])
