@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("faiss")
+from negmine.testing import importorskip
+
+importorskip("faiss")
 
 from negmine.index.store import MANIFEST, IndexStoreError, build_index_dir, load_index_dir, read_manifest  # noqa: E402
 
