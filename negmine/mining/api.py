@@ -100,7 +100,10 @@ def run_mining(
     if config.cross_encoder:
         candidates, positive_scores = _rescore(config, data, query_ids, view, candidates)
     t = time.perf_counter()
-    records, stats = _make_miner(config)(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
+    scorer = retriever.pair_scorer() if retriever.doc_embeddings is None else None  # BM25 / rank fusion
+    records, stats = _make_miner(config)(
+        data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores, scorer=scorer
+    )
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
     timings["mine"] = time.perf_counter() - t
     result = MiningResult(records, stats, config, timings=timings)
@@ -122,9 +125,28 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
     )
 
 
-def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Any:
+    """The dense :class:`Retriever`, or for ``bm25`` / ``hybrid:A+B`` one from :mod:`negmine.sparse`."""
+    from negmine import sparse
+
+    kind = "dense" if encoder is not None else sparse.retriever_kind(config.retriever)
+    if kind == "bm25":
+        return sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
+    if kind == "hybrid":
+        parts = sparse.hybrid_parts(config.retriever)
+        members = [
+            sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
+            if part == "bm25"
+            else _dense_retriever(config, part, cache)
+            for part in parts
+        ]
+        return sparse.FusionRetriever(members, parts, k=config.rrf_k, depth=config.rrf_depth)
+    return _dense_retriever(config, encoder if encoder is not None else config.retriever, cache)
+
+
+def _dense_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
     enc: Encoder = load_encoder(
-        encoder if encoder is not None else config.retriever,
+        encoder,
         model_path=config.model_path,
         query_prompt=config.query_prompt,
         corpus_prompt=config.corpus_prompt,
