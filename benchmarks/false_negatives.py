@@ -186,23 +186,35 @@ def pr_curve(rows: Sequence[dict[str, Any]], key: str = "score") -> list[tuple[f
 
 
 def judge_report(
-    rows: list[dict[str, Any]], tune: set[str], max_tn: float, moon_tn: float, key: str = "score"
+    rows: list[dict[str, Any]],
+    tune: set[str],
+    max_tn: float,
+    moon_tn: float,
+    key: str = "score",
+    fixed_threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Threshold from the tune half, metrics on the test half (plus AUCs on both and on all rows)."""
+    """Threshold from the tune half, metrics on the test half (plus AUCs on both and on all rows).
+
+    ``fixed_threshold``: for a judge scored on the test half only, its own threshold (e.g. P(yes) 0.5) is used
+    instead, and the second operating point is left out."""
     tune_rows = [r for r in rows if r["query_id"] in tune and r[key] is not None]
     test_rows = [r for r in rows if r["query_id"] not in tune and r[key] is not None]
 
     def auc(part: Sequence[dict[str, Any]]) -> float | None:
         return roc_auc([r[key] for r in part if r["grade"] == "fn"], [r[key] for r in part if r["grade"] == "tn"])
 
-    threshold = choose_threshold(tune_rows, max_tn, key)
+    fixed = fixed_threshold is not None
+    threshold = fixed_threshold if fixed else choose_threshold(tune_rows, max_tn, key)
     test = removal_metrics(test_rows, threshold, key)
-    moon = removal_metrics(test_rows, choose_threshold(tune_rows, moon_tn, key), key)
+    moon = None if fixed else removal_metrics(test_rows, choose_threshold(tune_rows, moon_tn, key), key)
     return {
         **{k: test[k] for k in ("precision", "recall", "f1")},
         "auc": auc(test_rows),
         "tn_removed": test["tn_removed"],
         "threshold": threshold,
+        "threshold_rule": "fixed (the judge's own; scored on the test half only)"
+        if fixed
+        else f"tuned: lowest with tn removed <= {max_tn:g} on the tune half",
         "fn_share_after": test["fn_share_after"],
         "test": test,
         "tune": removal_metrics(tune_rows, threshold, key),
@@ -335,7 +347,7 @@ def cascade_rows(
     rows = []
     for c, e in zip(cheap, expensive, strict=True):
         escalated = c["score"] >= clear_below
-        rows.append({**c, "score": (e["score"] if escalated else float("-inf")), "escalated": escalated})
+        rows.append({**c, "score": e["score"] if escalated else float("-inf"), "escalated": escalated})
     return rows, float(clear_below)
 
 
@@ -408,6 +420,10 @@ def plot_pr(
     plt.close(fig)
 
 
+def fixed_mark(judge: dict[str, Any]) -> str:
+    return " (fixed)" if judge["threshold_rule"].startswith("fixed") else ""
+
+
 def markdown(result: dict[str, Any], args: argparse.Namespace, png: str | None) -> str:
     meta = result["meta"]
     lines = [
@@ -469,9 +485,9 @@ def markdown(result: dict[str, Any], args: argparse.Namespace, png: str | None) 
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for spec, j in judges.items():
-            moon = j[f"at_tn_{args.moonshot_tn:g}"]
+            moon = j[f"at_tn_{args.moonshot_tn:g}"] or {"recall": None, "tn_removed": None}
             lines.append(
-                f"| `{meta['judge_labels'][spec]}` | {num(j['auc'])} | {num(j['threshold'])} | "
+                f"| `{meta['judge_labels'][spec]}` | {num(j['auc'])} | {num(j['threshold'])}{fixed_mark(j)} | "
                 f"{pct(j['recall'])} | {pct(j['tn_removed'])} | {pct(j['precision'])} | {num(j['f1'])} | "
                 f"{pct(j['fn_share_after'])} | {pct(moon['recall'])} (tn {pct(moon['tn_removed'])}) | "
                 f"{num(j.get('pairs_per_s'), 1)} |"
@@ -522,6 +538,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--judge", action="append", default=[], help="judge spec (repeatable), e.g. embedding:minilm")
     p.add_argument("--cascade", action="append", default=[], help="CHEAP,EXPENSIVE: two --judge specs")
     p.add_argument(
+        "--test-only",
+        action="append",
+        default=[],
+        help="a --judge spec to score on the held-out half only (slow LLMs); its own threshold is used",
+    )
+    p.add_argument(
         "--cascade-fn-loss",
         type=float,
         default=0.05,
@@ -544,6 +566,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parts = pair.split(",")
         if len(parts) != 2 or any(part not in args.judge for part in parts):
             p.error(f"--cascade {pair!r}: give CHEAP,EXPENSIVE, both also passed as --judge")
+        if parts[0] in args.test_only:
+            p.error(f"--cascade {pair!r}: the cheap judge must score the tune half too (it sets clear_below)")
+    for spec in args.test_only:
+        if spec not in args.judge:
+            p.error(f"--test-only {spec!r} is not one of the --judge specs")
     return args
 
 
@@ -599,11 +626,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     curves: dict[str, list[tuple[float, float]]] = {}
     points: dict[str, tuple[float, float]] = {}
     labels: dict[str, str] = {}
+    fixed: dict[str, float] = {}
     for spec in args.judge:
-        scored = score_with_judge(spec, default_records, args, args.out)
-        rows = [{**row, "score": s} for row, s in zip(base_rows, scored["scores"], strict=True)]
+        test_only = spec in args.test_only
+        records = [r for r in default_records if r.query_id not in tune] if test_only else default_records
+        scored = score_with_judge(spec, records, args, args.out)
+        by_pair = {tuple(k): s for k, s in zip(scored["pairs"], scored["scores"], strict=True)}
+        rows = [{**row, "score": by_pair.get((row["query_id"], row["doc_id"]))} for row in base_rows]
         judge_rows[spec] = rows
-        report = judge_report(rows, tune, args.max_tn_removed, args.moonshot_tn)
+        if test_only:
+            fixed[spec] = float(scored["config"].get("threshold", 0.5))
+        report = judge_report(rows, tune, args.max_tn_removed, args.moonshot_tn, fixed_threshold=fixed.get(spec))
         report.update(
             pairs_per_s=scored["pairs_per_s"],
             uncached_pairs_per_s=scored["uncached_pairs_per_s"],
@@ -617,7 +650,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows, clear_below = cascade_rows(judge_rows[cheap], judge_rows[expensive], tune, args.cascade_fn_loss)
         spec = f"cascade({cheap} -> {expensive})"
         judge_rows[spec] = rows
-        report = judge_report(rows, tune, args.max_tn_removed, args.moonshot_tn)
+        report = judge_report(rows, tune, args.max_tn_removed, args.moonshot_tn, fixed_threshold=fixed.get(expensive))
         escalated = sum(r["escalated"] for r in rows) / len(rows) if rows else 0.0
         seconds_per_pair = [
             1 / judges[s]["pairs_per_s"] if judges[s]["pairs_per_s"] else 0.0 for s in (cheap, expensive)

@@ -79,6 +79,12 @@ def test_grade_counts_match_a_hand_count(fn, dense_set, tmp_path):
             "5",
             "--judge",
             "embedding:hashing@0.1",
+            "--judge",
+            "embedding:hashing@0.2",
+            "--test-only",
+            "embedding:hashing@0.2",
+            "--cascade",
+            "embedding:hashing@0.1,embedding:hashing@0.2",
             "--no-cache",
             "--out",
             str(out),
@@ -109,6 +115,14 @@ def test_grade_counts_match_a_hand_count(fn, dense_set, tmp_path):
             "q2": {"fn": 1, "related": 1, "tn": 2, "unjudged": 1},
         }[split["test"][0]]
     )
+
+    fixed = result["judges"]["embedding:hashing@0.2"]  # scored on the held-out query only, its own threshold
+    assert fixed["threshold"] == 0.2 and fixed["threshold_rule"].startswith("fixed")
+    assert fixed["scored_pairs"] == 5 and fixed["auc_tune"] is None
+    scores = json.loads((out / "judges" / "embedding_hashing_0.2.json").read_text())
+    assert [q for q, _ in scores["pairs"]] == split["test"] * 5
+    cascade = result["judges"]["cascade(embedding:hashing@0.1 -> embedding:hashing@0.2)"]
+    assert cascade["threshold"] == 0.2 and 0 <= cascade["escalated_share"] <= 1
 
 
 def _loop_auc(high, low):
