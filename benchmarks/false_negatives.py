@@ -328,7 +328,9 @@ def score_with_judge(spec: str, records: Sequence[Any], args: argparse.Namespace
         "scores": scores,
         "seconds": seconds,
         "pairs_judged": judged,
-        "pairs_per_s": judged / seconds if seconds else None,
+        # a rate measured on answers read back from the judgment cache (a resumed LLM run) would be meaningless
+        "pairs_per_s": judged / seconds if seconds and not usage.get("pointwise_cached_pairs") else None,
+        "cached_pairs": usage.get("pointwise_cached_pairs", 0),
         "uncached_pairs_per_s": (fresh / usage["pointwise_seconds"]) if usage.get("pointwise_seconds") else None,
         "usage": usage,
         "config": judge.get_config_dict(),
@@ -544,6 +546,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a --judge spec to score on the held-out half only (slow LLMs); its own threshold is used",
     )
     p.add_argument(
+        "--test-only-queries",
+        type=int,
+        default=None,
+        help="--test-only judges score only the first N held-out queries (in mined order; default all)",
+    )
+    p.add_argument(
         "--cascade-fn-loss",
         type=float,
         default=0.05,
@@ -630,6 +638,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for spec in args.judge:
         test_only = spec in args.test_only
         records = [r for r in default_records if r.query_id not in tune] if test_only else default_records
+        if test_only and args.test_only_queries is not None:
+            records = records[: args.test_only_queries]
         scored = score_with_judge(spec, records, args, args.out)
         by_pair = {tuple(k): s for k, s in zip(scored["pairs"], scored["scores"], strict=True)}
         rows = [{**row, "score": by_pair.get((row["query_id"], row["doc_id"]))} for row in base_rows]
