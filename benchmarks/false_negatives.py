@@ -246,6 +246,28 @@ def strategy_table(retriever: str, extra: Sequence[str]) -> dict[str, dict[str, 
     return table
 
 
+class Teacher:
+    """The hardness teacher's cosine of any (query, document) of ``data``: the whole corpus and the split's queries
+    are encoded as the miner encodes them, so both come from the embedding cache the mining runs filled."""
+
+    def __init__(self, judge: Any, data: RetrievalData) -> None:
+        from negmine.retrieve import unique_encode
+
+        self.doc_row = {d: i for i, d in enumerate(data.corpus)}
+        self.query_row = {q: i for i, q in enumerate(data.split_query_ids)}
+        encode = lambda texts, kind: unique_encode(judge.encoder, texts, kind, judge.cache, 32, False, kind)  # noqa: E731
+        self.docs = self._normalised(encode([data.doc_text(d) for d in data.corpus], "document"))
+        self.queries = self._normalised(encode([data.queries[q] for q in data.split_query_ids], "query"))
+
+    @staticmethod
+    def _normalised(emb: Any) -> np.ndarray:
+        emb = np.asarray(emb, dtype=np.float32)
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    def cosine(self, query_id: str, doc_id: str) -> float:
+        return float(self.docs[self.doc_row[doc_id]] @ self.queries[self.query_row[query_id]])
+
+
 def mine(data: RetrievalData, spec: dict[str, Any], args: argparse.Namespace, cache: Any, **extra: Any) -> Any:
     from negmine.mining import mine_hard_negatives
 
@@ -591,7 +613,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = load_data(args.data, args.split)
     dense = load_data(args.data, args.judge_split).qrels
     cache = None if args.no_cache else EmbeddingCache(args.cache_dir)
-    teacher = EmbeddingJudge(args.retriever, cache=cache, model_path=args.model_path)
+    teacher = Teacher(EmbeddingJudge(args.retriever, cache=cache, model_path=args.model_path), data)
     table = strategy_table(args.retriever, args.extra_retrievers)
     if args.default not in table:
         raise SystemExit(f"--default {args.default!r} is not one of: {', '.join(table)}")
@@ -604,7 +626,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pools[spec["retriever"]] = rank_pool(data, spec["retriever"], args, cache)
         result = mine(data, spec, args, cache)
         counts = count_grades(result.records, dense, pools[spec["retriever"]])
-        cosines = teacher.score_pairs([(r.query, text) for r in result.records for text in r.negatives])
+        cosines = [teacher.cosine(r.query_id, d) for r in result.records for d in r.negative_ids]
         scores = [s for r in result.records for s in r.negative_scores]
         strategies[name] = {
             **counts,
