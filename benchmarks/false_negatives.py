@@ -323,7 +323,7 @@ def score_with_judge(spec: str, records: Sequence[Any], args: argparse.Namespace
     options = JudgeOptions(
         n_threads=args.threads,
         batch_size=args.judge_batch_size,
-        no_embedding_cache=args.no_cache,
+        no_embedding_cache=True,  # a judge's pairs/s is its cold cost: its own encodes, not cache reads
         embedding_cache_dir=args.cache_dir,
     )
     judge = load_judge(spec, cache=str(out / "judge_cache.jsonl"), options=options)
