@@ -58,9 +58,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import command_line, publish
 
 from negmine.data import RetrievalData, load_data, resolve_data_path
-from negmine.io import atomic_open, command_line, publish, write_json, write_jsonl
+from negmine.io import atomic_open, write_json, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 GRADES = ("fn", "related", "tn", "unjudged")

@@ -206,7 +206,8 @@ class FusionRetriever:
 
     def build(self, data: RetrievalData) -> None:
         for retriever in self.retrievers:
-            retriever.build(data)
+            if not retriever.doc_ids:  # parts may come built
+                retriever.build(data)
         self.doc_ids = list(self.retrievers[0].doc_ids)
         for name, retriever in zip(self.names, self.retrievers):
             if list(retriever.doc_ids) != self.doc_ids:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from negmine.data import RetrievalData, load_data
+from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
 from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
-from negmine.mining.formats import MinedQuery, iter_rows
 from negmine.mining.miner import CorpusView, HardNegativeMiner
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates, Retriever
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class MiningResult:
-    records: list[MinedQuery]
+    records: list[MinedRecord]
     stats: MiningStats
     config: MineConfig
     out_dir: Path | None = None
@@ -86,9 +86,8 @@ def run_mining(
     start = time.perf_counter()
     data = _load_data(config, data)
     logger.info("%s", data.summary())
-    retriever = _make_retriever(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    _index_corpus(config, retriever, data)
+    retriever = _make_retriever(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
@@ -125,28 +124,36 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
     )
 
 
-def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Any:
-    """The dense :class:`Retriever`, or for ``bm25`` / ``hybrid:A+B`` one from :mod:`negmine.sparse`."""
+def _make_retriever(config: MineConfig, data: RetrievalData, encoder: Any, cache: EmbeddingCache | None) -> Any:
+    """A built retriever: the dense :class:`Retriever`, or for ``bm25`` / ``hybrid:A+B`` one from
+    :mod:`negmine.sparse` (whose dense parts are built like the dense retriever)."""
     from negmine import sparse
 
     kind = "dense" if encoder is not None else sparse.retriever_kind(config.retriever)
+    if kind == "dense":
+        enc, cache = _load_encoder(config, encoder, cache)
+        return _index_corpus(config, data, enc, cache)
+    parts = ["bm25"] if kind == "bm25" else sparse.hybrid_parts(config.retriever)
+    members = []
+    for part in parts:
+        if part == "bm25":
+            member: Any = sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
+            member.build(data)
+        else:
+            enc, cache = _load_encoder(config, part, cache)
+            member = _index_corpus(config, data, enc, cache)
+        members.append(member)
     if kind == "bm25":
-        return sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
-    if kind == "hybrid":
-        parts = sparse.hybrid_parts(config.retriever)
-        members = [
-            sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
-            if part == "bm25"
-            else _dense_retriever(config, part, cache)
-            for part in parts
-        ]
-        return sparse.FusionRetriever(members, parts, k=config.rrf_k, depth=config.rrf_depth)
-    return _dense_retriever(config, encoder if encoder is not None else config.retriever, cache)
+        return members[0]
+    fusion = sparse.FusionRetriever(members, parts, k=config.rrf_k, depth=config.rrf_depth)
+    fusion.build(data)  # checks that the parts index the same corpus order
+    return fusion
 
 
-def _dense_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
+                  ) -> tuple[Encoder, EmbeddingCache | None]:
     enc: Encoder = load_encoder(
-        encoder,
+        encoder if encoder is not None else config.retriever,
         model_path=config.model_path,
         query_prompt=config.query_prompt,
         corpus_prompt=config.corpus_prompt,
@@ -154,24 +161,19 @@ def _dense_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | N
     )
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
-    return Retriever(
-        enc,
-        index_backend=config.index,
-        factory=config.factory,
-        cache=cache,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    return enc, cache
 
 
-def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData) -> None:
-    """Attach a persisted index (``index_dir``) or encode the corpus (through the cache) and index it."""
+def _index_corpus(config: MineConfig, data: RetrievalData, encoder: Encoder, cache: EmbeddingCache | None
+                  ) -> Retriever:
+    """A retriever over a persisted index (``index_dir``), or one that encodes the corpus (through the cache) and
+    indexes it."""
+    options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
     if config.index_dir:
-        from negmine.index.store import attach_index_dir
-
-        attach_index_dir(retriever, data, config.index_dir)
-    else:
-        retriever.build(data)
+        return Retriever.from_index_dir(config.index_dir, data, encoder, **options)
+    retriever = Retriever(encoder, index_backend=config.index, factory=config.factory, **options)
+    retriever.build(data)
+    return retriever
 
 
 def _rescore(
@@ -214,7 +216,7 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
 
     config, out = result.config, Path(result.config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "mined.jsonl", (r.to_dict() for r in result.records))
+    write_mined(out / "mined.jsonl", result.records)
     write_jsonl(out / output_file_name(config.format), iter_rows(result.records, config.format, config.output_scores))
     write_json(out / "stats.json", {**result.stats.to_dict(), "load_report": data.report.to_dict()})
     score_histogram(

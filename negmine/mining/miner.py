@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from negmine.data import RetrievalData
+from negmine.data.mined import MinedRecord
 from negmine.mining.filters import Compose, FilterInput
-from negmine.mining.formats import MinedQuery
 from negmine.mining.sampling import check_sampling, sample
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates
@@ -108,7 +108,7 @@ class HardNegativeMiner:
         view: CorpusView | None = None,
         positive_scores: list[np.ndarray] | None = None,
         scorer: PairScorer | None = None,
-    ) -> tuple[list[MinedQuery], MiningStats]:
+    ) -> tuple[list[MinedRecord], MiningStats]:
         """Mine. ``positive_scores`` overrides the teacher scores of the positives (cross-encoder rescoring).
 
         ``q_emb``/``d_emb`` may be ``None`` for a retriever without vectors (BM25, rank fusion); its ``scorer``
@@ -185,7 +185,7 @@ class HardNegativeMiner:
         scorer: PairScorer,
         rng: np.random.Generator,
         stats: MiningStats,
-    ) -> MinedQuery | None:
+    ) -> MinedRecord | None:
         cols = np.where(alive)[0]
         cols = cols[np.argsort(-c.scores[row, cols], kind="stable")]
         chosen = cols[sample(c.scores[row, cols], self.num_negatives, self.sampling, rng, self.temperature)]
@@ -206,7 +206,7 @@ class HardNegativeMiner:
             stats.pad_negatives += len(extra)
         stats.selected += len(neg_rows)
         pos_rows = [int(i) for i in ctx.positive_rows[row] if i >= 0]
-        return MinedQuery(
+        return MinedRecord(
             query_id=qid,
             query=data.queries[qid],
             positive_ids=[view.doc_ids[i] for i in pos_rows],
