@@ -26,6 +26,8 @@ MINE_EXAMPLES = [
     "negmine mine --retriever bge --data ./beir/nq --strategy perc-pos --percentage 0.95 --range 0:50 "
     "--num-negatives 7 --sampling top --seed 0 --format n-tuple --out runs/nq-bge",
     "negmine mine --config training/scifact-minilm.toml --sampling softmax --temperature 0.05",
+    "negmine mine --retriever hybrid:bm25+minilm --strategy range --data trec-dl19 --split sparse "
+    "--out runs/dl19-hybrid",
 ]
 
 

@@ -105,7 +105,7 @@ class EmbeddingCache:
         with atomic_open(final, "wb") as handle:
             np.save(handle, emb)
         for path in folder.glob("block_*.npy"):
-            path.unlink()
+            path.unlink(missing_ok=True)  # another process finishing the same key may have removed it already
         return emb
 
     def _block(

@@ -86,9 +86,8 @@ def run_mining(
     start = time.perf_counter()
     data = _load_data(config, data)
     logger.info("%s", data.summary())
-    encoder, cache = _load_encoder(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    retriever = _index_corpus(config, data, encoder, cache)
+    retriever = _make_retriever(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
@@ -100,7 +99,10 @@ def run_mining(
     if config.cross_encoder:
         candidates, positive_scores = _rescore(config, data, query_ids, view, candidates)
     t = time.perf_counter()
-    records, stats = _make_miner(config)(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
+    scorer = retriever.pair_scorer() if retriever.doc_embeddings is None else None  # BM25 / rank fusion
+    records, stats = _make_miner(config)(
+        data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores, scorer=scorer
+    )
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
     timings["mine"] = time.perf_counter() - t
     result = MiningResult(records, stats, config, timings=timings)
@@ -120,6 +122,32 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
         unknown_qrels=config.unknown_qrels,
         corpus=config.corpus,
     )
+
+
+def _make_retriever(config: MineConfig, data: RetrievalData, encoder: Any, cache: EmbeddingCache | None) -> Any:
+    """A built retriever: the dense :class:`Retriever`, or for ``bm25`` / ``hybrid:A+B`` one from
+    :mod:`negmine.sparse` (whose dense parts are built like the dense retriever)."""
+    from negmine import sparse
+
+    kind = "dense" if encoder is not None else sparse.retriever_kind(config.retriever)
+    if kind == "dense":
+        enc, cache = _load_encoder(config, encoder, cache)
+        return _index_corpus(config, data, enc, cache)
+    parts = ["bm25"] if kind == "bm25" else sparse.hybrid_parts(config.retriever)
+    members = []
+    for part in parts:
+        if part == "bm25":
+            member: Any = sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
+            member.build(data)
+        else:
+            enc, cache = _load_encoder(config, part, cache)
+            member = _index_corpus(config, data, enc, cache)
+        members.append(member)
+    if kind == "bm25":
+        return members[0]
+    fusion = sparse.FusionRetriever(members, parts, k=config.rrf_k, depth=config.rrf_depth)
+    fusion.build(data)  # checks that the parts index the same corpus order
+    return fusion
 
 
 def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None

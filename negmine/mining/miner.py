@@ -14,6 +14,12 @@ from negmine.mining.filters import Compose, FilterInput
 from negmine.mining.sampling import check_sampling, sample
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates
+from negmine.sparse import PairScorer
+
+
+def embedding_scorer(q_emb: np.ndarray, d_emb: np.ndarray) -> PairScorer:
+    """The dense teacher's score of (query row, doc rows): inner products of the embeddings."""
+    return lambda row, doc_rows: d_emb[np.asarray(doc_rows, dtype=np.int64)] @ q_emb[row]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class CorpusView:
 
 
 def build_context(
-    data: RetrievalData, view: CorpusView, query_ids: Sequence[str], q_emb: np.ndarray, d_emb: np.ndarray
+    data: RetrievalData, view: CorpusView, query_ids: Sequence[str], scorer: PairScorer
 ) -> QueryContext:
     pos_lists = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
     width = max((len(p) for p in pos_lists), default=0) or 1
@@ -57,7 +63,7 @@ def build_context(
         rows[i, : len(p)] = p
     groups = np.where(rows >= 0, view.group[np.clip(rows, 0, None)], NO_DOC)
     self_rows = np.array([view.row.get(q, NO_DOC) for q in query_ids], dtype=np.int64)
-    scores = [d_emb[p] @ q_emb[i] if p else np.zeros(0, dtype=np.float32) for i, p in enumerate(pos_lists)]
+    scores = [scorer(i, p) if p else np.zeros(0, dtype=np.float32) for i, p in enumerate(pos_lists)]
     return QueryContext(rows, groups, self_rows, scores)
 
 
@@ -101,10 +107,19 @@ class HardNegativeMiner:
         d_emb: np.ndarray,
         view: CorpusView | None = None,
         positive_scores: list[np.ndarray] | None = None,
+        scorer: PairScorer | None = None,
     ) -> tuple[list[MinedRecord], MiningStats]:
-        """Mine. ``positive_scores`` overrides the embedding scores of the positives (cross-encoder rescoring)."""
+        """Mine. ``positive_scores`` overrides the teacher scores of the positives (cross-encoder rescoring).
+
+        ``q_emb``/``d_emb`` may be ``None`` for a retriever without vectors (BM25, rank fusion); its ``scorer``
+        then gives the teacher score of any (query row, doc rows) pair, and ``near_duplicate`` is unavailable.
+        """
         view = view or CorpusView(data, candidates.doc_ids)
-        ctx = build_context(data, view, candidates.query_ids, q_emb, d_emb)
+        if scorer is None:
+            if q_emb is None or d_emb is None:
+                raise ValueError("a retriever without embeddings must pass a scorer")
+            scorer = embedding_scorer(q_emb, d_emb)
+        ctx = build_context(data, view, candidates.query_ids, scorer)
         if positive_scores is not None:
             ctx.positive_scores = positive_scores
         stats = MiningStats(queries=len(candidates.query_ids), retrieved=int(candidates.indices.size))
@@ -117,7 +132,7 @@ class HardNegativeMiner:
         rng = np.random.default_rng(self.seed)
         records = []
         for row, qid in enumerate(candidates.query_ids):
-            record = self._select(row, qid, data, candidates, alive[row], ctx, view, q_emb, d_emb, rng, stats)
+            record = self._select(row, qid, data, candidates, alive[row], ctx, view, scorer, rng, stats)
             if record is not None:
                 records.append(record)
                 stats.positive_scores.extend(record.positive_scores)
@@ -146,6 +161,8 @@ class HardNegativeMiner:
     ) -> np.ndarray:
         if self.near_duplicate is None:
             return alive
+        if d_emb is None:
+            raise ValueError("near_duplicate compares document vectors; this retriever has none")
         removed = np.zeros_like(alive)
         for row in range(len(c.query_ids)):
             pos = ctx.positive_rows[row][ctx.positive_rows[row] >= 0]
@@ -165,8 +182,7 @@ class HardNegativeMiner:
         alive: np.ndarray,
         ctx: QueryContext,
         view: CorpusView,
-        q_emb: np.ndarray,
-        d_emb: np.ndarray,
+        scorer: PairScorer,
         rng: np.random.Generator,
         stats: MiningStats,
     ) -> MinedRecord | None:
@@ -186,7 +202,7 @@ class HardNegativeMiner:
             stats.too_few["padded"] += 1
             extra = self._pad(row, qid, neg_rows, ctx, view, rng)
             neg_rows += extra
-            neg_scores += [float(d_emb[i] @ q_emb[row]) for i in extra]
+            neg_scores += [float(s) for s in scorer(row, extra)] if extra else []
             stats.pad_negatives += len(extra)
         stats.selected += len(neg_rows)
         pos_rows = [int(i) for i in ctx.positive_rows[row] if i >= 0]

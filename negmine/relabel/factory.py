@@ -1,5 +1,5 @@
 """Judge specs from the command line: ``llm:URL@MODEL``, ``llm:FILE.gguf``, ``llm:FOLDER``, ``llm-yes:...``,
-``cross-encoder:PATH``.
+``cross-encoder:PATH``, ``embedding:MODEL[@THRESHOLD]``.
 
 - ``llm:http://127.0.0.1:8000/v1@MODEL``: ARHN two-stage judge through an OpenAI-compatible server. Without
   ``@MODEL`` the first model the server lists under ``/v1/models`` is used.
@@ -7,6 +7,9 @@
 - ``llm:HF_FOLDER``: in-process through transformers (batched); a folder holding a single ``.gguf`` also works.
 - ``llm-yes:<same targets>``: the pointwise judge that reads P(yes) from next-token logits.
 - ``cross-encoder:PATH``: a sentence-transformers cross-encoder.
+- ``embedding:MODEL[@THRESHOLD]``: a bi-encoder's cosine (:mod:`negmine.relabel.embedding`); MODEL is a preset
+  (``minilm``, ``mpnet``, ``embeddinggemma``…), a folder or a hub id; ``@0.6`` sets its threshold (else
+  ``--threshold``). Embeddings go through the embedding cache (``$NEGMINE_CACHE``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from negmine.errors import ConfigError
 from negmine.relabel.cache import JudgmentCache
 
-KINDS = ("llm", "llm-yes", "cross-encoder")
+KINDS = ("llm", "llm-yes", "cross-encoder", "embedding")
 
 
 @dataclass
@@ -38,6 +41,8 @@ class JudgeOptions:
     batch_size: int = 8
     threshold: float = 0.5
     device: str | None = None
+    embedding_cache_dir: str | None = None  # embedding judges: None = $NEGMINE_CACHE or ~/.cache/negmine
+    no_embedding_cache: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +56,17 @@ def split_spec(spec: str) -> tuple[str, str]:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown judge kind {kind!r} in {spec!r} (known: {', '.join(KINDS)}){hint}")
     return kind, target
+
+
+def split_threshold(target: str, default: float) -> tuple[str, float]:
+    """``"minilm@0.6"`` -> ``("minilm", 0.6)``; without a numeric ``@`` suffix the target keeps ``default``."""
+    model, sep, suffix = target.rpartition("@")
+    if not sep:
+        return target, default
+    try:
+        return model, float(suffix)
+    except ValueError:
+        raise ConfigError(f"embedding judge {target!r}: the part after '@' must be a threshold such as 0.6") from None
 
 
 def _first_served_model(base_url: str) -> str:
@@ -89,7 +105,8 @@ def load_judge(spec: str, *, cheap: str | None = None, clear_below: float = 0.1,
 
     Args:
         spec: the main judge, e.g. ``llm:http://127.0.0.1:8000/v1@qwen``.
-        cheap: optional first-stage judge (``cross-encoder:PATH`` or ``llm-yes:...``) of a cascade.
+        cheap: optional first-stage judge (``embedding:MODEL``, ``cross-encoder:PATH`` or ``llm-yes:...``) of a
+            cascade.
         clear_below: cheap score under which a negative is cleared without the main judge.
         cache: JSONL cache file for LLM outputs (``None``: in memory).
         options: backend and prompt settings.
@@ -107,6 +124,13 @@ def load_judge(spec: str, *, cheap: str | None = None, clear_below: float = 0.1,
 
 def _single(spec: str, cache: JudgmentCache, options: JudgeOptions) -> Any:
     kind, target = split_spec(spec)
+    if kind == "embedding":
+        from negmine.encoders import EmbeddingCache
+        from negmine.relabel.embedding import EmbeddingJudge
+
+        model, threshold = split_threshold(target, options.threshold)
+        embedding_cache = None if options.no_embedding_cache else EmbeddingCache(options.embedding_cache_dir)
+        return EmbeddingJudge(model, threshold=threshold, cache=embedding_cache, batch_size=options.batch_size)
     if kind == "cross-encoder":
         from negmine.relabel.cross_encoder import CrossEncoderJudge
 
