@@ -23,11 +23,13 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from negmine.errors import ConfigError, DataError
+from negmine.io import iter_text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -166,14 +168,13 @@ def read_records(path: str | os.PathLike) -> list[QueryRecord]:
 
 
 def _is_native(path: Path) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"malformed JSON ({err})", path, 1) from None
-                return isinstance(first, dict) and "query_id" in first and "positives" in first
+    for lineno, line in iter_text_lines(path):
+        if line.strip():
+            try:
+                first = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+            return isinstance(first, dict) and "query_id" in first and "positives" in first
     raise DataError("empty file", path)
 
 
@@ -202,13 +203,12 @@ def _st_rows(path: Path) -> list[dict[str, Any]]:
         if file.suffix == ".parquet":
             rows.extend(datasets.Dataset.from_parquet(str(file)).to_list())
         elif file.name.endswith((".jsonl", ".json")):
-            with open(file, encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, start=1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError as err:
-                            raise DataError(f"malformed JSON ({err})", file, lineno) from None
+            for lineno, line in iter_text_lines(file):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except (ValueError, RecursionError) as err:
+                        raise DataError(f"malformed JSON ({str(err)[:200]})", file, lineno) from None
         else:
             raise DataError("unsupported file type (expected .jsonl, .parquet or a saved Dataset folder)", file)
     return rows
@@ -246,10 +246,12 @@ def _column_number(name: str) -> int:
 
 
 def build_rows(records: list[QueryRecord], max_positives: int = 1, num_negatives: int | None = None,
-               use_scores: bool = True) -> list[dict[str, Any]]:
-    """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` (module docstring)."""
+               use_scores: bool = True, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` (module docstring).
+
+    ``source`` (the file the records came from) is named in the error raised when no query has enough negatives."""
     if not records:
-        raise DataError("no queries to train on")
+        raise DataError("no queries to train on", source)
     num_pos = min(max_positives, max(len(r.positives) for r in records))
     num_neg = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
     kept = [r for r in records if len(r.negatives) >= num_neg]
@@ -257,7 +259,8 @@ def build_rows(records: list[QueryRecord], max_positives: int = 1, num_negatives
         logger.warning("%d of %d queries have fewer than %d negatives and are left out", len(records) - len(kept),
                        len(records), num_neg)
     if not kept:
-        raise DataError(f"no query has {num_neg} negatives; lower num_negatives")
+        raise DataError(f"no query has {num_neg} negatives ({negatives_histogram(records)}); lower "
+                        "num_negatives (--num-negatives) or mine more", source)
     with_scores = use_scores and all(r.positive_scores is not None and r.negative_scores is not None for r in kept)
     if use_scores and not with_scores:
         logger.info("not every query has teacher scores: training without a scores column")
@@ -266,6 +269,13 @@ def build_rows(records: list[QueryRecord], max_positives: int = 1, num_negatives
         for start in range(0, len(r.positives), num_pos):
             rows.append(_row(r, start, num_pos, num_neg, with_scores))
     return rows
+
+
+def negatives_histogram(records: list[QueryRecord]) -> str:
+    """``"negatives per query: 0 x 3 queries, 2 x 40 queries"``: how many queries have how many negatives."""
+    counts = Counter(len(r.negatives) for r in records)
+    return "negatives per query: " + ", ".join(f"{n} x {counts[n]} quer{'y' if counts[n] == 1 else 'ies'}"
+                                                for n in sorted(counts))
 
 
 def _row(record: QueryRecord, start: int, num_pos: int, num_neg: int, with_scores: bool) -> dict[str, Any]:
@@ -288,7 +298,7 @@ def build_dataset(cfg: TrainConfig) -> Any:
     """The training ``datasets.Dataset`` of a config."""
     from datasets import Dataset
 
-    rows = build_rows(read_records(cfg.data), cfg.max_positives, cfg.num_negatives, cfg.use_scores)
+    rows = build_rows(read_records(cfg.data), cfg.max_positives, cfg.num_negatives, cfg.use_scores, source=cfg.data)
     return Dataset.from_list(rows)
 
 
@@ -301,19 +311,18 @@ def num_positive_columns(dataset: Any) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def load_model(name: str, max_seq_length: int | None = None) -> Any:
-    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id."""
+def load_model(name: str, max_seq_length: int | None = None, option: str = "--model") -> Any:
+    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id, through the one model
+    resolver (:func:`negmine.encoders.presets.resolve_model`): a bad path is a one-line error naming ``option``."""
     from sentence_transformers import SentenceTransformer
 
-    from negmine.encoders.presets import PRESETS, resolve_model_location
+    from negmine.encoders.presets import load_error, resolve_model
 
-    revision = None
-    location = name
-    if name in PRESETS:
-        location, revision = resolve_model_location(PRESETS[name])
-    elif Path(name).expanduser().is_dir():
-        location = str(Path(name).expanduser())
-    model = SentenceTransformer(location, revision=revision)
+    resolved = resolve_model(name, option=option)
+    try:
+        model = SentenceTransformer(resolved.location, revision=resolved.revision)
+    except (OSError, ValueError) as err:
+        raise load_error(option, name, err) from err
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
@@ -328,12 +337,18 @@ def build_loss(name: str, model: Any, loss_args: dict[str, Any] | None = None, n
     if reference is not None:
         args[_REFERENCE_PARAMETER[name]] = reference
     cls = LOSSES[name]
-    if cls is HardNegativeMixing:
-        own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
-        base_args = {k: v for k, v in args.items() if k not in own}
-        base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
-        return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
-    return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    try:
+        if cls is HardNegativeMixing:
+            own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
+            base_args = {k: v for k, v in args.items() if k not in own}
+            base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
+            return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
+        return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    except (ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        # the losses validate their arguments with a plain ValueError naming the parameter ("temperature=-1 ...")
+        raise ConfigError(f"--loss-arg {err} (loss {name!r})") from err
 
 
 def _checked(cls: type, args: dict[str, Any], name: str) -> dict[str, Any]:
@@ -410,7 +425,9 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
 
     dataset = build_dataset(cfg) if dataset is None else dataset
     model = load_model(cfg.model, cfg.max_seq_length) if model is None else model
-    reference = load_model(cfg.reference_model, cfg.max_seq_length) if cfg.reference_model else None
+    reference = None
+    if cfg.reference_model:
+        reference = load_model(cfg.reference_model, cfg.max_seq_length, "--reference-model")
     loss = build_loss(cfg.loss, model, cfg.loss_args, num_positive_columns(dataset), reference)
     evaluator = build_evaluator(cfg) if evaluator is None else evaluator
     args = training_arguments(cfg, evaluator is not None)

@@ -14,6 +14,7 @@ The training formats follow sentence-transformers (one row per (query, positive)
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from negmine.errors import DataError
+from negmine.io import iter_text_lines
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("n-tuple", "triplet", "labeled-pair", "labeled-list", "flag")
 
@@ -61,19 +65,19 @@ def read_mined(path: str | os.PathLike, *, require_scores: bool = False) -> list
         raise DataError("file not found", path)
     records: list[MinedQuery] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise DataError(f"malformed JSON ({err})", path, lineno) from None
-            record = _mined_from_dict(obj, path, lineno, require_scores)
-            if record.query_id in seen:
-                raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
-            seen.add(record.query_id)
-            records.append(record)
+    for lineno, line in iter_text_lines(path, on_bom=lambda: logger.warning("%s: starts with a UTF-8 byte-order "
+                                                                           "mark; read as utf-8-sig", path)):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+        record = _mined_from_dict(obj, path, lineno, require_scores)
+        if record.query_id in seen:
+            raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
+        seen.add(record.query_id)
+        records.append(record)
     return records
 
 

@@ -44,7 +44,8 @@ class JudgmentCache:
 
     def _load(self) -> None:
         assert self.path is not None
-        with open(self.path, encoding="utf-8") as handle:
+        # errors="replace": a run killed mid-write may have cut a multi-byte character; that line is then ignored
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().split("\n")
         bad = 0
         for lineno, line in enumerate(lines, start=1):
