@@ -218,6 +218,8 @@ def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[Query
     """Merge n-tuple rows (one per query and positive) into one record per anchor."""
     by_anchor: dict[str, QueryRecord] = {}
     for lineno, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", source, lineno)
         anchor, positive = row.get("anchor"), row.get("positive")
         if not isinstance(anchor, str) or not isinstance(positive, str):
             raise DataError("expected string columns 'anchor' and 'positive' (sentence-transformers n-tuple)",
@@ -225,7 +227,8 @@ def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[Query
         negatives = [row[k] for k in sorted((k for k in row if k.startswith("negative")), key=_column_number)
                      if isinstance(row[k], str)]
         scores = row.get("scores")
-        valid_scores = isinstance(scores, list) and len(scores) == 1 + len(negatives)
+        valid_scores = (isinstance(scores, list) and len(scores) == 1 + len(negatives)
+                        and all(_is_number(s) for s in scores))
         record = by_anchor.get(anchor)
         if record is None:
             by_anchor[anchor] = QueryRecord(anchor, [positive], negatives,
@@ -238,6 +241,15 @@ def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[Query
     if not by_anchor:
         raise DataError("no training rows", source)
     return list(by_anchor.values())
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _column_number(name: str) -> int:
@@ -314,11 +326,11 @@ def num_positive_columns(dataset: Any) -> int:
 def load_model(name: str, max_seq_length: int | None = None, option: str = "--model") -> Any:
     """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id, through the one model
     resolver (:func:`negmine.encoders.presets.resolve_model`): a bad path is a one-line error naming ``option``."""
-    from sentence_transformers import SentenceTransformer
-
     from negmine.encoders.presets import load_error, resolve_model
 
-    resolved = resolve_model(name, option=option)
+    resolved = resolve_model(name, option=option)  # before the heavy import: a bad path fails at once
+    from sentence_transformers import SentenceTransformer
+
     try:
         model = SentenceTransformer(resolved.location, revision=resolved.revision)
     except (OSError, ValueError) as err:

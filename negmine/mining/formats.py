@@ -106,7 +106,12 @@ def _mined_from_dict(obj: Any, path: Path, lineno: int, require_scores: bool) ->
 
 def _valid_item(item: Any, is_score: bool) -> bool:
     if is_score:
-        return isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            return False
+        try:
+            return math.isfinite(item)
+        except OverflowError:  # an integer too large for a float
+            return False
     return isinstance(item, str)
 
 
