@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-
 MAX_MESSAGE_CHARS = 500
 
 

@@ -61,7 +61,9 @@ class TrainConfig:
         save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
             ``eval_steps``.
         epochs, max_steps, batch_size, learning_rate, warmup_ratio, weight_decay, max_seq_length, seed,
-            logging_steps, save_total_limit, resume_from_checkpoint: as in ``SentenceTransformerTrainingArguments``.
+            logging_steps, save_total_limit: as in ``SentenceTransformerTrainingArguments``.
+        resume_from_checkpoint: a checkpoint folder, or ``last``: the newest complete checkpoint in
+            ``out/checkpoints`` (a killed run resumes there; none: a fresh start).
     """
 
     data: str = ""
@@ -448,13 +450,45 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
 
 
+def last_checkpoint(out: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint in ``out/checkpoints`` (``checkpoint-N`` holding ``trainer_state.json``, which
+    the trainer writes last), or ``None``. A checkpoint cut short by a kill has no state file and is passed over."""
+    folder = Path(out) / "checkpoints"
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), path))
+    return max(found)[1] if found else None
+
+
+def resume_checkpoint(cfg: TrainConfig) -> str | None:
+    """``resume_from_checkpoint``: ``last`` (the newest complete checkpoint of ``cfg.out``, or a fresh start when
+    there is none), a checkpoint folder (which must exist), or ``None``."""
+    value = cfg.resume_from_checkpoint
+    if value is None:
+        return None
+    if value == "last":
+        found = last_checkpoint(cfg.out)
+        if found is None:
+            logger.info("no checkpoint in %s/checkpoints: starting from the first step", cfg.out)
+            return None
+        logger.info("resuming from %s", found)
+        return str(found)
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ConfigError(f"--resume-from-checkpoint {value}: not a complete checkpoint folder (no trainer_state.json)"
+                          "; pass 'last' for the newest one in --out")
+    return str(value)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train, save the final model to ``out/final`` and write ``manifest.json`` and ``metrics.json``."""
     from negmine.io import write_json, write_manifest
 
     out = Path(cfg.out)
+    resume = resume_checkpoint(cfg)
     trainer = build_trainer(cfg)
-    state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
+    state = trainer.train(resume_from_checkpoint=resume)
     model_dir = out / "final"
     trainer.model.save_pretrained(str(model_dir))
     metrics: dict[str, float] = {}

@@ -61,7 +61,9 @@ def train(
     eval_max_queries: Annotated[int | None, typer.Option(help="Subsample the evaluation queries.")] = None,
     eval_max_corpus: Annotated[int | None, typer.Option(help="Subsample the evaluation corpus.")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: no checkpoints).")] = None,
-    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder.")] = None,
+    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder, or 'last': "
+                                                                    "the newest complete one in OUT/checkpoints "
+                                                                    "(rerun a killed run with it).")] = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Train a sentence-transformers embedder on mined negatives with a negmine loss.
