@@ -462,6 +462,9 @@ def _pick_text(row: dict[str, Any], names: tuple[str, ...], path: str, lineno: i
 def _as_list(value: Any, path: str, lineno: int, field_name: str) -> list[str]:
     if value is None:
         return []
+    if not isinstance(value, (str, list, tuple)):
+        raise DataError(f"expected a string or a list of strings, got {type(value).__name__}", path, lineno,
+                        field_name)
     values = [value] if isinstance(value, str) else list(value)
     for item in values:
         if not isinstance(item, str) or not item.strip():

@@ -195,7 +195,7 @@ def check_model_folder(path: str | os.PathLike, option: str = "--model", markers
     :class:`ModelNotFoundError` saying what was expected."""
     folder = Path(path).expanduser()
     if not folder.exists():
-        raise ModelNotFoundError(f"{option} {path}: no such model folder")
+        raise ModelNotFoundError(f"{option} {path}: model folder does not exist")
     if folder.is_file():
         raise ModelNotFoundError(f"{option} {path} is a file; pass the model folder (the one holding "
                                  f"{' or '.join(markers[:2])})")

@@ -60,7 +60,7 @@ def inputs(tmp_path_factory, scifact_dir) -> dict[str, Path]:
 
 # (command, arguments with {placeholders} from the fixture, text the error message must contain)
 TABLE = [
-    ("mine", ["--retriever", NO_DIR, "--data", "{scifact}", "--out", "{out}/m1"], "no such model folder"),
+    ("mine", ["--retriever", NO_DIR, "--data", "{scifact}", "--out", "{out}/m1"], "model folder does not exist"),
     ("mine", ["--retriever", "{not_model}", "--data", "{scifact}", "--out", "{out}/m2"], "not a model"),
     ("mine", ["--retriever", "minilmm", "--data", "{scifact}"], "Did you mean 'minilm'"),
     ("mine", ["--retriever", "hashing", "--data", NO_DIR], "no such data folder"),
@@ -72,7 +72,7 @@ TABLE = [
      "no such index folder"),
     ("mine", ["--config", "{bad_toml}"], "invalid TOML"),
     ("mine", ["--config", "{out}"], ""),
-    ("index", ["build", "--out", "{out}/i1", "--retriever", NO_DIR], "no such model folder"),
+    ("index", ["build", "--out", "{out}/i1", "--retriever", NO_DIR], "model folder does not exist"),
     ("index", ["build", "--out", "{out}/i2", "--retriever", "hashing", "--data", "{bad_beir}"], "not UTF-8"),
     ("index", ["build", "--out", "{out}/i3", "--retriever", "hashing", "--factory", "NoSuchFactory"], ""),
     ("relabel", ["--mined", "/no/such.jsonl", "--judge", "llm:http://127.0.0.1:9/v1@m", "--out", "{out}/r1"],
@@ -82,8 +82,9 @@ TABLE = [
     ("relabel", ["--mined", "{truncated}", "--judge", "llm:http://127.0.0.1:9/v1@m", "--out", "{out}/r3"],
      "malformed JSON"),
     ("relabel", ["--mined", "{mined}", "--judge", f"cross-encoder:{NO_DIR}", "--out", "{out}/r4"],
-     "no such model folder"),
-    ("relabel", ["--mined", "{mined}", "--judge", f"llm:{NO_DIR}", "--out", "{out}/r5"], "no such model folder"),
+     "model folder does not exist"),
+    ("relabel", ["--mined", "{mined}", "--judge", f"llm:{NO_DIR}", "--out", "{out}/r5"],
+     "model folder does not exist"),
     ("relabel", ["--mined", "{mined}", "--judge", "llm:/no/such.gguf", "--out", "{out}/r6"], "no such GGUF file"),
     ("relabel", ["--mined", "{mined}", "--judge", "llm:{not_model}", "--out", "{out}/r7"], "not a model"),
     ("relabel", ["--mined", "{mined}", "--judge", "nope:x", "--out", "{out}/r8"], "unknown judge kind"),
@@ -91,13 +92,13 @@ TABLE = [
                  "--out", "{out}/r9"], "weird"),
     ("train", ["--data", NO_DIR, "--out", "{out}/t1"], "no such file"),
     ("train", ["--data", "{bad_utf8}", "--out", "{out}/t2"], "not UTF-8"),
-    ("train", ["--data", "{mined}", "--model", NO_DIR, "--out", "{out}/t3"], "no such model folder"),
+    ("train", ["--data", "{mined}", "--model", NO_DIR, "--out", "{out}/t3"], "model folder does not exist"),
     ("train", ["--data", "{mined}", "--model", "{not_model}", "--out", "{out}/t4"], "not a model"),
     ("train", ["--data", "{mined}", "--num-negatives", "3", "--out", "{out}/t5"], "negatives per query: 1 x 4"),
     ("train", ["--data", "{mined}", "--loss", "nope", "--out", "{out}/t6"], "nope"),
     ("train", ["--data", "{mined}", "--loss-arg", "garbage", "--out", "{out}/t7"], "KEY=VALUE"),
     ("train", ["--config", "{bad_toml}"], "invalid TOML"),
-    ("eval", ["--model", NO_DIR, "--data", "{scifact}"], "no such model folder"),
+    ("eval", ["--model", NO_DIR, "--data", "{scifact}"], "model folder does not exist"),
     ("eval", ["--model", "{not_model}", "--data", "{scifact}"], "not a model"),
     ("eval", ["--model", "hashing", "--data", NO_DIR], "no such data folder"),
     ("eval", ["--model", "hashing", "--data", "{bad_beir}", "--split", "train"], "not UTF-8"),
@@ -180,7 +181,8 @@ def test_help_and_usage_errors(argv, capsys):
 
 def test_the_installed_entry_point(inputs):
     """The same rule through the real ``negmine`` executable (a subprocess, as a user runs it)."""
-    for args, expected in [(["train", "--data", str(inputs["mined"]), "--model", NO_DIR], "no such model folder"),
+    for args, expected in [(["train", "--data", str(inputs["mined"]), "--model", NO_DIR],
+                            "model folder does not exist"),
                            (["relabel", "--mined", str(inputs["bad_utf8"]), "--judge", "llm:http://127.0.0.1:9/v1@m",
                              "--out", str(inputs["out"] / "x")], "line 1")]:
         result = subprocess.run([sys.executable, "-c", "from negmine.cli import main; main()", *args],

@@ -32,10 +32,10 @@ def test_a_model_folder_and_a_hub_id(tmp_path):
 
 
 @pytest.mark.parametrize("name,message", [
-    ("/no/such/dir", "--model /no/such/dir: no such model folder"),
-    ("./no/such/dir", "no such model folder"),
-    ("~/no-such-negmine-model", "no such model folder"),
-    ("a/b/c", "no such model folder"),  # two slashes: a path, not a hub id
+    ("/no/such/dir", "--model /no/such/dir: model folder does not exist"),
+    ("./no/such/dir", "model folder does not exist"),
+    ("~/no-such-negmine-model", "model folder does not exist"),
+    ("a/b/c", "model folder does not exist"),  # two slashes: a path, not a hub id
 ])
 def test_a_path_that_does_not_exist(name, message):
     with pytest.raises(ModelNotFoundError, match=message) as info:
@@ -98,7 +98,7 @@ def test_llm_judge_paths(tmp_path):
 
     with pytest.raises(ModelNotFoundError, match="llm judge /no/such.gguf: no such GGUF file"):
         resolve_llm_target("/no/such.gguf")
-    with pytest.raises(ModelNotFoundError, match="no such model folder"):
+    with pytest.raises(ModelNotFoundError, match="model folder does not exist"):
         resolve_llm_target("/no/such/dir")
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     assert resolve_llm_target(str(tmp_path / "m.gguf")) == ("gguf", str(tmp_path / "m.gguf"))
