@@ -123,6 +123,10 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
 
 
 def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+    if isinstance(config.cross_encoder, str) and config.cross_encoder:
+        from negmine.encoders.presets import resolve_model
+
+        resolve_model(config.cross_encoder, option="--cross-encoder")  # a bad path fails before any encoding
     enc: Encoder = load_encoder(
         encoder if encoder is not None else config.retriever,
         model_path=config.model_path,
