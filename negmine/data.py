@@ -389,6 +389,8 @@ def load_beir(
 def _log_report(data: RetrievalData) -> None:
     for reason, count in {**data.report.skipped, **data.report.kept_unknown}.items():
         logger.warning("%s: %d row(s) %s", data.name, count, reason)
+    for note in data.report.notes:
+        logger.warning("%s: %s", data.name, note)
 
 
 # --------------------------------------------------------------------------------------------------------------------
