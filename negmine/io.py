@@ -44,8 +44,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             os.unlink(tmp)
         if isinstance(err, OSError) and err.filename is None and err.errno is not None:
             # a failed write (ENOSPC, EIO, EDQUOT) names no file: name the one that was not written
-            message = f"{err.strerror or err}; not written (any previous version is kept)"
-            raise OSError(err.errno, message, str(path)) from err
+            named = OSError(err.errno, err.strerror or str(err), str(path))
+            named.add_note("not written; any previous version is kept")
+            raise named from err
         raise
 
 

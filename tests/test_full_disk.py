@@ -65,7 +65,7 @@ def test_atomic_write_into_a_full_tmpfs_keeps_the_old_file(small_disk):
     with pytest.raises(OSError) as info:
         write_jsonl(path, rows)
     assert info.value.errno == errno.ENOSPC
-    assert info.value.filename == str(path) and "not written (any previous version is kept)" in str(info.value)
+    assert info.value.filename == str(path) and info.value.__notes__ == ["not written; any previous version is kept"]
     assert path.read_bytes() == before
     assert leftovers(small_disk) == []
 
@@ -90,7 +90,8 @@ def test_negmine_mine_on_a_full_disk_is_one_line(small_disk, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: No space left on device (ENOSPC): ") and str(out) in error, result.stderr
+    assert error.startswith(f"error: No space left on device (ENOSPC): {out}/"), result.stderr
+    assert error.endswith(" (not written; any previous version is kept)"), result.stderr
     assert leftovers(small_disk) == []
     for file in out.rglob("*"):  # whatever was written before the disk filled up is complete
         if file.suffix == ".jsonl":
@@ -123,8 +124,9 @@ def test_injected_enospc_leaves_the_previous_file(tmp_path, monkeypatch, at):
 def test_the_cli_prints_an_os_error_on_one_line():
     from negmine.cli import describe_os_error
 
-    err = OSError(errno.ENOSPC, "No space left on device; not written (any previous version is kept)", "runs/x.json")
-    assert describe_os_error(err) == ("No space left on device; not written (any previous version is kept) (ENOSPC): "
-                                      "runs/x.json")
+    err = OSError(errno.ENOSPC, "No space left on device", "runs/x.json")
+    err.add_note("not written; any previous version is kept")
+    assert describe_os_error(err) == ("No space left on device (ENOSPC): runs/x.json (not written; any previous "
+                                      "version is kept)")
     assert describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/root/x")) == (
         "Permission denied (EACCES): /root/x")

@@ -57,10 +57,11 @@ def main() -> None:
 
 
 def describe_os_error(err: OSError) -> str:
-    """``No space left on device (errno 28) writing runs/x/mined.jsonl``: one line for an ``OSError``."""
+    """``No space left on device (ENOSPC): runs/x/mined.jsonl (not written; ...)``: one line for an ``OSError``."""
     import errno
 
     what = err.strerror or str(err) or type(err).__name__
     code = f" ({errno.errorcode.get(err.errno, err.errno)})" if err.errno else ""
     where = f": {err.filename}" if err.filename else ""
-    return f"{what}{code}{where}"
+    notes = "; ".join(getattr(err, "__notes__", ()))
+    return f"{what}{code}{where}" + (f" ({notes})" if notes else "")

