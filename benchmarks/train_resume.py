@@ -4,13 +4,13 @@ uninterrupted runs?
 
 #### What is measured
 A tiny BERT sentence embedder (2 layers, hidden 64, all-MiniLM-L6-v2's tokenizer, seeded random init) is trained
-with InfoNCE on a small mined file of real SciFact train texts (``--max-steps 12 --save-steps 3``), then evaluated
+with InfoNCE on a small mined file of real SciFact train texts (``--max-steps 8 --save-steps 2``), then evaluated
 (nDCG@10 and friends on a seeded SciFact test subsample, the trainer's in-training evaluator). Runs, each a real
 ``negmine train`` process:
 
 - ``uninterrupted`` x ``--repeats`` (the run-to-run spread),
 - ``killed at step K`` for each ``--kill-steps`` K: the process SIGKILLs itself at the end of step K (between the
-  checkpoints at 6 and 9 for K = 7), then the same command reruns with ``--resume-from-checkpoint last``.
+  checkpoints at 4 and 6 for K = 5), then the same command reruns with ``--resume-from-checkpoint last``.
 
 Reported: the largest absolute difference of each final eval metric, and of any final weight, against the first
 uninterrupted run. The test suite (tests/test_training_resume.py) asserts the resumed metrics stay within
@@ -40,7 +40,7 @@ from negmine.io import atomic_open, command_line, write_json
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "beir" / "scifact"
 TOLERANCE = 1e-6  # asserted by tests/test_training_resume.py; >= every difference this script has measured
-STEPS, SAVE_STEPS = 12, 3
+STEPS, SAVE_STEPS = 8, 2
 
 # the child: `negmine train ...` that SIGKILLs itself at the end of step $NEGMINE_KILL_AT_STEP (if set)
 CHILD = r'''
@@ -73,7 +73,7 @@ def tiny_model(folder: Path, tokenizer_from: Path, seed: int = 0) -> Path:
     """A seeded, randomly initialised 2-layer BERT sentence embedder with MiniLM's tokenizer, saved to ``folder``."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.models import Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     if (folder / "modules.json").is_file():
@@ -86,7 +86,7 @@ def tiny_model(folder: Path, tokenizer_from: Path, seed: int = 0) -> Path:
     BertModel(config).save_pretrained(str(raw))
     tokenizer.save_pretrained(str(raw))
     transformer = Transformer(str(raw), max_seq_length=32)
-    SentenceTransformer(modules=[transformer, Pooling(transformer.get_word_embedding_dimension(), "mean")]).save(
+    SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")]).save(
         str(folder))
     return folder
 
@@ -115,24 +115,41 @@ def train_args(mined: Path, model: Path, out: Path, data_dir: Path) -> list[str]
     return ["train", "--data", str(mined), "--model", str(model), "--loss", "infonce", "--out", str(out),
             "--batch-size", "4", "--max-steps", str(STEPS), "--save-steps", str(SAVE_STEPS), "--lr", "1e-3",
             "--max-seq-length", "32", "--seed", "0", "--num-negatives", "3", "--eval-data", str(data_dir),
-            "--eval-split", "test", "--eval-max-queries", "40", "--eval-max-corpus", "400"]
+            "--eval-split", "test", "--eval-max-queries", "30", "--eval-max-corpus", "300",
+            "--eval-steps", "1000"]  # evaluate once, at the end
 
 
-def run(args: list[str], kill_at: int = 0, timeout: float = 600) -> subprocess.CompletedProcess:
+def run(args: list[str], kill_at: int = 0, timeout: float = 600, in_process: bool = False
+        ) -> subprocess.CompletedProcess:
+    """``negmine ARGS`` in a child process (SIGKILLed at the end of step ``kill_at`` if set), or, with
+    ``in_process``, in this one (no start-up cost: the test suite has torch imported already)."""
+    if in_process:
+        from unittest import mock
+
+        from negmine.cli import main
+
+        code = 0
+        with mock.patch.object(sys, "argv", ["negmine", *args]):
+            try:
+                main()
+            except SystemExit as stop:
+                code = int(stop.code or 0)
+        return subprocess.CompletedProcess(args, code, "", "")
     env = {**os.environ, "NEGMINE_KILL_AT_STEP": str(kill_at), "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=timeout,
                           env=env)
 
 
-def killed_then_resumed(args: list[str], out: Path, kill_at: int) -> dict[str, Any]:
-    """Kill a run at the end of step ``kill_at``, check it died between checkpoints, resume with ``last``."""
+def killed_then_resumed(args: list[str], out: Path, kill_at: int, in_process: bool = False) -> dict[str, Any]:
+    """Kill a run at the end of step ``kill_at`` (always a child process), check it died between checkpoints, then
+    resume with ``--resume-from-checkpoint last`` (in this process with ``in_process``)."""
     killed = run(args, kill_at=kill_at)
     if killed.returncode != -signal.SIGKILL:
         raise RuntimeError(f"the run was not killed (rc={killed.returncode}): {killed.stderr[-2000:]}")
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
     if (out / "final").exists() or not checkpoints or max(checkpoints) >= kill_at + 1:
         raise RuntimeError(f"killed at step {kill_at} but found checkpoints {checkpoints}")
-    resumed = run([*args, "--resume-from-checkpoint", "last"])
+    resumed = run([*args, "--resume-from-checkpoint", "last"], in_process=in_process)
     if resumed.returncode != 0:
         raise RuntimeError(f"the resumed run failed: {resumed.stderr[-3000:]}")
     return {"kill_at": kill_at, "checkpoints_at_kill": checkpoints}
@@ -165,7 +182,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=2, help="Uninterrupted runs (run-to-run spread).")
-    parser.add_argument("--kill-steps", type=int, nargs="+", default=[4, 7, 11])
+    parser.add_argument("--kill-steps", type=int, nargs="+", default=[3, 5, 7])
+    parser.add_argument("--in-process", action="store_true", help="Run the first uninterrupted run and the resumed "
+                        "runs in this process, as the test does (the killed runs and the other repeats are children).")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "train_resume")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_resume.md")
     args = parser.parse_args()
@@ -180,7 +199,7 @@ def main() -> None:
     runs = []
     for i in range(args.repeats):
         out = args.work / f"uninterrupted-{i}"
-        done = run(train_args(mined, model, out, args.data))
+        done = run(train_args(mined, model, out, args.data), in_process=not i and args.in_process)
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-3000:])
         runs.append(out)
@@ -188,7 +207,7 @@ def main() -> None:
             rows.append({"run": f"uninterrupted #{i + 1}", **differences(runs[0], out)})
     for kill_at in args.kill_steps:
         out = args.work / f"killed-{kill_at}"
-        info = killed_then_resumed(train_args(mined, model, out, args.data), out, kill_at)
+        info = killed_then_resumed(train_args(mined, model, out, args.data), out, kill_at, args.in_process)
         rows.append({"run": f"killed at step {kill_at} (checkpoints {info['checkpoints_at_kill']}), resumed",
                      **differences(runs[0], out)})
     worst = max(max(r["max_abs_metric_difference"] for r in rows), 0.0)
@@ -209,7 +228,7 @@ def main() -> None:
         f"- Commit {result['commit']}; {result['hardware']}; load average {load_start:.1f} at start, "
         f"{result['load_average_end']:.1f} at end; {result['seconds']} s in all.",
         f"- Tiny BERT (2 layers, hidden 64, seeded), InfoNCE, batch 4, {STEPS} steps, a checkpoint every "
-        f"{SAVE_STEPS}; eval = SciFact test subsample (40 queries, 400 documents). Differences are against the first "
+        f"{SAVE_STEPS}; eval = SciFact test subsample (30 queries, 300 documents). Differences are against the first "
         "uninterrupted run.", "",
         "| run | max abs eval-metric difference | max abs weight difference | nDCG@10 |",
         "| --- | ---: | ---: | ---: |",
