@@ -130,17 +130,19 @@ def test_sigkill_mid_relabel_resumes_to_identical_outputs(tmp_path, scifact_dir)
     assert hits >= killed_at - 1 and usage["requests"] == total - hits  # the rerun made only the calls left undone
 
 
+@pytest.mark.slow
 def test_sigkill_mid_negmine_relabel_with_a_real_gguf(tmp_path, scifact_dir):
-    """The real CLI and a real model: SmolLM2-135M in-process through llama.cpp, killed mid-run with SIGKILL."""
+    """The real CLI and a real model: SmolLM2-135M in-process through llama.cpp, killed mid-run with SIGKILL (slow:
+    three model loads and ~20 generations on CPU)."""
     pytest.importorskip("llama_cpp")
     gguf = Path(os.environ.get("NEGMINE_MODELS", Path.home() / ".cache" / "negmine-models")).expanduser() / \
         "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not gguf.is_file():
         pytest.skip(f"{gguf} is missing")
-    mined = scifact_mined(scifact_dir, tmp_path / "mined.jsonl", n_queries=3, n_negatives=3)
+    mined = scifact_mined(scifact_dir, tmp_path / "mined.jsonl", n_queries=2, n_negatives=3)
     base = [sys.executable, "-c", "from negmine.cli import main; main()", "relabel", "--mined", str(mined),
             "--judge", f"llm:{gguf}", "--n-ctx", "2048", "--threads", "2", "--max-passage-words", "40",
-            "--snippet-max-tokens", "24", "--chunk-size", "1", "--no-progress"]
+            "--snippet-max-tokens", "16", "--chunk-size", "1", "--no-progress"]
     reference = tmp_path / "reference"
     done = subprocess.run([*base, "--out", str(reference)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
