@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from negmine.io import atomic_open, command_line, write_json
+from _report import command_line, publish
+
+from negmine.io import write_json
 
 #### constants
 REPO = Path(__file__).resolve().parents[1]
@@ -237,10 +239,7 @@ def main() -> None:
               f"{r['ndcg@10']:.4f} |" for r in rows]
     lines += ["", f"Tolerance asserted by tests/test_training_resume.py: {TOLERANCE:g} "
                   f"({'holds' if result['within_tolerance'] else 'EXCEEDED'}: worst measured {worst:.3g})."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with atomic_open(args.out) as handle:
-        handle.write(text)
+    publish("\n".join(lines) + "\n", args.out)
     write_json(args.out.with_suffix(".json"), result)
 
 

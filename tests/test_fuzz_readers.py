@@ -218,7 +218,7 @@ def read_qrels(path: Path, lines):
 
 
 def read_mined_strict(path: Path, _):
-    from negmine.mining.formats import read_mined
+    from negmine.data.mined import read_mined
 
     return read_mined(path, require_scores=True)
 
@@ -291,7 +291,7 @@ def test_corrupted_inputs_load_or_fail_with_one_line(kind, name, reader, scifact
 def test_a_byte_order_mark_is_read_and_reported(tmp_path, scifact_lines):
     """A JSONL file starting with a UTF-8 BOM (Windows tools, spreadsheet exports) loads, and the report says so."""
     from negmine.data import LoadReport, load_beir_corpus, load_pairs, load_qrels
-    from negmine.mining.formats import read_mined
+    from negmine.data.mined import read_mined
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_bytes(bom(None, scifact_lines["corpus"]))
