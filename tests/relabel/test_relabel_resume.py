@@ -21,7 +21,7 @@ import pytest
 
 CHILD = r'''
 import hashlib, re, sys, time
-from negmine.relabel.arhn import relabel_file
+from negmine.relabel.api import relabel_file
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.testing import ScriptedChatClient
