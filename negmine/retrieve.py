@@ -112,11 +112,13 @@ class Retriever:
     ) -> Retriever:
         """A retriever over a persisted index folder (``negmine index build``), instead of :meth:`build`: no corpus
         encoding; the document vectors (for positive scores) come memory-mapped from the folder. Checks first that
-        ``encoder`` is the one the index was built with and that ``data``'s corpus is the one indexed."""
+        ``encoder`` is the one the index was built with and that ``data``'s corpus (ids and texts) is the one
+        indexed."""
         from negmine.index.store import load_index_dir
 
         doc_ids = list(data.corpus)
-        loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify)
+        loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify,
+                                doc_texts=[data.doc_text(d) for d in doc_ids])
         retriever = cls(encoder, index=loaded.index, cache=cache, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
         retriever.doc_ids = doc_ids
@@ -203,7 +205,8 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
     cache = None if no_cache else EmbeddingCache(cache_dir)
     doc_ids = list(loaded.corpus)
     t = time.perf_counter()
-    doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,
+    doc_texts = [loaded.doc_text(d) for d in doc_ids]
+    doc_emb = unique_encode(encoder, doc_texts, "document", cache, batch_size,
                             show_progress_bar, "Encoding corpus")
     encode_s = time.perf_counter() - t
     qids = loaded.split_query_ids
@@ -220,7 +223,7 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
                                rerank=rerank, train_size=train_size, seed=seed, queries=queries,
                                recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
                                shard_rows=shard_rows, source=f"{loaded.name or data} ({similarity})",
-                               overwrite=overwrite)
+                               overwrite=overwrite, doc_texts=doc_texts)
     manifest["timings"]["encode_corpus_s"] = encode_s
     write_json(Path(out) / MANIFEST, manifest)
     return manifest

@@ -83,7 +83,9 @@ class TrainConfig:
         save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
             ``eval_steps``.
         epochs, max_steps, batch_size, learning_rate, warmup_ratio, weight_decay, max_seq_length, seed,
-            logging_steps, save_total_limit, resume_from_checkpoint: as in ``SentenceTransformerTrainingArguments``.
+            logging_steps, save_total_limit: as in ``SentenceTransformerTrainingArguments``.
+        resume_from_checkpoint: a checkpoint folder, or ``last``: the newest complete checkpoint in
+            ``out/checkpoints`` (a killed run resumes there; none: a fresh start).
         random_negatives: random corpus negatives per row beside the hard ones (STAR; 0 = none).
         corpus: BEIR folder or dataset name whose corpus gives the random negatives (default: the ``data`` of the
             mining run's ``manifest.json`` beside ``data``).
@@ -215,7 +217,7 @@ def build_dataset(cfg: TrainConfig, records: list[MinedRecord] | None = None, co
         hard = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
         records = add_random_negatives(records, sampler, hard)
         num_negatives = hard + cfg.random_negatives
-    rows = build_rows(records, cfg.max_positives, num_negatives, cfg.use_scores)
+    rows = build_rows(records, cfg.max_positives, num_negatives, cfg.use_scores, source=cfg.data)
     return Dataset.from_list(rows)
 
 
@@ -297,19 +299,18 @@ def query_side(model: Any) -> Any:
     return query
 
 
-def load_model(name: str, max_seq_length: int | None = None) -> Any:
-    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id."""
+def load_model(name: str, max_seq_length: int | None = None, option: str = "--model") -> Any:
+    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id, through the one model
+    resolver (:func:`negmine.encoders.presets.resolve_model`): a bad path is a one-line error naming ``option``."""
+    from negmine.encoders.presets import load_error, resolve_model
+
+    resolved = resolve_model(name, option=option)  # before the heavy import: a bad path fails at once
     from sentence_transformers import SentenceTransformer
 
-    from negmine.encoders.presets import PRESETS, resolve_model_location
-
-    revision = None
-    location = name
-    if name in PRESETS:
-        location, revision = resolve_model_location(PRESETS[name])
-    elif Path(name).expanduser().is_dir():
-        location = str(Path(name).expanduser())
-    model = SentenceTransformer(location, revision=revision)
+    try:
+        model = SentenceTransformer(resolved.location, revision=resolved.revision)
+    except (OSError, ValueError) as err:
+        raise load_error(option, name, err) from err
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
@@ -324,12 +325,18 @@ def build_loss(name: str, model: Any, loss_args: dict[str, Any] | None = None, n
     if reference is not None:
         args[_REFERENCE_PARAMETER[name]] = reference
     cls = LOSSES[name]
-    if cls is HardNegativeMixing:
-        own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
-        base_args = {k: v for k, v in args.items() if k not in own}
-        base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
-        return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
-    return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    try:
+        if cls is HardNegativeMixing:
+            own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
+            base_args = {k: v for k, v in args.items() if k not in own}
+            base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
+            return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
+        return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    except (ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        # the losses validate their arguments with a plain ValueError naming the parameter ("temperature=-1 ...")
+        raise ConfigError(f"--loss-arg {err} (loss {name!r})") from err
 
 
 def _checked(cls: type, args: dict[str, Any], name: str) -> dict[str, Any]:
@@ -435,7 +442,9 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
     batch_sampler = _batch_sampler(cfg, model, dataset)  # the start model's query embeddings
     if cfg.adore and not _has_router(model):
         model = adore_model(model)
-    reference = load_model(cfg.reference_model, cfg.max_seq_length) if cfg.reference_model else None
+    reference = None
+    if cfg.reference_model:
+        reference = load_model(cfg.reference_model, cfg.max_seq_length, "--reference-model")
     loss = build_loss(cfg.loss, model, cfg.loss_args, num_positive_columns(dataset), reference)
     evaluator = build_evaluator(cfg) if evaluator is None else evaluator
     args = training_arguments(cfg, evaluator is not None, batch_sampler,
@@ -443,6 +452,37 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
     logger.info("training %s on %d rows (%s) with %s", cfg.model, len(dataset), ", ".join(dataset.column_names),
                 type(loss).__name__)
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+
+
+def last_checkpoint(out: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint in ``out/checkpoints`` (``checkpoint-N`` holding ``trainer_state.json``, which
+    the trainer writes last), or ``None``. A checkpoint cut short by a kill has no state file and is passed over."""
+    folder = Path(out) / "checkpoints"
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), path))
+    return max(found)[1] if found else None
+
+
+def resume_checkpoint(cfg: TrainConfig) -> str | None:
+    """``resume_from_checkpoint``: ``last`` (the newest complete checkpoint of ``cfg.out``, or a fresh start when
+    there is none), a checkpoint folder (which must exist), or ``None``."""
+    value = cfg.resume_from_checkpoint
+    if value is None:
+        return None
+    if value == "last":
+        found = last_checkpoint(cfg.out)
+        if found is None:
+            logger.info("no checkpoint in %s/checkpoints: starting from the first step", cfg.out)
+            return None
+        logger.info("resuming from %s", found)
+        return str(found)
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ConfigError(f"--resume-from-checkpoint {value}: not a complete checkpoint folder (no trainer_state.json)"
+                          "; pass 'last' for the newest one in --out")
+    return str(value)
 
 
 def _has_router(model: Any) -> bool:
@@ -457,8 +497,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ConfigError(f"remine_every={cfg.remine_every}: re-mining with the student is run by "
                           "negmine.dynamic.train_dynamic (negmine train does this when --remine-every is set)")
     out = Path(cfg.out)
+    resume = resume_checkpoint(cfg)
     trainer = build_trainer(cfg)
-    state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
+    state = trainer.train(resume_from_checkpoint=resume)
     model_dir = out / "final"
     trainer.model.save_pretrained(str(model_dir))
     metrics: dict[str, float] = {}

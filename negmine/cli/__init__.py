@@ -53,3 +53,17 @@ def main() -> None:
     except (NegmineError, ImportError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except OSError as err:  # the machine, not the code: a full disk, a read-only or missing folder, no permission
+        typer.secho(f"error: {describe_os_error(err)}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+def describe_os_error(err: OSError) -> str:
+    """``No space left on device (ENOSPC): runs/x/mined.jsonl (not written; ...)``: one line for an ``OSError``."""
+    import errno
+
+    what = err.strerror or str(err) or type(err).__name__
+    code = f" ({errno.errorcode.get(err.errno, err.errno)})" if err.errno else ""
+    where = f": {err.filename}" if err.filename else ""
+    notes = "; ".join(getattr(err, "__notes__", ()))
+    return f"{what}{code}{where}" + (f" ({notes})" if notes else "")

@@ -69,7 +69,9 @@ def train(
     eval_max_queries: Annotated[int | None, typer.Option(help="Subsample the evaluation queries.")] = None,
     eval_max_corpus: Annotated[int | None, typer.Option(help="Subsample the evaluation corpus.")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: no checkpoints).")] = None,
-    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder.")] = None,
+    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder, or 'last': "
+                                                                    "the newest complete one in OUT/checkpoints "
+                                                                    "(rerun a killed run with it).")] = None,
     random_negatives: Annotated[int | None, typer.Option(help="Random corpus negatives per row beside the hard ones "
                                                               "(STAR; seeded, never a positive or a copy).")] = None,
     corpus: Annotated[str | None, typer.Option(help="BEIR folder or dataset name of the random negatives (default: "

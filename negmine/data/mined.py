@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Any
 
 from negmine.data.beir import text_id
 from negmine.errors import DataError
+from negmine.io import iter_text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +167,7 @@ def _check_teacher_scores(obj: dict[str, Any], values: dict[str, Any], path: str
 
 def _valid_item(item: Any, is_score: bool) -> bool:
     if is_score:
-        return isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        return _is_number(item)
     return isinstance(item, str)
 
 
@@ -196,19 +198,19 @@ def read_mined(path: str | os.PathLike, *, require_scores: bool = False) -> list
         raise DataError("file not found", path)
     records: list[MinedRecord] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise DataError(f"malformed JSON ({err})", path, lineno) from None
-            record = MinedRecord.from_dict(obj, path, lineno, require_scores=require_scores)
-            if record.query_id in seen:
-                raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
-            seen.add(record.query_id)
-            records.append(record)
+    on_bom = lambda: logger.warning("%s: starts with a UTF-8 byte-order mark; read as utf-8-sig", path)  # noqa: E731
+    for lineno, line in iter_text_lines(path, on_bom=on_bom):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+        record = MinedRecord.from_dict(obj, path, lineno, require_scores=require_scores)
+        if record.query_id in seen:
+            raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
+        seen.add(record.query_id)
+        records.append(record)
     return records
 
 
@@ -259,14 +261,13 @@ def _teacher_view(record: MinedRecord, path: Path) -> MinedRecord:
 
 
 def _is_mined(path: Path) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"malformed JSON ({err})", path, 1) from None
-                return isinstance(first, dict) and "query_id" in first and "positives" in first
+    for lineno, line in iter_text_lines(path):
+        if line.strip():
+            try:
+                first = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+            return isinstance(first, dict) and "query_id" in first and "positives" in first
     raise DataError("empty file", path)
 
 
@@ -275,6 +276,8 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
     kept only when every row of the anchor carries a valid ``scores`` column."""
     by_anchor: dict[str, MinedRecord] = {}
     for lineno, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", source, lineno)
         anchor, positive = row.get("anchor"), row.get("positive")
         if not isinstance(anchor, str) or not isinstance(positive, str):
             raise DataError("expected string columns 'anchor' and 'positive' (sentence-transformers n-tuple)",
@@ -282,7 +285,8 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
         negatives = [row[k] for k in sorted((k for k in row if k.startswith("negative")), key=_column_number)
                      if isinstance(row[k], str)]
         scores = row.get("scores")
-        valid_scores = isinstance(scores, list) and len(scores) == 1 + len(negatives)
+        valid_scores = (isinstance(scores, list) and len(scores) == 1 + len(negatives)
+                        and all(_is_number(s) for s in scores))
         record = by_anchor.get(anchor)
         if record is None:
             by_anchor[anchor] = MinedRecord(
@@ -302,6 +306,15 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
     return list(by_anchor.values())
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _column_number(name: str) -> int:
     digits = name.rsplit("_", 1)[-1]
     return int(digits) if digits.isdigit() else 0
@@ -310,6 +323,13 @@ def _column_number(name: str) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 # sentence-transformers rows
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def negatives_histogram(records: list[MinedRecord]) -> str:
+    """``"negatives per query: 0 x 3 queries, 2 x 40 queries"``: how many queries have how many negatives."""
+    counts = Counter(len(r.negatives) for r in records)
+    return "negatives per query: " + ", ".join(f"{n} x {counts[n]} quer{'y' if counts[n] == 1 else 'ies'}"
+                                                for n in sorted(counts))
 
 
 def ntuple_row(record: MinedRecord, start: int, num_pos: int, num_neg: int, with_scores: bool) -> dict[str, Any]:
@@ -331,17 +351,17 @@ def ntuple_row(record: MinedRecord, start: int, num_pos: int, num_neg: int, with
 
 
 def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives: int | None = None,
-               use_scores: bool = True) -> list[dict[str, Any]]:
+               use_scores: bool = True, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` for ``negmine train``.
 
     ``P = min(max_positives, most positives of any query)``; a query with more than ``P`` positives is split over
     several rows of ``P`` positives (same anchor and negatives); one with fewer repeats its first positive in the spare
     columns with a ``NaN`` score. ``N = num_negatives`` (default: the fewest negatives of any query); queries with
     fewer are left out (logged), longer lists keep their first ``N``. ``scores`` is written when ``use_scores`` and
-    every kept query has teacher scores.
+    every kept query has teacher scores. ``source`` (the file the records came from) is named in the errors.
     """
     if not records:
-        raise DataError("no queries to train on")
+        raise DataError("no queries to train on", source)
     num_pos = min(max_positives, max(len(r.positives) for r in records))
     num_neg = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
     kept = [r for r in records if len(r.negatives) >= num_neg]
@@ -349,7 +369,8 @@ def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives
         logger.warning("%d of %d queries have fewer than %d negatives and are left out", len(records) - len(kept),
                        len(records), num_neg)
     if not kept:
-        raise DataError(f"no query has {num_neg} negatives; lower num_negatives")
+        raise DataError(f"no query has {num_neg} negatives ({negatives_histogram(records)}); lower "
+                        "num_negatives (--num-negatives) or mine more", source)
     with_scores = use_scores and all(r.has_scores for r in kept)
     if use_scores and not with_scores:
         logger.info("not every query has teacher scores: training without a scores column")

@@ -45,6 +45,7 @@ class SentenceTransformerEncoder:
         max_seq_length: truncate inputs to this many tokens (default: the model's own).
         revision: the hub revision to load (ignored for local folders).
         device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
+        option: the option that named the model (``--retriever``), quoted in the error of a model that fails to load.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class SentenceTransformerEncoder:
         revision: str | None = None,
         device: str | None = None,
         name: str | None = None,
+        option: str = "model",
     ) -> None:
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
@@ -70,6 +72,7 @@ class SentenceTransformerEncoder:
         self.max_seq_length, self.revision, self.device = max_seq_length, revision, device
         self.name = name or (model if isinstance(model, str) else type(model).__name__)
         self._weights_hash: str | None = None
+        self._option = option
 
     @property
     def model(self) -> Any:
@@ -78,7 +81,12 @@ class SentenceTransformerEncoder:
             if isinstance(self._model_arg, st.SentenceTransformer):
                 model = self._model_arg
             else:
-                model = st.SentenceTransformer(self._model_arg, revision=self.revision, device=self.device)
+                try:
+                    model = st.SentenceTransformer(self._model_arg, revision=self.revision, device=self.device)
+                except (OSError, ValueError) as err:  # offline hub id, corrupt or partial weights
+                    from negmine.encoders.presets import load_error
+
+                    raise load_error(self._option, self._model_arg, err) from err
             if self.max_seq_length is not None:
                 model.max_seq_length = self.max_seq_length
             if self.precision != "fp32":

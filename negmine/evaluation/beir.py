@@ -22,7 +22,7 @@ import numpy as np
 
 from negmine.data import RetrievalData, UnknownQrels, load_data
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
-from negmine.errors import ConfigError, DataError, ModelNotFoundError
+from negmine.errors import DataError
 from negmine.evaluation.metrics import DEFAULT_K_VALUES, check_k_values, evaluate_per_query, format_table
 
 logger = logging.getLogger(__name__)
@@ -107,32 +107,17 @@ def _resolve_cache(cache: EmbeddingCache | bool | None) -> EmbeddingCache | None
     return cache
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep in model and model.count(os.sep) > 1
-
-
 def resolve_encoder(model: Any, *, model_path: str | os.PathLike | None = None, query_prompt: str | None = None,
                     corpus_prompt: str | None = None, max_seq_length: int | None = None,
                     device: str | None = None) -> Encoder:
-    """``load_encoder`` plus an early, clear error for a model folder that does not exist or cannot be loaded."""
-    if isinstance(model, (str, os.PathLike)):
-        name = str(model)
-        if not name.strip():
-            raise ConfigError("--model is empty: pass a preset (minilm, bge, ...), a model folder or a hub id")
-        if _looks_like_path(name) and not Path(name).expanduser().exists():
-            raise ModelNotFoundError(f"model folder {name} does not exist")
-        if Path(name).expanduser().is_file():
-            raise ModelNotFoundError(f"model path {name} is a file; pass the model folder (the one holding "
-                                     "config.json / modules.json)")
+    """``load_encoder`` (the one model resolver) plus loading the weights now, so a model that cannot be loaded fails
+    before any data work, with a one-line error."""
     encoder = load_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-                           max_seq_length=max_seq_length, device=device)
+                           max_seq_length=max_seq_length, device=device, option="--model")
     from negmine.encoders.st import SentenceTransformerEncoder
 
     if isinstance(encoder, SentenceTransformerEncoder):
-        try:
-            _ = encoder.model  # load now, so a bad folder fails before any data work
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"could not load model {str(model)!r}: {err}") from err
+        _ = encoder.model  # load now (a failure raises ModelNotFoundError naming --model)
     return encoder
 
 

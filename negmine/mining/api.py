@@ -152,6 +152,10 @@ def _make_retriever(config: MineConfig, data: RetrievalData, encoder: Any, cache
 
 def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
                   ) -> tuple[Encoder, EmbeddingCache | None]:
+    if isinstance(config.cross_encoder, str) and config.cross_encoder:
+        from negmine.encoders.presets import resolve_model
+
+        resolve_model(config.cross_encoder, option="--cross-encoder")  # a bad path fails before any encoding
     enc: Encoder = load_encoder(
         encoder if encoder is not None else config.retriever,
         model_path=config.model_path,

@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, ModelNotFoundError, NegmineError
 from negmine.relabel.cache import JudgmentCache
 
 KINDS = ("llm", "llm-yes", "cross-encoder", "embedding")
@@ -91,12 +91,39 @@ def load_chat_client(target: str, options: JudgeOptions) -> Any:
         return clients.OpenAIChatClient(base_url, model or _first_served_model(base_url),
                                         concurrency=options.concurrency, timeout=options.timeout,
                                         max_retries=options.max_retries)
-    if target.endswith(".gguf"):
-        return clients.LlamaCppChatClient(target, n_ctx=options.n_ctx, n_threads=options.n_threads)
-    if os.path.isdir(target) or "/" in target:
-        return clients.TransformersChatClient(target, batch_size=options.batch_size, device=options.device,
+    from negmine.encoders.presets import load_error
+
+    kind, location = resolve_llm_target(target)
+    try:
+        if kind == "gguf":
+            return clients.LlamaCppChatClient(location, n_ctx=options.n_ctx, n_threads=options.n_threads)
+        return clients.TransformersChatClient(location, batch_size=options.batch_size, device=options.device,
                                               max_length=options.n_ctx)
-    raise ConfigError(f"llm target {target!r} is neither an http(s) URL, a .gguf file nor a model folder")
+    except (OSError, ValueError) as err:  # not a GGUF / corrupt weights / an offline hub id
+        if isinstance(err, NegmineError):
+            raise
+        raise load_error("llm judge", target, err) from err
+
+
+def resolve_llm_target(target: str, option: str = "llm judge") -> tuple[str, str]:
+    """``("gguf", FILE)`` for a ``.gguf`` file, ``("transformers", FOLDER_OR_HUB_ID)`` for a model folder (or a folder
+    holding one ``.gguf``) or a hub id: the model resolver's rules for local LLMs. A missing file or folder, or a
+    folder holding no model, is a one-line :class:`~negmine.errors.ModelNotFoundError`."""
+    from negmine.encoders.presets import check_model_folder, looks_like_path
+
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelNotFoundError(f"{option} {target}: no such GGUF file" if not path.exists() else
+                                     f"{option} {target} is not a file (expected a .gguf model file)")
+        return "gguf", str(path)
+    if path.exists() or looks_like_path(target):
+        if path.is_dir() and len(list(path.glob("*.gguf"))) == 1 and not (path / "config.json").exists():
+            return "transformers", str(path)
+        return "transformers", str(check_model_folder(path, option, markers=("config.json", "adapter_config.json")))
+    if target.count("/") == 1 and all(target.split("/")):
+        return "transformers", target  # a hub id (online users)
+    raise ConfigError(f"llm target {target!r} is neither an http(s) URL, a .gguf file, a model folder nor a hub id")
 
 
 def load_judge(spec: str, *, cheap: str | None = None, clear_below: float = 0.1, cache: str | None = None,
@@ -132,10 +159,17 @@ def _single(spec: str, cache: JudgmentCache, options: JudgeOptions) -> Any:
         embedding_cache = None if options.no_embedding_cache else EmbeddingCache(options.embedding_cache_dir)
         return EmbeddingJudge(model, threshold=threshold, cache=embedding_cache, batch_size=options.batch_size)
     if kind == "cross-encoder":
+        from negmine.encoders.presets import load_error, resolve_model
         from negmine.relabel.cross_encoder import CrossEncoderJudge
 
-        return CrossEncoderJudge(target, threshold=options.threshold, batch_size=options.batch_size,
-                                 device=options.device)
+        resolved = resolve_model(target, option="cross-encoder judge")
+        try:
+            return CrossEncoderJudge(resolved.location, threshold=options.threshold, batch_size=options.batch_size,
+                                     device=options.device)
+        except (OSError, ValueError) as err:
+            if isinstance(err, NegmineError):
+                raise
+            raise load_error("cross-encoder judge", target, err) from err
     from negmine.relabel.llm import ARHNJudge, PointwiseLLMJudge
 
     client = load_chat_client(target, options)
