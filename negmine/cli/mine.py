@@ -58,7 +58,7 @@ def mine(
         float | None, typer.Option(help="Exclude candidates with cosine to a positive above this.")
     ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
-    index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
+    index: Annotated[str | None, typer.Option(help="Search backend: faiss, exact (numpy) or torch (exact, on CUDA in fp16).")] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     index_dir: Annotated[
         str | None,
