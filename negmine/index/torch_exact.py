@@ -70,8 +70,16 @@ class TorchExactIndex:
             4096 × 262,144 = 4 GiB on CUDA, 1024 × 65,536 = 256 MiB on CPU).
     """
 
-    def __init__(self, dim: int, metric: Metric = "ip", *, device: str | Sequence[str] | None = None,
-                 dtype: str | None = None, query_block: int | None = None, corpus_block: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        metric: Metric = "ip",
+        *,
+        device: str | Sequence[str] | None = None,
+        dtype: str | None = None,
+        query_block: int | None = None,
+        corpus_block: int | None = None,
+    ) -> None:
         if metric not in ("ip", "l2"):
             raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
         if dim < 1:
@@ -160,8 +168,14 @@ class TorchExactIndex:
         raise NotImplementedError("TorchExactIndex lives on the device; persist the vectors (negmine index build)")
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"type": "torch-exact", "dim": self._dim, "metric": self.metric, "ntotal": self._ntotal,
-                "devices": self.devices, "dtype": self.dtype}
+        return {
+            "type": "torch-exact",
+            "dim": self._dim,
+            "metric": self.metric,
+            "ntotal": self._ntotal,
+            "devices": self.devices,
+            "dtype": self.dtype,
+        }
 
 
 def block_topk(sims: Any, k: int) -> tuple[Any, Any]:

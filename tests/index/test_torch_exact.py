@@ -61,7 +61,10 @@ def test_sharded_over_several_devices_equals_one():
     many = torch_index(x, device=["cpu", "cpu", "cpu"])  # three shards on one device: the merge is what's tested
     # two adds (1000 rows, then 2000), each split in contiguous near-equal slices
     assert [[(p.offset, len(p.x)) for p in shard] for shard in many._shards] == [
-        [(0, 334), (1000, 667)], [(334, 334), (1667, 667)], [(668, 332), (2334, 666)]]
+        [(0, 334), (1000, 667)],
+        [(334, 334), (1667, 667)],
+        [(668, 332), (2334, 666)],
+    ]
     np.testing.assert_array_equal(many.search(q, 40)[1], one[1])
     np.testing.assert_array_equal(many.search(q, 40)[0], one[0])
 
