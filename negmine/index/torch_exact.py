@@ -181,21 +181,24 @@ class TorchExactIndex:
 def block_topk(sims: Any, k: int) -> tuple[Any, Any]:
     """Per-row top-``k`` of a score block (torch, any device): score descending, ties by lower column.
 
-    ``torch.topk`` picks among equal scores at the cut arbitrarily; rows where ties straddle the cut (more than ``k``
-    scores >= the k-th) are redone with a stable descending sort, which keeps lower columns first among equals."""
+    ``torch.topk`` picks among equal scores at the cut arbitrarily (common in fp16). In rows where ties straddle the
+    cut (more than ``k`` scores >= the k-th) the selection is redone exactly: every score above the k-th, then the
+    lowest columns holding the k-th score, in one pass over those rows (no sort of the whole row)."""
     torch = _torch()
     m = sims.shape[1]
     kk = min(k, m)
     if kk == m:
-        s, i = torch.sort(sims, dim=1, descending=True, stable=True)
-        return s, i
+        return torch.sort(sims, dim=1, descending=True, stable=True)
     s, i = torch.topk(sims, kk, dim=1, largest=True, sorted=True)
-    straddle = (sims >= s[:, -1:]).sum(1) > kk
-    rows = straddle.nonzero().flatten()
+    kth = s[:, -1:]
+    rows = ((sims >= kth).sum(1) > kk).nonzero().flatten()
     if len(rows):
-        fs, fi = torch.sort(sims[rows], dim=1, descending=True, stable=True)
-        s[rows], i[rows] = fs[:, :kk], fi[:, :kk]
-    # equal scores inside the kept k: order them by column (topk's order among equals is unspecified)
+        sub, cut = sims[rows], kth[rows]
+        equal = sub == cut
+        need = kk - (sub > cut).sum(1, keepdim=True)
+        keep = (sub > cut) | (equal & (equal.cumsum(1) <= need))
+        cols = keep.nonzero()[:, 1].reshape(len(rows), kk)  # row-major: each row's kk columns, ascending
+        s[rows], i[rows] = torch.gather(sub, 1, cols), cols
     return sort_canonical(s, i)
 
 
