@@ -12,8 +12,12 @@ import numpy as np
 from negmine.data import RetrievalData
 from negmine.encoders import EmbeddingCache, Encoder, encode_with_cache
 from negmine.index import IndexBackend, make_index
+from negmine.index.exact import exact_scores
 
 logger = logging.getLogger(__name__)
+
+#: extra candidates searched per query before the exact rescoring cuts back to ``top_k`` (see :meth:`Retriever.search`)
+RESCORE_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -117,12 +121,22 @@ class Retriever:
     def search(
         self, query_ids: Sequence[str], query_texts: Sequence[str], top_k: int
     ) -> tuple[Candidates, np.ndarray]:
-        """Search ``top_k`` documents per query. Returns the candidates and the query embeddings."""
+        """Search ``top_k`` documents per query. Returns the candidates and the query embeddings.
+
+        The index returns ``top_k + RESCORE_MARGIN`` candidates; their scores are recomputed by
+        :func:`~negmine.index.exact.exact_scores` (float64 sums, independent of blocking and threads), put in canonical
+        order and cut to ``top_k``. So the candidates do not depend on the backend's float32 rounding: a search on one
+        machine and one sharded over a Ray cluster give the same bytes (exact backends; ANN ones return what they
+        found, rescored)."""
         if self.index is None:
             raise RuntimeError("call build() before search()")
         q_emb = self.encode_queries(query_texts)
-        scores, indices = canonical_order(*self.index.search(q_emb, min(top_k, self.index.ntotal)))
-        return Candidates(list(query_ids), self.doc_ids, indices, scores), q_emb
+        k = min(top_k, self.index.ntotal)
+        scores, indices = self.index.search(q_emb, min(k + RESCORE_MARGIN, self.index.ntotal))
+        if self.doc_embeddings is not None:
+            scores = exact_scores(q_emb, self.doc_embeddings, indices, getattr(self.index, "metric", "ip"))
+        scores, indices = canonical_order(scores, indices)
+        return Candidates(list(query_ids), self.doc_ids, indices[:, :k], scores[:, :k]), q_emb
 
     def get_config_dict(self) -> dict[str, Any]:
         index = (

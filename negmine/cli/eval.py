@@ -65,6 +65,8 @@ def eval_cmd(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap/randomization tests.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    ray: Annotated[str | None, typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS "
+                                                          '(host:port) or auto (pip install "negmine[ray]").')] = None,
 ) -> None:
     """Evaluate a retriever on a BEIR split: nDCG@k, Recall@k, Precision@k, MRR@k and MAP (pytrec_eval).
 
@@ -94,7 +96,7 @@ def eval_cmd(
 
     result = evaluate_beir(model, data, split, k_values=ks, ignore_identical_ids=not keep_identical_ids,
                            unknown_qrels=unknown_qrels, batch_size=batch_size, cache=not no_cache,
-                           model_path=model_path, show_progress_bar=progress)
+                           model_path=model_path, show_progress_bar=progress, ray_address=ray)
     out_dir = out or Path("runs") / "eval" / f"{_slug(result.config['dataset'])}-{split}-{_slug(model)}"
     path = result.save(out_dir)
     config = {key: value for key, value in result.config.items() if key not in ("seconds", "cache_hits")}

@@ -338,7 +338,7 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
                 nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
                 train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
                 max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
-                show_progress_bar: bool = True) -> dict[str, Any]:
+                show_progress_bar: bool = True, ray_address: str | None = None) -> dict[str, Any]:
     """Encode a corpus (through the embedding cache) and persist an index over it: ``negmine index build``.
 
     The recall of an approximate index is measured against exact search on up to ``recall_queries`` queries of
@@ -353,6 +353,8 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
         factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
             shard_rows, overwrite: see :func:`build_index_dir`.
         model_path / precision / batch_size / cache_dir / no_cache: encoder options, as for ``negmine mine``.
+        ray_address: encode on this Ray cluster (``host:port`` or ``auto``; :mod:`negmine.distributed`): the same
+            cache entries and vectors as a local build.
 
     Returns:
         The manifest (also written to ``out/negmine_index.json``).
@@ -364,6 +366,10 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
     loaded = load_data(data, split, unknown_qrels=unknown_qrels)
     encoder = load_encoder(retriever, model_path=model_path, precision=precision)
     cache = None if no_cache else EmbeddingCache(cache_dir)
+    if ray_address:
+        from negmine.distributed.encode import ray_cache
+
+        cache = ray_cache(encoder, ray_address, cache, cache_dir=cache_dir, no_cache=no_cache, batch_size=batch_size)
     doc_ids = list(loaded.corpus)
     t = time.perf_counter()
     doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,

@@ -130,11 +130,18 @@ def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | No
         corpus_prompt=config.corpus_prompt,
         precision=config.precision,
     )
+    index_backend = config.index
+    if config.ray_address:  # thin hook: everything Ray lives in negmine.distributed
+        from negmine.distributed.encode import ray_cache
+
+        cache = ray_cache(enc, config.ray_address, cache, cache_dir=config.cache_dir, no_cache=config.no_cache,
+                          batch_size=config.batch_size)
+        index_backend = "ray"
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
     return Retriever(
         enc,
-        index_backend=config.index,
+        index_backend=index_backend,
         factory=config.factory,
         cache=cache,
         batch_size=config.batch_size,
@@ -182,6 +189,13 @@ def _make_miner(config: MineConfig) -> HardNegativeMiner:
     )
 
 
+def precision_record(encoder: Any) -> dict[str, Any]:
+    """The precision the vectors were made in; for ``auto``, what was tried, chosen and why."""
+    choice = getattr(encoder, "precision_choice", None)
+    return choice or {"requested": getattr(encoder, "requested_precision", None),
+                      "chosen": getattr(encoder, "precision", None)}
+
+
 def output_file_name(fmt: str) -> str:
     return f"{fmt}.jsonl"
 
@@ -211,6 +225,6 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
         },
         inputs=data.sources,
         seed=config.seed,
-        extra={"timings_s": result.timings},
+        extra={"timings_s": result.timings, "precision": precision_record(retriever.encoder)},
     )
     return out

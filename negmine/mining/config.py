@@ -47,6 +47,8 @@ class MineConfig:
         cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
         index_dir: search a persisted index folder (``negmine index build``) instead of encoding and indexing the
             corpus; its model fingerprint and corpus ids are checked against this run's.
+        ray_address: run encoding and search on this Ray cluster (``host:port`` or ``auto``; ``negmine[ray]``): the
+            same cache entries and the same ``mined.jsonl`` bytes as a one-machine run (:mod:`negmine.distributed`).
     """
 
     retriever: str = "minilm"
@@ -76,6 +78,7 @@ class MineConfig:
     index: str = "faiss"
     factory: str = "Flat"
     index_dir: str | None = None
+    ray_address: str | None = None
     batch_size: int = 32
     precision: str = "fp32"
     cache_dir: str | None = None
