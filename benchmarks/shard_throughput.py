@@ -14,6 +14,7 @@ GFLOP/s = 2 · queries · rows · dim / wall time.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -54,6 +55,64 @@ def timed(fn) -> tuple[float, object]:
     t = time.perf_counter()
     out = fn()
     return time.perf_counter() - t, out
+
+
+#: the 100M-passage plan's inputs (assumptions, stated in the report)
+PLAN = {"passages": 100_000_000, "dim": 768, "queries": 1_000_000, "k": 100,
+        "gpu": {"H100 SXM 80 GB": (80, 989.4), "H200 141 GB": (141, 989.4)},  # GB, nominal dense fp16 TFLOP/s
+        "gpu_efficiency": 0.5, "gpu_memory_usable": 0.8, "pq_bytes": 96, "ivf_lists": 65_536, "nprobe": 64,
+        "rerank": 1000}
+
+
+def cost_model(cpu_gflops: float, rescore: dict) -> dict:
+    """Derived times for ``PLAN`` from the measured per-core throughput (CPU) and nominal peaks (GPU, derived)."""
+    n, d, q = PLAN["passages"], PLAN["dim"], PLAN["queries"]
+    flops = 2 * q * n * d
+    cpu_core_h = flops / (cpu_gflops * 1e9) / 3600
+    out = {"flat_flops": flops, "fp16_gb": n * d * 2 / 1e9, "fp32_gb": n * d * 4 / 1e9,
+           "cpu_gflops_per_core_measured": cpu_gflops, "cpu_core_hours": cpu_core_h,
+           "cpu_hours_on": {c: cpu_core_h / c for c in (64, 512, 4096)},
+           "rescore_core_hours": rescore["us_per_query"] * 1e-6 * q / 3600, "gpus": {}}
+    for name, (mem, tflops) in PLAN["gpu"].items():
+        shards = math.ceil(out["fp16_gb"] / (mem * PLAN["gpu_memory_usable"]))
+        per_gpu = tflops * 1e12 * PLAN["gpu_efficiency"]
+        out["gpus"][name] = {"min_gpus_flat_fp16": shards,
+                             "flat_minutes": {g: flops / (per_gpu * g) / 60 for g in sorted({shards, 8, 16})}}
+    pq_gb = n * (PLAN["pq_bytes"] + 8) / 1e9  # codes + ids
+    scanned = n * PLAN["nprobe"] / PLAN["ivf_lists"]
+    out["ivfpq"] = {"index_gb": pq_gb, "codes_scanned_per_query": scanned,
+                    "rerank_flops_per_query": 2 * PLAN["rerank"] * d,
+                    "rerank_bytes_per_query_fp16": PLAN["rerank"] * d * 2,
+                    "flat_over_ivfpq_work": (2 * n * d) / (scanned * PLAN["pq_bytes"] + 2 * PLAN["rerank"] * d)}
+    return out
+
+
+def cost_model_lines(m: dict) -> list[str]:
+    p = PLAN
+    lines = ["## Derived: 100M passages × 768-d", "",
+             f"Inputs: {p['passages']:,} passages, d = {p['dim']}, {p['queries']:,} queries (a large mining run), "
+             f"k = {p['k']}. Flat exact search is 2·Q·N·d = {m['flat_flops']:.2e} FLOP. Vectors: "
+             f"{m['fp16_gb']:.0f} GB in fp16, {m['fp32_gb']:.0f} GB in fp32.", "",
+             f"**CPU (derived from the measured {m['cpu_gflops_per_core_measured']:.1f} GFLOP/s per core above):** "
+             f"{m['cpu_core_hours']:,.0f} core-hours, i.e. "
+             + ", ".join(f"{h:,.1f} h on {c:,} cores" for c, h in m["cpu_hours_on"].items())
+             + f" (Ray: one shard task per core). The float64 rescoring of the merged candidates adds "
+             f"{m['rescore_core_hours']:.2f} core-hours on the driver.", "",
+             f"**GPU (derived, NOT measured: nominal dense fp16 peak × an assumed {p['gpu_efficiency']:.0%} "
+             f"efficiency for blocked matmul + top-k; `benchmarks/gpu_check.sh` measures the real fraction):**", "",
+             "| GPU | GPUs to hold the fp16 shards | sharded flat, minutes on that many / 8 / 16 GPUs |",
+             "|---|---:|---|"]
+    for name, g in m["gpus"].items():
+        times = " / ".join(f"{t:.1f} ({n})" for n, t in g["flat_minutes"].items())
+        lines.append(f"| {name} | {g['min_gpus_flat_fp16']} | {times} |")
+    ivf = m["ivfpq"]
+    lines += ["", f"**IVF{p['ivf_lists']},PQ{p['pq_bytes']}x8 (derived):** codes + ids {ivf['index_gb']:.1f} GB "
+              f"(one GPU or one host holds them); nprobe {p['nprobe']} scans ~{ivf['codes_scanned_per_query']:,.0f} "
+              f"codes per query; exact re-ranking of {p['rerank']:,} candidates reads "
+              f"{ivf['rerank_bytes_per_query_fp16'] / 1e6:.1f} MB of fp16 vectors per query. Roughly "
+              f"{ivf['flat_over_ivfpq_work']:,.0f}× less arithmetic than flat, but approximate: mining needs the "
+              "exact head of each list, so measure recall@k (`negmine index build`) before trusting it.", ""]
+    return lines
 
 
 def main() -> None:
@@ -125,6 +184,8 @@ def main() -> None:
                          f"| {row['same_ids_as_numpy']:.4f} |")
     lines += ["", f"Exact float64 rescoring of the merged candidates ({cand.shape[1]} per query, "
               f"`negmine.index.exact.exact_scores`): {report['rescore']['us_per_query']:.0f} µs per query.", ""]
+    report["cost_model"] = cost_model(max(r["gflops"] for r in rows if "gflops" in r), report["rescore"])
+    lines += cost_model_lines(report["cost_model"])
     text = "\n".join(lines)
     print(text)
     with atomic_open(args.out) as handle:

@@ -8,7 +8,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, load_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_dry_run_writes_the_report_with_every_step(tmp_path, minilm_path, scifact_dir):
