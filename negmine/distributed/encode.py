@@ -91,12 +91,15 @@ class RayEmbeddingCache(EmbeddingCache):
         batch_size: the encoding batch size (as a local run's: the same batches give the same vectors).
         root / block_size: as :class:`EmbeddingCache`.
         max_actors: cap the actor pool (default: every GPU, else every CPU, of the cluster).
+        local_single_block: encode in this process when only one block is missing (e.g. a few queries): the same
+            vectors, without the seconds an actor pool takes to start.
     """
 
     def __init__(self, encoder: Any, address: str, root: str | os.PathLike | None = None, block_size: int = 256,
-                 batch_size: int = 32, max_actors: int | None = None) -> None:
+                 batch_size: int = 32, max_actors: int | None = None, local_single_block: bool = True) -> None:
         super().__init__(root, block_size)
         self.encoder, self.address, self.batch_size, self.max_actors = encoder, address, batch_size, max_actors
+        self.local_single_block = local_single_block
 
     def get_or_encode(self, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray],
                       fingerprint: dict[str, Any], kind: str,
@@ -111,7 +114,11 @@ class RayEmbeddingCache(EmbeddingCache):
         missing = [i for i in range(plan.num_blocks) if self.read_block(plan.block_path(i), sizes[i]) is None]
         if progress:
             progress(len(texts) - sum(sizes[i] for i in missing))
-        if missing:
+        if len(missing) == 1 and self.local_single_block:  # one block (e.g. the queries): not worth an actor pool
+            self._block(plan.block_path(missing[0]), plan.block_texts(missing[0]), encode)
+            if progress:
+                progress(sizes[missing[0]])
+        elif missing:
             self._encode_on_ray(plan, missing, kind, fingerprint, progress)
         blocks = []
         for i in range(plan.num_blocks):
