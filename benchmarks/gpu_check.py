@@ -216,6 +216,7 @@ def encoding(torch, args, device: str, sizes: dict) -> dict:
     }
     if not args.cpu:
         ref = SentenceTransformerEncoder(model, precision="fp32", device=device)
+        ref.model.float()  # transformers 5 loads a checkpoint in its own dtype: the carried copy is fp16
         sample = docs[: sizes["cos_docs"]]
         cos = (ref.encode_corpus(sample, batch_size=64) * emb[: len(sample)]).sum(1)
         out.update(cos_to_fp32_mean=float(cos.mean()), cos_to_fp32_min=float(cos.min()))

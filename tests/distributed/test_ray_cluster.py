@@ -171,3 +171,21 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "local2" / "mined.jsonl").read_bytes() == expected
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-ray").rglob("*.npy")} == before
+
+    # negmine eval --ray (search sharded on the cluster) gives the local run; index build --ray reuses the cache
+    runs = {}
+    for name, extra in (("eval-local", []), ("eval-ray", ["--ray", address])):
+        done = subprocess.run([sys.executable, "-m", "negmine", "eval", "--model", str(minilm_path), "--data",
+                               str(data), "--split", "train", "--out", str(tmp_path / name), "--no-progress", *extra],
+                              env={**env, "NEGMINE_CACHE": str(tmp_path / "cache-ray")}, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = (tmp_path / name / "run.trec").read_bytes()
+    assert runs["eval-ray"] == runs["eval-local"] != b""
+    built = subprocess.run([sys.executable, "-m", "negmine", "index", "build", "--retriever", str(minilm_path),
+                            "--data", str(data), "--split", "train", "--out", str(tmp_path / "index"),
+                            "--cache-dir", str(tmp_path / "cache-ray"), "--ray", address], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert json.loads((tmp_path / "index" / "negmine_index.json").read_text())["ntotal"] >= N_DOCS
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-ray").rglob("*.npy")} == before
