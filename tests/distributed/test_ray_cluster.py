@@ -107,16 +107,21 @@ def ray_cluster():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 60) -> None:
+def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 300) -> None:
     code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
             f"print(sum(1 for x in ray.nodes() if x['Alive']))")
-    deadline = time.monotonic() + timeout
+    deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        try:
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                 timeout=120)
+        except subprocess.TimeoutExpired:
+            continue
         if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
             return
+        last = out.stderr[-2000:]
         time.sleep(1)
-    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} node(s): {out.stderr[-2000:]}")
+    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} node(s): {last}")
 
 
 def mine_args(data: Path, model: Path, out: Path, cache: Path, *extra: str) -> list[str]:
@@ -133,7 +138,7 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
     address, env, pid_dir = ray_cluster
     data = scifact_sample(scifact_dir, tmp_path / "sample")
     local = subprocess.run(mine_args(data, minilm_path, tmp_path / "local", tmp_path / "cache-local"), env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=900)
     assert local.returncode == 0, local.stderr[-3000:]
     expected = (tmp_path / "local" / "mined.jsonl").read_bytes()
     assert expected.count(b"\n") >= N_QUERIES // 2
@@ -143,7 +148,7 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
     proc = subprocess.Popen(mine_args(data, minilm_path, tmp_path / "ray", cache, "--ray", address), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = None
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
         pids = sorted(int(p.name) for p in pid_dir.glob("*")) if pid_dir.is_dir() else []
         if pids:  # an encoder actor started: kill it while the corpus is being encoded
@@ -153,7 +158,7 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
             os.kill(pids[0], signal.SIGKILL)
             killed = pids[0]
         time.sleep(0.2)
-    _, stderr = proc.communicate(timeout=400)
+    _, stderr = proc.communicate(timeout=900)
     assert killed is not None, "no encoder actor was seen to kill"
     assert proc.returncode == 0, stderr[-3000:]
     assert (tmp_path / "ray" / "mined.jsonl").read_bytes() == expected
@@ -167,7 +172,7 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
     # the local run resumes from the distributed run's cache: nothing re-encoded, the same bytes
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-ray").rglob("*.npy")}
     again = subprocess.run(mine_args(data, minilm_path, tmp_path / "local2", tmp_path / "cache-ray"), env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "local2" / "mined.jsonl").read_bytes() == expected
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-ray").rglob("*.npy")} == before
@@ -178,14 +183,14 @@ def test_mine_on_a_two_node_cluster_is_byte_identical_to_one_machine(ray_cluster
         done = subprocess.run([sys.executable, "-m", "negmine", "eval", "--model", str(minilm_path), "--data",
                                str(data), "--split", "train", "--out", str(tmp_path / name), "--no-progress", *extra],
                               env={**env, "NEGMINE_CACHE": str(tmp_path / "cache-ray")}, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         runs[name] = (tmp_path / name / "run.trec").read_bytes()
     assert runs["eval-ray"] == runs["eval-local"] != b""
     built = subprocess.run([sys.executable, "-m", "negmine", "index", "build", "--retriever", str(minilm_path),
                             "--data", str(data), "--split", "train", "--out", str(tmp_path / "index"),
                             "--cache-dir", str(tmp_path / "cache-ray"), "--ray", address], env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr[-3000:]
     assert json.loads((tmp_path / "index" / "negmine_index.json").read_text())["ntotal"] >= N_DOCS
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-ray").rglob("*.npy")} == before
