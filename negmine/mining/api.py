@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from negmine.data import RetrievalData, load_data
+from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
 from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
-from negmine.mining.formats import MinedQuery, iter_rows
 from negmine.mining.miner import CorpusView, HardNegativeMiner
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates, Retriever
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class MiningResult:
-    records: list[MinedQuery]
+    records: list[MinedRecord]
     stats: MiningStats
     config: MineConfig
     out_dir: Path | None = None
@@ -86,9 +86,9 @@ def run_mining(
     start = time.perf_counter()
     data = _load_data(config, data)
     logger.info("%s", data.summary())
-    retriever = _make_retriever(config, encoder, cache)
+    encoder, cache = _load_encoder(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    _index_corpus(config, retriever, data)
+    retriever = _index_corpus(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
@@ -122,7 +122,8 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
     )
 
 
-def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
+                  ) -> tuple[Encoder, EmbeddingCache | None]:
     enc: Encoder = load_encoder(
         encoder if encoder is not None else config.retriever,
         model_path=config.model_path,
@@ -130,33 +131,27 @@ def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | No
         corpus_prompt=config.corpus_prompt,
         precision=config.precision,
     )
-    index_backend = config.index
     if config.ray_address:  # thin hook: everything Ray lives in negmine.distributed
         from negmine.distributed.encode import ray_cache
 
         cache = ray_cache(enc, config.ray_address, cache, cache_dir=config.cache_dir, no_cache=config.no_cache,
                           batch_size=config.batch_size)
-        index_backend = "ray"
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
-    return Retriever(
-        enc,
-        index_backend=index_backend,
-        factory=config.factory,
-        cache=cache,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    return enc, cache
 
 
-def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData) -> None:
-    """Attach a persisted index (``index_dir``) or encode the corpus (through the cache) and index it."""
+def _index_corpus(config: MineConfig, data: RetrievalData, encoder: Encoder, cache: EmbeddingCache | None
+                  ) -> Retriever:
+    """A retriever over a persisted index (``index_dir``), or one that encodes the corpus (through the cache) and
+    indexes it."""
+    options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
     if config.index_dir:
-        from negmine.index.store import attach_index_dir
-
-        attach_index_dir(retriever, data, config.index_dir)
-    else:
-        retriever.build(data)
+        return Retriever.from_index_dir(config.index_dir, data, encoder, **options)
+    backend = "ray" if config.ray_address else config.index  # --ray: exact search sharded on the cluster
+    retriever = Retriever(encoder, index_backend=backend, factory=config.factory, **options)
+    retriever.build(data)
+    return retriever
 
 
 def _rescore(
@@ -206,7 +201,7 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
 
     config, out = result.config, Path(result.config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "mined.jsonl", (r.to_dict() for r in result.records))
+    write_mined(out / "mined.jsonl", result.records)
     write_jsonl(out / output_file_name(config.format), iter_rows(result.records, config.format, config.output_scores))
     write_json(out / "stats.json", {**result.stats.to_dict(), "load_report": data.report.to_dict()})
     score_histogram(

@@ -2,7 +2,8 @@
 
 Each filter sees the candidate scores, their ranks (positions after removing the documents that can never be
 negatives: known positives, the query itself and copies of a positive's text) and the **lowest** positive score of
-each query, and returns a boolean keep-mask. Filters compose by logical AND (:class:`Compose`).
+each query, and returns a boolean keep-mask. Filters compose by logical AND (:class:`Compose`). The rules:
+docs/methods.md §1.
 """
 
 from __future__ import annotations

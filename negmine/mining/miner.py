@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from negmine.data import RetrievalData
+from negmine.data.mined import MinedRecord
 from negmine.mining.filters import Compose, FilterInput
-from negmine.mining.formats import MinedQuery
 from negmine.mining.sampling import check_sampling, sample
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates
@@ -101,7 +101,7 @@ class HardNegativeMiner:
         d_emb: np.ndarray,
         view: CorpusView | None = None,
         positive_scores: list[np.ndarray] | None = None,
-    ) -> tuple[list[MinedQuery], MiningStats]:
+    ) -> tuple[list[MinedRecord], MiningStats]:
         """Mine. ``positive_scores`` overrides the embedding scores of the positives (cross-encoder rescoring)."""
         view = view or CorpusView(data, candidates.doc_ids)
         ctx = build_context(data, view, candidates.query_ids, q_emb, d_emb)
@@ -169,7 +169,7 @@ class HardNegativeMiner:
         d_emb: np.ndarray,
         rng: np.random.Generator,
         stats: MiningStats,
-    ) -> MinedQuery | None:
+    ) -> MinedRecord | None:
         cols = np.where(alive)[0]
         cols = cols[np.argsort(-c.scores[row, cols], kind="stable")]
         chosen = cols[sample(c.scores[row, cols], self.num_negatives, self.sampling, rng, self.temperature)]
@@ -190,7 +190,7 @@ class HardNegativeMiner:
             stats.pad_negatives += len(extra)
         stats.selected += len(neg_rows)
         pos_rows = [int(i) for i in ctx.positive_rows[row] if i >= 0]
-        return MinedQuery(
+        return MinedRecord(
             query_id=qid,
             query=data.queries[qid],
             positive_ids=[view.doc_ids[i] for i in pos_rows],
