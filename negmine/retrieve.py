@@ -145,7 +145,12 @@ class Retriever:
         self.doc_ids = list(data.corpus)
         self.doc_embeddings = self.encode_documents([data.doc_text(d) for d in self.doc_ids])
         if self.index is None:
-            self.index = make_index(self.doc_embeddings.shape[1], self.index_backend, self.factory)
+            if self.index_backend == "ray":  # exact search sharded over the connected Ray cluster (negmine[ray])
+                from negmine.distributed.search import RayShardedIndex
+
+                self.index = RayShardedIndex(self.doc_embeddings.shape[1])
+            else:
+                self.index = make_index(self.doc_embeddings.shape[1], self.index_backend, self.factory)
         if self.index.ntotal == 0:
             self.index.add(self.doc_embeddings)
         elif self.index.ntotal != len(self.doc_ids):

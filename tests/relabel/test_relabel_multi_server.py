@@ -68,7 +68,7 @@ def test_cache_key_is_one_servers_and_specs_are_checked():
 
 
 def test_arhn_relabel_over_two_servers_matches_one(tmp_path):
-    from negmine.relabel.arhn import relabel_file
+    from negmine.relabel.api import relabel_file
     from negmine.relabel.cache import JudgmentCache
     from negmine.relabel.llm import ARHNJudge
 
