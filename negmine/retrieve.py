@@ -148,7 +148,8 @@ class Retriever:
             if self.index_backend == "ray":  # exact search sharded over the connected Ray cluster (negmine[ray])
                 from negmine.distributed.search import RayShardedIndex
 
-                self.index = RayShardedIndex(self.doc_embeddings.shape[1])
+                address = getattr(self.cache, "address", None)  # the RayEmbeddingCache's cluster
+                self.index = RayShardedIndex(self.doc_embeddings.shape[1], address=address)
             else:
                 self.index = make_index(self.doc_embeddings.shape[1], self.index_backend, self.factory)
         if self.index.ntotal == 0:

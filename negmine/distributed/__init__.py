@@ -34,7 +34,8 @@ def require_ray() -> Any:
 
 
 def connect(address: str) -> Any:
-    """Join the Ray cluster at ``address`` (``host:port``, ``ray://…`` or ``auto``) once per process: ``ray``."""
+    """Join the Ray cluster at ``address`` (``host:port``, ``ray://…``, ``auto``; ``local`` starts one in this
+    process) once per process: ``ray``."""
     ray = require_ray()
     if ray.is_initialized():
         return ray
@@ -43,7 +44,7 @@ def connect(address: str) -> Any:
         import negmine
 
         runtime_env["py_modules"] = [negmine]
-    ray.init(address=address, runtime_env=runtime_env or None, log_to_driver=False,
+    ray.init(address=None if address == "local" else address, runtime_env=runtime_env or None, log_to_driver=False,
              logging_level=logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
