@@ -33,8 +33,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from negmine.io import atomic_open, command_line, write_json  # noqa: E402
+from _report import command_line  # noqa: E402
+
+from negmine.io import atomic_open, write_json  # noqa: E402
 
 #: nominal dense fp16/bf16 tensor-core peak in TFLOP/s (vendor data sheets, without sparsity), by name fragment
 NOMINAL_TFLOPS = (

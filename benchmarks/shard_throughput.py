@@ -25,8 +25,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from negmine.io import atomic_open, command_line, package_versions, write_json  # noqa: E402
+from _report import command_line  # noqa: E402
+
+from negmine.io import atomic_open, package_versions, write_json  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
