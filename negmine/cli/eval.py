@@ -68,6 +68,8 @@ def eval_cmd(
                                                                                 "cache key.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap/randomization tests.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    ray: Annotated[str | None, typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS "
+                                                          '(host:port) or auto (pip install "negmine[ray]").')] = None,
 ) -> None:
     """Evaluate a retriever on a BEIR split: nDCG@k, Recall@k, Precision@k, MRR@k and MAP (pytrec_eval).
 
@@ -97,7 +99,8 @@ def eval_cmd(
 
     result = evaluate_beir(model, data, split, k_values=ks, ignore_identical_ids=not keep_identical_ids,
                            unknown_qrels=unknown_qrels, batch_size=batch_size, cache=not no_cache,
-                           model_path=model_path, max_seq_length=max_seq_length, show_progress_bar=progress)
+                           model_path=model_path, max_seq_length=max_seq_length, show_progress_bar=progress,
+                           ray_address=ray)
     capped = f"-len{max_seq_length}" if max_seq_length is not None else ""
     out_dir = out or Path("runs") / "eval" / f"{_slug(result.config['dataset'])}-{split}-{_slug(model)}{capped}"
     path = result.save(out_dir)

@@ -61,16 +61,24 @@ def mine(
         float | None, typer.Option(help="Exclude candidates with cosine to a positive above this.")
     ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
-    index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Search backend: faiss, exact (numpy) or torch (exact, on CUDA in fp16).")
+    ] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     index_dir: Annotated[
         str | None,
         typer.Option(help="A persisted index folder (negmine index build) to search instead of encoding and "
                      "indexing the corpus."),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS (host:port) or auto "
+                     '(pip install "negmine[ray]"). Same cache and same output bytes as a local run.'),
+    ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU)."),
+        typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU), "
+                     "or auto (bf16-autocast on CPUs with AVX-512 BF16/AMX, fp16 on CUDA, else fp32; checked)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoding batch size.")] = None,
     max_seq_length: Annotated[
@@ -131,6 +139,7 @@ def mine(
         index=index,
         factory=factory,
         index_dir=index_dir,
+        ray_address=ray,
         precision=precision,
         batch_size=batch_size,
         max_seq_length=max_seq_length,

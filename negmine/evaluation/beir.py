@@ -123,7 +123,7 @@ def resolve_encoder(model: Any, *, model_path: str | os.PathLike | None = None, 
 
 def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_ids: Sequence[str] | None = None,
              ignore_identical_ids: bool = True, cache: EmbeddingCache | None = None, batch_size: int = 32,
-             show_progress_bar: bool = False) -> dict[str, dict[str, float]]:
+             show_progress_bar: bool = False, index_backend: str = "exact") -> dict[str, dict[str, float]]:
     """Exact dense retrieval of the top ``top_k`` documents for each query: a TREC-style run.
 
     Args:
@@ -136,6 +136,7 @@ def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_i
         cache: embedding cache; ``None`` encodes without caching.
         batch_size: encoding batch size.
         show_progress_bar: progress bars while encoding.
+        index_backend: ``exact`` (numpy), or ``ray`` (sharded over the connected Ray cluster; same results).
     """
     from negmine.retrieve import Retriever
 
@@ -149,7 +150,7 @@ def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_i
     if not query_ids:
         raise DataError(f"no queries to evaluate in {data.name or 'the data'}[{data.split}]: no qrels query has a "
                         "positive judgement and a text", field="qrels")
-    retriever = Retriever(encoder, index_backend="exact", cache=cache, batch_size=batch_size,
+    retriever = Retriever(encoder, index_backend=index_backend, cache=cache, batch_size=batch_size,
                           show_progress_bar=show_progress_bar)
     retriever.build(data)
     extra = 1 if ignore_identical_ids else 0
@@ -182,7 +183,7 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
                   cache: EmbeddingCache | bool | None = True, model_path: str | os.PathLike | None = None,
                   query_prompt: str | None = None, corpus_prompt: str | None = None,
                   max_seq_length: int | None = None, device: str | None = None,
-                  show_progress_bar: bool = False) -> EvaluationResult:
+                  show_progress_bar: bool = False, ray_address: str | None = None) -> EvaluationResult:
     """Evaluate a dense retriever on a BEIR dataset: nDCG@k, Recall@k, Precision@k, MRR@k, MAP@k and MAP.
 
     Args:
@@ -200,6 +201,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
         model_path: local weights folder for a preset (offline use).
         query_prompt / corpus_prompt / max_seq_length / device: encoder overrides (default: the preset's/model's).
         show_progress_bar: progress bars while encoding.
+        ray_address: encode and search on this Ray cluster (``host:port`` or ``auto``; :mod:`negmine.distributed`);
+            the same run as a local evaluation.
 
     Returns:
         An :class:`EvaluationResult`; ``.save(folder)`` writes ``metrics.json`` and ``run.trec``.
@@ -224,9 +227,14 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
     encoder = resolve_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
                               max_seq_length=max_seq_length, device=device)
     store = _resolve_cache(cache)
+    if ray_address:
+        from negmine.distributed.encode import ray_cache
+
+        store = ray_cache(encoder, ray_address, store, no_cache=store is None, batch_size=batch_size)
     hits_before = store.hits if store is not None else 0
     run = retrieve(encoder, loaded, max(ks), ignore_identical_ids=ignore_identical_ids, cache=store,
-                   batch_size=batch_size, show_progress_bar=show_progress_bar)
+                   batch_size=batch_size, show_progress_bar=show_progress_bar,
+                   index_backend="ray" if ray_address else "exact")
     qrels = {q: loaded.qrels[q] for q in loaded.split_query_ids}  # qrels queries without a text are left out
     means, per_query = evaluate_per_query(qrels, run, ks, ignore_identical_ids=ignore_identical_ids)
     fingerprint = encoder.fingerprint()

@@ -164,6 +164,11 @@ def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
         precision=config.precision,
         max_seq_length=config.max_seq_length,
     )
+    if config.ray_address:  # thin hook: everything Ray lives in negmine.distributed
+        from negmine.distributed.encode import ray_cache
+
+        cache = ray_cache(enc, config.ray_address, cache, cache_dir=config.cache_dir, no_cache=config.no_cache,
+                          batch_size=config.batch_size)
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
     return enc, cache
@@ -176,7 +181,8 @@ def _index_corpus(config: MineConfig, data: RetrievalData, encoder: Encoder, cac
     options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
     if config.index_dir:
         return Retriever.from_index_dir(config.index_dir, data, encoder, **options)
-    retriever = Retriever(encoder, index_backend=config.index, factory=config.factory, **options)
+    backend = "ray" if config.ray_address else config.index  # --ray: exact search sharded on the cluster
+    retriever = Retriever(encoder, index_backend=backend, factory=config.factory, **options)
     retriever.build(data)
     return retriever
 
@@ -211,6 +217,13 @@ def _make_miner(config: MineConfig) -> HardNegativeMiner:
     )
 
 
+def precision_record(encoder: Any) -> dict[str, Any]:
+    """The precision the vectors were made in; for ``auto``, what was tried, chosen and why."""
+    choice = getattr(encoder, "precision_choice", None)
+    return choice or {"requested": getattr(encoder, "requested_precision", None),
+                      "chosen": getattr(encoder, "precision", None)}
+
+
 def output_file_name(fmt: str) -> str:
     return f"{fmt}.jsonl"
 
@@ -240,6 +253,6 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
         },
         inputs=data.sources,
         seed=config.seed,
-        extra={"timings_s": result.timings},
+        extra={"timings_s": result.timings, "precision": precision_record(retriever.encoder)},
     )
     return out

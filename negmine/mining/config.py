@@ -55,6 +55,8 @@ class MineConfig:
     ``retriever`` may also be ``bm25`` (the ``bm25`` extra) or ``hybrid:bm25+minilm`` (RRF of its parts). Their
     scores are BM25 points or fused ``1/(k+rank)`` sums, not cosines: ``abs``/``margin-pos``/``perc-pos`` are refused
     on fused scores (unless ``cross_encoder`` rescores), and ``near_duplicate``/``index_dir`` need a dense retriever.
+        ray_address: run encoding and search on this Ray cluster (``host:port`` or ``auto``; ``negmine[ray]``): the
+            same cache entries and the same ``mined.jsonl`` bytes as a one-machine run (:mod:`negmine.distributed`).
     """
 
     retriever: str = "minilm"
@@ -86,6 +88,7 @@ class MineConfig:
     index_dir: str | None = None
     rrf_k: int = 60
     rrf_depth: int = 100
+    ray_address: str | None = None
     batch_size: int = 32
     precision: str = "fp32"
     max_seq_length: int | None = None

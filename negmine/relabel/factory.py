@@ -3,6 +3,8 @@
 
 - ``llm:http://127.0.0.1:8000/v1@MODEL``: ARHN two-stage judge through an OpenAI-compatible server. Without
   ``@MODEL`` the first model the server lists under ``/v1/models`` is used.
+- ``llm:URL1,URL2,...@MODEL``: the same over several servers of one model (e.g. one vLLM per GPU), each request to
+  the least busy one (:class:`~negmine.relabel.clients.MultiServerChatClient`); ``--concurrency`` is per server.
 - ``llm:PATH.gguf``: in-process through llama-cpp-python.
 - ``llm:HF_FOLDER``: in-process through transformers (batched); a folder holding a single ``.gguf`` also works.
 - ``llm-yes:<same targets>``: the pointwise judge that reads P(yes) from next-token logits.
@@ -87,10 +89,15 @@ def load_chat_client(target: str, options: JudgeOptions) -> Any:
     from negmine.relabel import clients
 
     if target.startswith(("http://", "https://")):
-        base_url, _, model = target.partition("@")
-        return clients.OpenAIChatClient(base_url, model or _first_served_model(base_url),
-                                        concurrency=options.concurrency, timeout=options.timeout,
-                                        max_retries=options.max_retries)
+        urls, _, model = target.partition("@")
+        base_urls = [u.strip() for u in urls.split(",") if u.strip()]
+        bad = [u for u in base_urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ConfigError(f"llm target {target!r}: {bad[0]!r} is not an http(s) URL")
+        model = model or _first_served_model(base_urls[0])
+        servers = [clients.OpenAIChatClient(url, model, concurrency=options.concurrency, timeout=options.timeout,
+                                            max_retries=options.max_retries) for url in base_urls]
+        return servers[0] if len(servers) == 1 else clients.MultiServerChatClient(servers)
     from negmine.encoders.presets import load_error
 
     kind, location = resolve_llm_target(target)
