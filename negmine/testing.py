@@ -94,3 +94,12 @@ def importorskip(name: str, reason: str | None = None):
             pytest.fail(f"{name} is required here (CI / NEGMINE_REQUIRE_OPTIONAL) but cannot be imported: {err}",
                         pytrace=False)
     return pytest.importorskip(name, reason=reason)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for test servers and clusters)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,16 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from negmine.testing import free_port
+
 ray = pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parents[2]
 N_QUERIES, N_DOCS = 24, 360
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scifact_sample(src: Path, out: Path) -> Path:

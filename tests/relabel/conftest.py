@@ -9,7 +9,6 @@ smollm2`` (relative to the repository root) when absent.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from negmine.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO.parent / "shared" / "models" / "fetch_models.sh"
@@ -35,12 +36,6 @@ def _unavailable(reason: str) -> None:
 
 def models_dir() -> Path:
     return Path(os.environ.get("NEGMINE_MODELS", Path.home() / ".cache" / "negmine-models")).expanduser()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

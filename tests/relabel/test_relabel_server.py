@@ -111,7 +111,7 @@ def test_pointwise_p_yes_through_the_server(llama_server):
 
 
 def test_bad_server_url_fails_with_a_clear_error(tmp_path, scifact_dir):
-    from conftest import free_port
+    from negmine.testing import free_port
 
     mined = scifact_mined(tmp_path / "mined.jsonl", scifact_dir, n_queries=1)
     result = run_cli("--mined", str(mined), "--judge", f"llm:http://127.0.0.1:{free_port()}/v1@m", "--out",
