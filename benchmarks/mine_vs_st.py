@@ -7,6 +7,16 @@ negatives on the queries both kept.
 
     python benchmarks/mine_vs_st.py                      # full SciFact train
     python benchmarks/mine_vs_st.py --queries 40 --out benchmarks/results/mine_vs_st_smoke.md   # quick check
+    python benchmarks/mine_vs_st.py --many-positives     # trec-dl19 test: 40-201 graded positives per query
+
+The many-positive mode (``--many-positives``, default data trec-dl19 ``test``, every qrels grade >= 1 a positive)
+mines a training row per (query, positive) with both tools: negmine ``mine`` with its defaults (``margin_reference
+each``, TopK-PercPos 0.95, rank range 0:50, 7 negatives, too-few rows dropped) and sentence-transformers'
+``mine_hard_negatives`` on every (query, positive) pair with the same model, ``range_max`` 50, ``relative_margin``
+0.05 and 7 negatives (faiss, top sampling). Each runs in its own child process, which reports its peak RSS; the
+1-minute load average is sampled every second during each. It writes
+``benchmarks/results/mine_vs_st_many_positives.md`` and its ``.json`` twin: rows and queries kept by each, the
+overlap of the negatives on the (query, positive) rows both keep, wall times and peak RSS.
 
 Absolute times on shared machines are noisy: read the ratios.
 """
@@ -14,10 +24,14 @@ Absolute times on shared machines are noisy: read the ratios.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +48,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", default="scifact", help="BEIR folder or dataset name under $NEGMINE_DATA")
     parser.add_argument("--split", default="train")
     parser.add_argument("--queries", type=int, default=0, help="use only the first N queries (0 = all)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "mine_vs_st.md"))
-    return parser.parse_args()
+    parser.add_argument("--out", default=None, help="report .md (its .json twin beside it in --many-positives)")
+    parser.add_argument("--many-positives", action="store_true", help="the many-positive mode (see above)")
+    parser.add_argument("--child", choices=("st", "negmine"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.many_positives or args.child:
+        args.data = "trec-dl19" if args.data == "scifact" else args.data
+        args.split = "test" if args.split == "train" else args.split
+    if args.out is None:
+        name = "mine_vs_st_many_positives.md" if args.many_positives else "mine_vs_st.md"
+        args.out = str(Path(__file__).parent / "results" / name)
+    return args
 
 
 def load(args):
@@ -111,8 +135,267 @@ def overlap(a: dict[str, set[str]], b: dict[str, set[str]]) -> tuple[float, int]
     return shared / sum(len(a[q]) for q in common), len(common)
 
 
+#### many positives per query: each tool in its own child process
+MANY_NEGATIVES = 7  # negmine's default num_negatives
+
+
+def child_st(args) -> dict:
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    from negmine.encoders import load_encoder
+
+    data, qids = load(args)
+    model = load_encoder(MODEL).model
+    pairs = [(data.queries[q], data.doc_text(d)) for q in qids for d in data.positives(q)]
+    dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
+    corpus = [data.doc_text(d) for d in data.corpus]
+    start = time.perf_counter()
+    mined = mine_hard_negatives(
+        dataset,
+        model,
+        corpus=corpus,
+        range_max=RANGE_MAX,
+        relative_margin=1 - PERCENTAGE,
+        num_negatives=MANY_NEGATIVES,
+        sampling_strategy="top",
+        output_format="n-tuple",
+        batch_size=BATCH_SIZE,
+        use_faiss=True,
+        verbose=False,
+    )
+    seconds = time.perf_counter() - start
+    rows = [[r["query"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in mined]
+    return {"seconds": seconds, "rows": rows, "pairs": len(pairs), "queries": len(qids)}
+
+
+def child_negmine(args) -> dict:
+    from negmine.mining import mine_hard_negatives
+
+    data, qids = load(args)
+    start = time.perf_counter()
+    result = mine_hard_negatives(data, MODEL, batch_size=BATCH_SIZE, show_progress_bar=False)  # every default
+    seconds = time.perf_counter() - start
+    rows = [
+        [r["anchor"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in result.rows()
+    ]
+    stats = result.stats.to_dict()
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "queries": len(qids),
+        "stats": {k: stats[k] for k in ("settings", "warnings", "queries", "pairs", "search", "candidates")},
+        "defaults": {
+            k: result.config.to_dict()[k]
+            for k in (
+                "strategy",
+                "percentage",
+                "range_min",
+                "range_max",
+                "num_negatives",
+                "margin_reference",
+                "too_few",
+                "positive_grade",
+                "exclude_grade",
+            )
+        },
+    }
+
+
+def run_child(tool: str, args) -> dict:
+    """Run one tool in a child process; sample the 1-minute load average every second while it runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "child.json"
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            tool,
+            "--child-out",
+            str(out),
+            "--data",
+            args.data,
+            "--split",
+            args.split,
+            "--queries",
+            str(args.queries),
+        ]
+        loads: list[float] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(1.0):
+                loads.append(os.getloadavg()[0])
+
+        thread = threading.Thread(target=sample, daemon=True)
+        loads.append(os.getloadavg()[0])
+        thread.start()
+        wall = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - wall
+        done.set()
+        thread.join()
+        loads.append(os.getloadavg()[0])
+        result = json.loads(out.read_text())
+    result["process_wall_seconds"] = wall
+    result["load_average_1min"] = {"min": min(loads), "mean": sum(loads) / len(loads), "max": max(loads)}
+    return result
+
+
+def hardware() -> dict:
+    model, flags = "unknown", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    simd = [
+        f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags
+    ]
+    return {
+        "cpu": model,
+        "cpu_flags": " ".join(simd) or "n/a",
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def compare_rows(st_rows: list, nm_rows: list) -> dict:
+    """Rows, queries and the negative overlap on the (query, positive) rows both tools keep."""
+    st = {(q, p): set(n) for q, p, n in st_rows}
+    nm = {(q, p): set(n) for q, p, n in nm_rows}
+    common = set(st) & set(nm)
+    shared = sum(len(st[k] & nm[k]) for k in common)
+    total = sum(len(st[k]) for k in common)
+    st_q, nm_q = {q for q, _ in st}, {q for q, _ in nm}
+    return {
+        "rows_st": len(st_rows),
+        "rows_negmine": len(nm_rows),
+        "rows_both": len(common),
+        "queries_st": len(st_q),
+        "queries_negmine": len(nm_q),
+        "queries_both": len(st_q & nm_q),
+        "overlap_on_rows_both_keep": shared / total if total else 0.0,
+        "identical_rows": sum(st[k] == nm[k] for k in common),
+    }
+
+
+def many_positives(args) -> None:
+    from negmine.io import command_line, write_json
+
+    data, qids = load(args)
+    n_pairs = sum(len(data.positives(q)) for q in qids)
+    print(f"{data.summary()}; {len(qids)} queries, {n_pairs} (query, positive) pairs", flush=True)
+    runs = {}
+    for tool in ("st", "negmine"):
+        runs[tool] = run_child(tool, args)
+        print(
+            f"{tool}: {runs[tool]['seconds']:.1f} s, {len(runs[tool]['rows'])} rows, "
+            f"peak RSS {runs[tool]['peak_rss_bytes'] / 2**20:.0f} MiB",
+            flush=True,
+        )
+    cmp = compare_rows(runs["st"]["rows"], runs["negmine"]["rows"])
+    st, nm = runs["st"], runs["negmine"]
+    report = {
+        "command": command_line("benchmarks/mine_vs_st.py"),
+        "commit": git_commit(),
+        "hardware": hardware(),
+        "data": {
+            "name": data.name,
+            "split": args.split,
+            "docs": len(data.corpus),
+            "queries": len(qids),
+            "pairs": n_pairs,
+        },
+        "settings": {
+            "model": "all-MiniLM-L6-v2",
+            "range_max": RANGE_MAX,
+            "percentage": PERCENTAGE,
+            "st_relative_margin": round(1 - PERCENTAGE, 6),
+            "num_negatives": MANY_NEGATIVES,
+            "sampling": "top",
+            "negmine_defaults": nm["defaults"],
+        },
+        "comparison": cmp,
+        "sentence_transformers": {
+            k: st[k] for k in ("seconds", "process_wall_seconds", "peak_rss_bytes", "load_average_1min")
+        },
+        "negmine": {
+            k: nm[k] for k in ("seconds", "process_wall_seconds", "peak_rss_bytes", "load_average_1min", "stats")
+        },
+    }
+    out = Path(args.out)
+    write_json(out.with_suffix(".json"), report)
+    mib = lambda b: f"{b / 2**20:,.0f}"  # noqa: E731
+    loadavg = lambda r: "{min:.1f} / {mean:.1f} / {max:.1f}".format(**r["load_average_1min"])  # noqa: E731
+    nq = len(qids)
+    lines = [
+        "# Many positives per query: negmine mine vs sentence-transformers",
+        "",
+        f"{data.name} `{args.split}`: {len(data.corpus):,} passages, {nq} queries, {n_pairs:,} (query, positive) "
+        f"pairs (every qrels grade >= 1 a positive). all-MiniLM-L6-v2; range_max {RANGE_MAX}, TopK-PercPos "
+        f"{PERCENTAGE} (ST relative_margin {1 - PERCENTAGE:.2f}), {MANY_NEGATIVES} negatives, top sampling. negmine "
+        f"runs with every default (margin reference `{nm['defaults']['margin_reference']}`, too-few "
+        f"`{nm['defaults']['too_few']}`) and reads its embedding cache; sentence-transformers encodes the corpus.",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Commit: `{report['commit']}`  ",
+        f"Hardware: {report['hardware']['cpu']} ({report['hardware']['cores']} cores; "
+        f"{report['hardware']['cpu_flags']}), Python {report['hardware']['python']}",
+        "",
+        "| | sentence-transformers `mine_hard_negatives` | negmine `mine` (defaults) |",
+        "|---|---:|---:|",
+        f"| rows written | {cmp['rows_st']:,} | {cmp['rows_negmine']:,} |",
+        f"| queries kept (of {nq}) | {cmp['queries_st']} ({cmp['queries_st'] / nq:.0%}) | "
+        f"{cmp['queries_negmine']} ({cmp['queries_negmine'] / nq:.0%}) |",
+        f"| wall time in process (s) | {st['seconds']:.1f} | {nm['seconds']:.1f} |",
+        f"| peak RSS of its process (MiB) | {mib(st['peak_rss_bytes'])} | {mib(nm['peak_rss_bytes'])} |",
+        f"| 1-min load average during the run (min / mean / max) | {loadavg(st)} | {loadavg(nm)} |",
+        "",
+        f"Negative overlap on the {cmp['rows_both']:,} (query, positive) rows both keep: "
+        f"**{cmp['overlap_on_rows_both_keep']:.1%}** ({cmp['identical_rows']:,} rows identical); queries both keep: "
+        f"{cmp['queries_both']}.",
+        "",
+        f"negmine search depth per query: mean {nm['stats']['search']['depth_mean']:.0f}, max "
+        f"{nm['stats']['search']['depth_max']} ({nm['stats']['search']['blocks']} query blocks).",
+    ]
+    if nm["stats"]["warnings"]:
+        lines += ["", "negmine warnings: " + " | ".join(nm["stats"]["warnings"])]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
 def main() -> None:
     args = parse_args()
+    if args.child:
+        result = (child_st if args.child == "st" else child_negmine)(args)
+        result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        Path(args.child_out).write_text(json.dumps(result))
+        return
+    if args.many_positives:
+        many_positives(args)
+        return
     from sentence_transformers import SentenceTransformer
 
     from negmine.encoders import load_encoder

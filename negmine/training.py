@@ -182,9 +182,17 @@ def _records_from_mined(path: Path) -> list[QueryRecord]:
 
     records = []
     for r in read_mined(path):
-        pos_scores = r.positive_scores if len(r.positive_scores) == len(r.positives) else None
-        neg_scores = r.negative_scores if len(r.negative_scores) == len(r.negatives) else None
-        records.append(QueryRecord(r.query, list(r.positives), list(r.negatives), pos_scores, neg_scores))
+        has_pos = len(r.positive_scores) == len(r.positives)
+        has_neg = len(r.negative_scores) == len(r.negatives)
+        # one record per distinct negative list (per-positive negatives of margin_reference 'each')
+        for positives, negatives in r.groups():
+            records.append(QueryRecord(
+                r.query,
+                [r.positives[p] for p in positives],
+                [r.negatives[i] for i in negatives],
+                [r.positive_scores[p] for p in positives] if has_pos else None,
+                [r.negative_scores[i] for i in negatives] if has_neg else None,
+            ))
     return records
 
 
@@ -215,8 +223,9 @@ def _st_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[QueryRecord]:
-    """Merge n-tuple rows (one per query and positive) into one record per anchor."""
-    by_anchor: dict[str, QueryRecord] = {}
+    """Merge n-tuple rows (one per query and positive) into one record per anchor and negative list (rows mined
+    with per-positive negatives keep them)."""
+    by_anchor: dict[tuple[str, tuple[str, ...]], QueryRecord] = {}  # rows with other negatives: another record
     for lineno, row in enumerate(rows, start=1):
         anchor, positive = row.get("anchor"), row.get("positive")
         if not isinstance(anchor, str) or not isinstance(positive, str):
@@ -226,11 +235,11 @@ def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[Query
                      if isinstance(row[k], str)]
         scores = row.get("scores")
         valid_scores = isinstance(scores, list) and len(scores) == 1 + len(negatives)
-        record = by_anchor.get(anchor)
+        record = by_anchor.get((anchor, tuple(negatives)))
         if record is None:
-            by_anchor[anchor] = QueryRecord(anchor, [positive], negatives,
-                                            [float(scores[0])] if valid_scores else None,
-                                            [float(s) for s in scores[1:]] if valid_scores else None)
+            by_anchor[anchor, tuple(negatives)] = QueryRecord(anchor, [positive], negatives,
+                                                              [float(scores[0])] if valid_scores else None,
+                                                              [float(s) for s in scores[1:]] if valid_scores else None)
         elif positive not in record.positives:
             record.positives.append(positive)
             if record.positive_scores is not None:

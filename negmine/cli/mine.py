@@ -39,6 +39,20 @@ def mine(
         str | None, typer.Option(help="Filters, ANDed: range, abs, margin-pos, perc-pos (comma-separated).")
     ] = None,
     range_: Annotated[str | None, typer.Option("--range", help="Rank range MIN:MAX (e.g. 0:50).")] = None,
+    margin_reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The positive p of margin-pos/perc-pos: each (a row per (query, positive), its negatives "
+            "measured against that positive; default), lowest or highest positive of the query."
+        ),
+    ] = None,
+    positive_grade: Annotated[
+        int | None, typer.Option(help="Graded qrels: score >= this is a positive (default 1).")
+    ] = None,
+    exclude_grade: Annotated[
+        int | None,
+        typer.Option(help="Graded qrels: exclude-grade <= score < positive-grade is never a positive nor a negative."),
+    ] = None,
     percentage: Annotated[float | None, typer.Option(help="perc-pos: keep s(q,n) < percentage * s(q,p).")] = None,
     margin: Annotated[float | None, typer.Option(help="margin-pos: keep s(q,n) < s(q,p) - margin.")] = None,
     max_score: Annotated[float | None, typer.Option(help="abs: keep s(q,n) < max-score.")] = None,
@@ -57,13 +71,21 @@ def mine(
     near_duplicate: Annotated[
         float | None, typer.Option(help="Exclude candidates with cosine to a positive above this.")
     ] = None,
+    block_candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="Most candidates (queries x search depth) held at once: bounds peak memory (default 1,000,000)."
+        ),
+    ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
     index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     index_dir: Annotated[
         str | None,
-        typer.Option(help="A persisted index folder (negmine index build) to search instead of encoding and "
-                     "indexing the corpus."),
+        typer.Option(
+            help="A persisted index folder (negmine index build) to search instead of encoding and "
+            "indexing the corpus."
+        ),
     ] = None,
     precision: Annotated[
         str | None,
@@ -100,6 +122,10 @@ def mine(
         out=out,
         model_path=model_path,
         strategy=strategy,
+        margin_reference=margin_reference,
+        positive_grade=positive_grade,
+        exclude_grade=exclude_grade,
+        block_candidates=block_candidates,
         range_min=range_min,
         range_max=range_max,
         percentage=percentage,
@@ -135,3 +161,5 @@ def mine(
         f"negmine mine → {cfg.out}",
         result.stats.table() + [(f"time: {k}", f"{v:.1f} s") for k, v in result.timings.items()],
     )
+    for warning in result.stats.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)

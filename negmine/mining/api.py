@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
 from negmine.mining.formats import MinedQuery, iter_rows
-from negmine.mining.miner import CorpusView, HardNegativeMiner
-from negmine.mining.stats import MiningStats
-from negmine.retrieve import Candidates, Retriever
+from negmine.mining.miner import CorpusView, HardNegativeMiner, RescoreFn, SearchFn
+from negmine.mining.stats import MiningStats, drop_warning
+from negmine.retrieve import Candidates, Retriever, canonical_order
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +93,19 @@ def run_mining(
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
-    top_k = config.range_max + max((view.excludable(q) for q in query_ids), default=1)
     t = time.perf_counter()
-    candidates, q_emb = retriever.search(query_ids, [data.queries[q] for q in query_ids], top_k)
-    timings["encode_queries+search"] = time.perf_counter() - t
-    positive_scores = None
-    if config.cross_encoder:
-        candidates, positive_scores = _rescore(config, data, query_ids, view, candidates)
+    q_emb = retriever.encode_queries([data.queries[q] for q in query_ids])
+    timings["encode_queries"] = time.perf_counter() - t
     t = time.perf_counter()
-    records, stats = _make_miner(config)(data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores)
+    search = _searcher(retriever, query_ids, q_emb)
+    rescore = _rescorer(config, data, view) if config.cross_encoder else None
+    records, stats = _make_miner(config)(data, query_ids, q_emb, retriever.doc_embeddings, search, view, rescore)
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
-    timings["mine"] = time.perf_counter() - t
+    stats.settings.update(positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
+    warning = drop_warning(stats, config.too_few)
+    if warning:
+        stats.warnings.append(warning)
+    timings["search+mine"] = time.perf_counter() - t
     result = MiningResult(records, stats, config, timings=timings)
     if config.out:
         result.out_dir = write_outputs(result, data, retriever)
@@ -111,15 +114,26 @@ def run_mining(
 
 
 def _load_data(config: MineConfig, data: Any) -> RetrievalData:
-    if isinstance(data, RetrievalData):
-        return data
-    return load_data(
-        config.data if data is None else data,
-        config.split,
-        on_invalid=config.on_invalid,
-        unknown_qrels=config.unknown_qrels,
-        corpus=config.corpus,
-    )
+    if not isinstance(data, RetrievalData):
+        data = load_data(
+            config.data if data is None else data,
+            config.split,
+            on_invalid=config.on_invalid,
+            unknown_qrels=config.unknown_qrels,
+            corpus=config.corpus,
+        )
+    # graded qrels: a copy, so a caller's data object keeps its own grades
+    return dataclasses.replace(data, positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
+
+
+def _searcher(retriever: Retriever, query_ids: list[str], q_emb: np.ndarray) -> SearchFn:
+    """Search the queries at given positions ``k`` deep (the miner calls this block by block)."""
+
+    def search(positions: np.ndarray, k: int) -> Candidates:
+        scores, indices = canonical_order(*retriever.index.search(q_emb[positions], min(k, retriever.index.ntotal)))
+        return Candidates([query_ids[i] for i in positions], retriever.doc_ids, indices, scores)
+
+    return search
 
 
 def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
@@ -152,22 +166,27 @@ def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData)
         retriever.build(data)
 
 
-def _rescore(
-    config: MineConfig, data: RetrievalData, query_ids: list[str], view: CorpusView, candidates: Candidates
-) -> tuple[Candidates, list[np.ndarray]]:
-    """Re-score the candidates of ``query_ids`` (and their positives) with ``config.cross_encoder``."""
+def _rescorer(config: MineConfig, data: RetrievalData, view: CorpusView) -> RescoreFn:
+    """Re-score a block's candidates (and its queries' positives) with ``config.cross_encoder``."""
+    from negmine._optional import require
     from negmine.mining.rescore import rescore_with_cross_encoder
 
-    pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
-    return rescore_with_cross_encoder(
-        config.cross_encoder,
-        candidates,
-        [data.queries[q] for q in query_ids],
-        view.texts,
-        pos_rows,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    model: Any = config.cross_encoder
+    if isinstance(model, str):
+        model = require("sentence_transformers", "cross-encoder rescoring").CrossEncoder(model)
+
+    def rescore(candidates: Candidates, positive_rows: list[np.ndarray]) -> tuple[Candidates, list[np.ndarray]]:
+        return rescore_with_cross_encoder(
+            model,
+            candidates,
+            [data.queries[q] for q in candidates.query_ids],
+            view.texts,
+            [list(map(int, p)) for p in positive_rows],
+            batch_size=config.batch_size,
+            show_progress_bar=config.show_progress_bar,
+        )
+
+    return rescore
 
 
 def _make_miner(config: MineConfig) -> HardNegativeMiner:
@@ -179,6 +198,8 @@ def _make_miner(config: MineConfig) -> HardNegativeMiner:
         config.seed,
         config.too_few,
         config.near_duplicate,
+        config.margin_reference,
+        config.block_candidates,
     )
 
 

@@ -4,7 +4,12 @@
 stages (relabel, train, eval) can join back to the corpus::
 
     {"query_id", "query", "positive_ids", "positives", "positive_scores",
-     "negative_ids", "negatives", "negative_scores"}
+     "negative_ids", "negatives", "negative_scores"[, "positive_negatives"]}
+
+``positive_negatives`` is present when the positives of a query have different negatives (``margin_reference
+"each"``: each (query, positive) row keeps the negatives that satisfy the margin relative to *its* positive): one list
+per positive of indices into ``negative_ids``. A positive with an empty list has no training row (its row was
+dropped for too few negatives) but stays a positive. Without the field every positive uses every negative.
 
 The training formats follow sentence-transformers (one row per (query, positive) pair, columns in its order
 ``anchor, positive, negative_1..n``; the optional ``scores`` column is ``[positive, negatives…]`` and reaches a loss as
@@ -36,9 +41,33 @@ class MinedQuery:
     negative_ids: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
     negative_scores: list[float] = field(default_factory=list)
+    positive_negatives: list[list[int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.positive_negatives is None:
+            del out["positive_negatives"]
+        return out
+
+    def negatives_of(self, positive: int) -> list[int]:
+        """Indices into ``negatives`` of the negatives of one positive."""
+        if self.positive_negatives is None:
+            return list(range(len(self.negative_ids)))
+        return list(self.positive_negatives[positive])
+
+    def groups(self) -> list[tuple[list[int], list[int]]]:
+        """(positive indices, negative indices) for each distinct negative list, in order of first appearance.
+
+        One group holding every positive and every negative for a record without per-positive negatives; positives
+        with an empty list (no training row) are left out of a record with them.
+        """
+        if self.positive_negatives is None:
+            return [(list(range(len(self.positive_ids))), list(range(len(self.negative_ids))))]
+        by_list: dict[tuple[int, ...], list[int]] = {}
+        for p, negs in enumerate(self.positive_negatives):
+            if negs:
+                by_list.setdefault(tuple(negs), []).append(p)
+        return [(positives, list(negs)) for negs, positives in by_list.items()]
 
 
 _ID_FIELDS = ("query_id", "query")
@@ -97,7 +126,25 @@ def _mined_from_dict(obj: Any, path: Path, lineno: int, require_scores: bool) ->
             optional = key in _SCORE_FIELDS and not require_scores and not obj[key]
             if len(obj[key]) != n and not optional:
                 raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {n}", path, lineno, key)
-    return MinedQuery(**{k: obj[k] for k in (*_ID_FIELDS, *_LIST_FIELDS)})
+    per_positive = obj.get("positive_negatives")
+    if per_positive is not None:
+        _check_positive_negatives(per_positive, len(obj["positive_ids"]), len(obj["negative_ids"]), path, lineno)
+    return MinedQuery(**{k: obj[k] for k in (*_ID_FIELDS, *_LIST_FIELDS)}, positive_negatives=per_positive)
+
+
+def _check_positive_negatives(value: Any, n_pos: int, n_neg: int, path: Path, lineno: int) -> None:
+    key = "positive_negatives"
+    if not isinstance(value, list) or len(value) != n_pos:
+        raise DataError(f"must be a list with one list per positive ({n_pos})", path, lineno, key)
+    for negs in value:
+        if not isinstance(negs, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_neg for i in negs
+        ):
+            raise DataError(
+                f"item {negs!r} is not a list of indices into negative_ids (0..{n_neg - 1})", path, lineno, key
+            )
+        if len(set(negs)) != len(negs):
+            raise DataError(f"item {negs!r} repeats a negative", path, lineno, key)
 
 
 def _valid_item(item: Any, is_score: bool) -> bool:
@@ -106,8 +153,8 @@ def _valid_item(item: Any, is_score: bool) -> bool:
     return isinstance(item, str)
 
 
-def _scores(record: MinedQuery, positive: int) -> list[float]:
-    return [record.positive_scores[positive], *record.negative_scores]
+def _scores(record: MinedQuery, positive: int, negatives: list[int]) -> list[float]:
+    return [record.positive_scores[positive], *(record.negative_scores[i] for i in negatives)]
 
 
 def iter_rows(records: Iterable[MinedQuery], fmt: str, output_scores: bool = False) -> Iterator[dict[str, Any]]:
@@ -116,33 +163,40 @@ def iter_rows(records: Iterable[MinedQuery], fmt: str, output_scores: bool = Fal
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     for r in records:
         if fmt == "flag":
-            yield {
-                "query": r.query,
-                "pos": r.positives,
-                "neg": r.negatives,
-                "pos_scores": r.positive_scores,
-                "neg_scores": r.negative_scores,
-            }
+            for positives, negatives in r.groups():
+                yield {
+                    "query": r.query,
+                    "pos": [r.positives[p] for p in positives],
+                    "neg": [r.negatives[i] for i in negatives],
+                    "pos_scores": [r.positive_scores[p] for p in positives] if r.positive_scores else [],
+                    "neg_scores": [r.negative_scores[i] for i in negatives] if r.negative_scores else [],
+                }
             continue
         for p, positive in enumerate(r.positives):
-            yield from _st_rows(r, p, positive, fmt, output_scores)
+            negatives = r.negatives_of(p)
+            if r.positive_negatives is not None and not negatives:
+                continue  # this (query, positive) row was dropped for too few negatives
+            yield from _st_rows(r, p, positive, negatives, fmt, output_scores)
 
 
-def _st_rows(r: MinedQuery, p: int, positive: str, fmt: str, output_scores: bool) -> Iterator[dict[str, Any]]:
+def _st_rows(
+    r: MinedQuery, p: int, positive: str, negatives: list[int], fmt: str, output_scores: bool
+) -> Iterator[dict[str, Any]]:
     if fmt == "n-tuple":
         row = {"anchor": r.query, "positive": positive}
-        row.update({f"negative_{i + 1}": neg for i, neg in enumerate(r.negatives)})
+        row.update({f"negative_{k + 1}": r.negatives[i] for k, i in enumerate(negatives)})
         if output_scores:
-            row["scores"] = _scores(r, p)
+            row["scores"] = _scores(r, p, negatives)
         yield row
     elif fmt == "triplet":
-        for neg, neg_score in zip(r.negatives, r.negative_scores):
-            row = {"anchor": r.query, "positive": positive, "negative": neg}
+        for i in negatives:
+            row = {"anchor": r.query, "positive": positive, "negative": r.negatives[i]}
             if output_scores:
-                row["scores"] = [r.positive_scores[p], neg_score]
+                row["scores"] = [r.positive_scores[p], r.negative_scores[i]]
             yield row
     elif fmt == "labeled-pair":
-        pairs = [(positive, r.positive_scores[p], 1)] + [(n, s, 0) for n, s in zip(r.negatives, r.negative_scores)]
+        pairs = [(positive, r.positive_scores[p] if output_scores else 0.0, 1)]
+        pairs += [(r.negatives[i], r.negative_scores[i] if output_scores else 0.0, 0) for i in negatives]
         for doc, score, label in pairs:
             yield {
                 "anchor": r.query,
@@ -150,11 +204,11 @@ def _st_rows(r: MinedQuery, p: int, positive: str, fmt: str, output_scores: bool
                 ("score" if output_scores else "label"): score if output_scores else label,
             }
     else:  # labeled-list
-        docs = [positive, *r.negatives]
+        docs = [positive, *(r.negatives[i] for i in negatives)]
         yield {
             "anchor": r.query,
             "documents": docs,
-            ("scores" if output_scores else "labels"): _scores(r, p)
+            ("scores" if output_scores else "labels"): _scores(r, p, negatives)
             if output_scores
-            else [1] + [0] * len(r.negatives),
+            else [1] + [0] * len(negatives),
         }

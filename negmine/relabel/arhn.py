@@ -114,6 +114,14 @@ def apply_decisions(record: dict[str, Any], decisions: Sequence[Decision]) -> di
             kept.append(i)
     for key in ("negative_ids", "negatives", "negative_scores"):
         out[key] = [record[key][i] for i in kept]
+    if record.get("positive_negatives") is not None:
+        # per-positive negatives: re-index the kept ones; a relabeled positive gets the kept negatives scoring below it
+        where = {old: new for new, old in enumerate(kept)}
+        out["positive_negatives"] = [[where[i] for i in negs if i in where] for negs in record["positive_negatives"]]
+        for i, decision in enumerate(decisions):
+            if decision.decision == "relabel":
+                score = record["negative_scores"][i]
+                out["positive_negatives"].append([k for k, s in enumerate(out["negative_scores"]) if s < score])
     return out
 
 
