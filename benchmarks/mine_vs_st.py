@@ -10,13 +10,14 @@ negatives on the queries both kept.
     python benchmarks/mine_vs_st.py --many-positives     # trec-dl19 test: 40-201 graded positives per query
 
 The many-positive mode (``--many-positives``, default data trec-dl19 ``test``, every qrels grade >= 1 a positive)
-mines a training row per (query, positive) with both tools: negmine ``mine`` with its defaults (``margin_reference
-each``, TopK-PercPos 0.95, rank range 0:50, 7 negatives, too-few rows dropped) and sentence-transformers'
-``mine_hard_negatives`` on every (query, positive) pair with the same model, ``range_max`` 50, ``relative_margin``
-0.05 and 7 negatives (faiss, top sampling). Each runs in its own child process, which reports its peak RSS; the
-1-minute load average is sampled every second during each. It writes
-``benchmarks/results/mine_vs_st_many_positives.md`` and its ``.json`` twin: rows and queries kept by each, the
-overlap of the negatives on the (query, positive) rows both keep, wall times and peak RSS.
+mines every (query, positive) pair with three child processes, each reporting its peak RSS while the parent samples
+the 1-minute load average every second: sentence-transformers' ``mine_hard_negatives`` (same model, ``range_max``
+50, ``relative_margin`` 0.05, 7 negatives, faiss, top sampling, n-tuple), negmine ``mine`` with every default
+(``margin_reference each``, TopK-PercPos 0.95, rank range 0:50, 7 negatives, too-few rows dropped) and negmine with
+``margin_reference lowest`` -- sentence-transformers 6.x measures the margin of every row against the query's lowest
+positive (``hard_negatives.py``: "we will use the _minimum_ positive score"), so ``lowest`` is its like-for-like
+setting. Written: ``benchmarks/results/mine_vs_st_many_positives.md`` and its ``.json`` twin: rows and queries kept
+by each, the overlap of the negatives on the (query, positive) rows both keep, wall times and peak RSS.
 
 Absolute times on shared machines are noisy: read the ratios.
 """
@@ -50,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=0, help="use only the first N queries (0 = all)")
     parser.add_argument("--out", default=None, help="report .md (its .json twin beside it in --many-positives)")
     parser.add_argument("--many-positives", action="store_true", help="the many-positive mode (see above)")
-    parser.add_argument("--child", choices=("st", "negmine"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("st", "negmine", "negmine-lowest"), help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.many_positives or args.child:
@@ -137,6 +138,11 @@ def overlap(a: dict[str, set[str]], b: dict[str, set[str]]) -> tuple[float, int]
 
 #### many positives per query: each tool in its own child process
 MANY_NEGATIVES = 7  # negmine's default num_negatives
+CHILDREN = {
+    "st": "sentence-transformers `mine_hard_negatives`",
+    "negmine": "negmine `mine` (defaults: margin reference `each`)",
+    "negmine-lowest": "negmine `mine --margin-reference lowest`",
+}
 
 
 def child_st(args) -> dict:
@@ -166,39 +172,28 @@ def child_st(args) -> dict:
     )
     seconds = time.perf_counter() - start
     rows = [[r["query"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in mined]
-    return {"seconds": seconds, "rows": rows, "pairs": len(pairs), "queries": len(qids)}
+    return {"seconds": seconds, "rows": rows}
 
 
-def child_negmine(args) -> dict:
+def child_negmine(args, margin_reference: str | None) -> dict:
     from negmine.mining import mine_hard_negatives
 
-    data, qids = load(args)
+    data, _ = load(args)
+    options = {} if margin_reference is None else {"margin_reference": margin_reference}
     start = time.perf_counter()
-    result = mine_hard_negatives(data, MODEL, batch_size=BATCH_SIZE, show_progress_bar=False)  # every default
+    result = mine_hard_negatives(data, MODEL, batch_size=BATCH_SIZE, show_progress_bar=False, **options)
     seconds = time.perf_counter() - start
     rows = [
         [r["anchor"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in result.rows()
     ]
     stats = result.stats.to_dict()
+    config = result.config.to_dict()
+    keys = ("strategy", "percentage", "range_min", "range_max", "num_negatives", "margin_reference", "too_few")
     return {
         "seconds": seconds,
         "rows": rows,
-        "queries": len(qids),
         "stats": {k: stats[k] for k in ("settings", "warnings", "queries", "pairs", "search", "candidates")},
-        "defaults": {
-            k: result.config.to_dict()[k]
-            for k in (
-                "strategy",
-                "percentage",
-                "range_min",
-                "range_max",
-                "num_negatives",
-                "margin_reference",
-                "too_few",
-                "positive_grade",
-                "exclude_grade",
-            )
-        },
+        "config": {k: config[k] for k in (*keys, "positive_grade", "exclude_grade")},
     }
 
 
@@ -206,20 +201,8 @@ def run_child(tool: str, args) -> dict:
     """Run one tool in a child process; sample the 1-minute load average every second while it runs."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "child.json"
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            tool,
-            "--child-out",
-            str(out),
-            "--data",
-            args.data,
-            "--split",
-            args.split,
-            "--queries",
-            str(args.queries),
-        ]
+        cmd = [sys.executable, __file__, "--child", tool, "--child-out", str(out), "--data", args.data]
+        cmd += ["--split", args.split, "--queries", str(args.queries)]
         loads: list[float] = []
         done = threading.Event()
 
@@ -253,9 +236,8 @@ def hardware() -> dict:
                 flags = value.split()
     except OSError:
         pass
-    simd = [
-        f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags
-    ]
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+    simd = [f for f in wanted if f in flags]
     return {
         "cpu": model,
         "cpu_flags": " ".join(simd) or "n/a",
@@ -267,20 +249,17 @@ def hardware() -> dict:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip()
+        cmd = ["git", "rev-parse", "--short", "HEAD"]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def compare_rows(st_rows: list, nm_rows: list) -> dict:
-    """Rows, queries and the negative overlap on the (query, positive) rows both tools keep."""
+    """Rows, queries and the negative overlap (shared / sentence-transformers' negatives) on the (query, positive)
+    rows both tools keep."""
     st = {(q, p): set(n) for q, p, n in st_rows}
     nm = {(q, p): set(n) for q, p, n in nm_rows}
     common = set(st) & set(nm)
@@ -288,13 +267,11 @@ def compare_rows(st_rows: list, nm_rows: list) -> dict:
     total = sum(len(st[k]) for k in common)
     st_q, nm_q = {q for q, _ in st}, {q for q, _ in nm}
     return {
-        "rows_st": len(st_rows),
-        "rows_negmine": len(nm_rows),
-        "rows_both": len(common),
-        "queries_st": len(st_q),
-        "queries_negmine": len(nm_q),
-        "queries_both": len(st_q & nm_q),
-        "overlap_on_rows_both_keep": shared / total if total else 0.0,
+        "rows": len(nm_rows),
+        "queries": len(nm_q),
+        "rows_both_keep": len(common),
+        "queries_both_keep": len(st_q & nm_q),
+        "overlap_on_rows_both_keep": shared / total if total else None,
         "identical_rows": sum(st[k] == nm[k] for k in common),
     }
 
@@ -306,15 +283,22 @@ def many_positives(args) -> None:
     n_pairs = sum(len(data.positives(q)) for q in qids)
     print(f"{data.summary()}; {len(qids)} queries, {n_pairs} (query, positive) pairs", flush=True)
     runs = {}
-    for tool in ("st", "negmine"):
+    for tool in CHILDREN:
         runs[tool] = run_child(tool, args)
         print(
             f"{tool}: {runs[tool]['seconds']:.1f} s, {len(runs[tool]['rows'])} rows, "
             f"peak RSS {runs[tool]['peak_rss_bytes'] / 2**20:.0f} MiB",
             flush=True,
         )
-    cmp = compare_rows(runs["st"]["rows"], runs["negmine"]["rows"])
-    st, nm = runs["st"], runs["negmine"]
+    st_queries = len({q for q, _, _ in runs["st"]["rows"]})
+    tools = {}
+    for tool, run in runs.items():
+        entry = {k: run[k] for k in ("seconds", "process_wall_seconds", "peak_rss_bytes", "load_average_1min")}
+        if tool == "st":
+            entry.update(rows=len(run["rows"]), queries=st_queries)
+        else:
+            entry.update(compare_rows(runs["st"]["rows"], run["rows"]), stats=run["stats"], config=run["config"])
+        tools[tool] = entry
     report = {
         "command": command_line("benchmarks/mine_vs_st.py"),
         "commit": git_commit(),
@@ -333,53 +317,74 @@ def many_positives(args) -> None:
             "st_relative_margin": round(1 - PERCENTAGE, 6),
             "num_negatives": MANY_NEGATIVES,
             "sampling": "top",
-            "negmine_defaults": nm["defaults"],
         },
-        "comparison": cmp,
-        "sentence_transformers": {
-            k: st[k] for k in ("seconds", "process_wall_seconds", "peak_rss_bytes", "load_average_1min")
-        },
-        "negmine": {
-            k: nm[k] for k in ("seconds", "process_wall_seconds", "peak_rss_bytes", "load_average_1min", "stats")
-        },
+        "tools": tools,
     }
     out = Path(args.out)
     write_json(out.with_suffix(".json"), report)
-    mib = lambda b: f"{b / 2**20:,.0f}"  # noqa: E731
-    loadavg = lambda r: "{min:.1f} / {mean:.1f} / {max:.1f}".format(**r["load_average_1min"])  # noqa: E731
-    nq = len(qids)
+    write_report(out, report)
+
+
+def write_report(out: Path, report: dict) -> None:
+    """The .md view of the .json report (every figure comes from it)."""
+    d, hw, tools = report["data"], report["hardware"], report["tools"]
+    nq = d["queries"]
+
+    def cell(tool: str, key: str) -> str:
+        t = tools[tool]
+        if key == "queries":
+            return f"{t['queries']} ({t['queries'] / nq:.0%})"
+        if key == "overlap":
+            if tool == "st":
+                return "—"
+            o = t["overlap_on_rows_both_keep"]
+            text = "n/a" if o is None else f"{o:.1%}"
+            return f"{text} on {t['rows_both_keep']:,} rows ({t['queries_both_keep']} queries)"
+        if key == "rss":
+            return f"{t['peak_rss_bytes'] / 2**20:,.0f}"
+        if key == "load":
+            return "{min:.1f} / {mean:.1f} / {max:.1f}".format(**t["load_average_1min"])
+        if key == "seconds":
+            return f"{t['seconds']:.1f}"
+        return f"{t[key]:,}"
+
+    rows = [
+        ("rows written", "rows"),
+        (f"queries kept (of {nq})", "queries"),
+        ("negative overlap with sentence-transformers on the rows both keep", "overlap"),
+        ("wall time in process (s)", "seconds"),
+        ("peak RSS of its process (MiB)", "rss"),
+        ("1-min load average during the run (min / mean / max)", "load"),
+    ]
+    names = list(tools)
     lines = [
         "# Many positives per query: negmine mine vs sentence-transformers",
         "",
-        f"{data.name} `{args.split}`: {len(data.corpus):,} passages, {nq} queries, {n_pairs:,} (query, positive) "
-        f"pairs (every qrels grade >= 1 a positive). all-MiniLM-L6-v2; range_max {RANGE_MAX}, TopK-PercPos "
-        f"{PERCENTAGE} (ST relative_margin {1 - PERCENTAGE:.2f}), {MANY_NEGATIVES} negatives, top sampling. negmine "
-        f"runs with every default (margin reference `{nm['defaults']['margin_reference']}`, too-few "
-        f"`{nm['defaults']['too_few']}`) and reads its embedding cache; sentence-transformers encodes the corpus.",
+        f"{d['name']} `{d['split']}`: {d['docs']:,} passages, {nq} queries, {d['pairs']:,} (query, positive) pairs "
+        f"(every qrels grade >= 1 a positive). all-MiniLM-L6-v2; range_max {report['settings']['range_max']}, "
+        f"TopK-PercPos {report['settings']['percentage']} (sentence-transformers relative_margin "
+        f"{report['settings']['st_relative_margin']}), {report['settings']['num_negatives']} negatives, top "
+        "sampling, n-tuple rows, faiss. negmine reads its embedding cache (the corpus was encoded before); "
+        "sentence-transformers encodes the corpus in its run. Each tool runs in its own child process.",
         "",
         f"Command: `{report['command']}`  ",
         f"Commit: `{report['commit']}`  ",
-        f"Hardware: {report['hardware']['cpu']} ({report['hardware']['cores']} cores; "
-        f"{report['hardware']['cpu_flags']}), Python {report['hardware']['python']}",
+        f"Hardware: {hw['cpu']} ({hw['cores']} cores; {hw['cpu_flags']}), Python {hw['python']}",
         "",
-        "| | sentence-transformers `mine_hard_negatives` | negmine `mine` (defaults) |",
-        "|---|---:|---:|",
-        f"| rows written | {cmp['rows_st']:,} | {cmp['rows_negmine']:,} |",
-        f"| queries kept (of {nq}) | {cmp['queries_st']} ({cmp['queries_st'] / nq:.0%}) | "
-        f"{cmp['queries_negmine']} ({cmp['queries_negmine'] / nq:.0%}) |",
-        f"| wall time in process (s) | {st['seconds']:.1f} | {nm['seconds']:.1f} |",
-        f"| peak RSS of its process (MiB) | {mib(st['peak_rss_bytes'])} | {mib(nm['peak_rss_bytes'])} |",
-        f"| 1-min load average during the run (min / mean / max) | {loadavg(st)} | {loadavg(nm)} |",
-        "",
-        f"Negative overlap on the {cmp['rows_both']:,} (query, positive) rows both keep: "
-        f"**{cmp['overlap_on_rows_both_keep']:.1%}** ({cmp['identical_rows']:,} rows identical); queries both keep: "
-        f"{cmp['queries_both']}.",
-        "",
-        f"negmine search depth per query: mean {nm['stats']['search']['depth_mean']:.0f}, max "
-        f"{nm['stats']['search']['depth_max']} ({nm['stats']['search']['blocks']} query blocks).",
+        "| | " + " | ".join(CHILDREN[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
     ]
-    if nm["stats"]["warnings"]:
-        lines += ["", "negmine warnings: " + " | ".join(nm["stats"]["warnings"])]
+    lines += [f"| {label} | " + " | ".join(cell(n, key) for n in names) + " |" for label, key in rows]
+    nm = tools["negmine"]["stats"]
+    lines += [
+        "",
+        f"negmine (`each`): {nm['pairs']['written']:,} of {nm['pairs']['total']:,} (query, positive) rows written; "
+        f"search depth per query mean {nm['search']['depth_mean']:.0f}, max {nm['search']['depth_max']} "
+        f"({nm['search']['blocks']} query blocks).",
+    ]
+    for tool in names[1:]:
+        for warning in tools[tool]["stats"]["warnings"]:
+            lines.append(f"\nnegmine warning ({tools[tool]['config']['margin_reference']}): {warning}")
     text = "\n".join(lines) + "\n"
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -389,7 +394,10 @@ def many_positives(args) -> None:
 def main() -> None:
     args = parse_args()
     if args.child:
-        result = (child_st if args.child == "st" else child_negmine)(args)
+        if args.child == "st":
+            result = child_st(args)
+        else:
+            result = child_negmine(args, "lowest" if args.child == "negmine-lowest" else None)
         result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
         Path(args.child_out).write_text(json.dumps(result))
         return
