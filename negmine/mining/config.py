@@ -36,10 +36,11 @@ class MineConfig:
             ``max_score``/``min_score``), ``margin-pos`` (TopK-MarginPos, ``margin``), ``perc-pos`` (TopK-PercPos,
             ``percentage``). The rank range always applies.
         range_min / range_max: keep candidates ranked in ``[range_min, range_max)`` among documents that can be
-            negatives (known positives, the query itself and copies of a positive's text are not counted).
+            negatives (known positives, the query itself, copies of a positive's text and excluded-grade documents are
+            not counted).
         margin_reference: the positive that margin-pos / perc-pos measure against: ``each`` (default; a training
             row per (query, positive) whose negatives satisfy the margin relative to that positive, every positive of
-            the query still excluded: what sentence-transformers' ``mine_hard_negatives`` does), ``lowest`` or
+            the query still excluded), ``lowest`` (what sentence-transformers 6.x's ``mine_hard_negatives`` does) or
             ``highest`` positive of the query (one negative list per query).
         positive_grade: qrels with score >= this are positives (default 1).
         exclude_grade: qrels with ``exclude_grade <= score < positive_grade`` are neither positives nor negatives.

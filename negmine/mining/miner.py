@@ -121,9 +121,8 @@ class HardNegativeMiner:
         too_few: ``drop``, ``keep`` or ``pad`` for rows with fewer survivors than ``num_negatives``.
         near_duplicate: exclude candidates whose cosine to any positive exceeds this value.
         margin_reference: the positive the relative filters (margin-pos, perc-pos) measure against: ``each`` (a
-            training row per (query, positive) whose negatives satisfy the margin relative to that positive; the
-            sentence-transformers convention), ``lowest`` or ``highest`` positive of the query (one negative list
-            per query).
+            training row per (query, positive) whose negatives satisfy the margin relative to that positive),
+            ``lowest`` or ``highest`` positive of the query (one negative list per query).
         block_candidates: most candidate entries (queries × depth) searched and held at once.
     """
 
