@@ -8,8 +8,8 @@ stages (relabel, train, eval) can join back to the corpus::
 
 ``positive_negatives`` is present when the positives of a query have different negatives (``margin_reference
 "each"``: each (query, positive) row keeps the negatives that satisfy the margin relative to *its* positive): one list
-per positive of indices into ``negative_ids``. A positive with an empty list has no training row (its row was
-dropped for too few negatives) but stays a positive. Without the field every positive uses every negative.
+per positive of indices into ``negative_ids``, or ``null`` for a positive whose row was dropped for too few negatives
+(it has no training row but stays a positive). Without the field every positive uses every negative.
 
 The training formats follow sentence-transformers (one row per (query, positive) pair, columns in its order
 ``anchor, positive, negative_1..n``; the optional ``scores`` column is ``[positive, negatives…]`` and reaches a loss as
@@ -41,7 +41,7 @@ class MinedQuery:
     negative_ids: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
     negative_scores: list[float] = field(default_factory=list)
-    positive_negatives: list[list[int]] | None = None
+    positive_negatives: list[list[int] | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -53,19 +53,23 @@ class MinedQuery:
         """Indices into ``negatives`` of the negatives of one positive."""
         if self.positive_negatives is None:
             return list(range(len(self.negative_ids)))
-        return list(self.positive_negatives[positive])
+        return list(self.positive_negatives[positive] or [])
+
+    def has_row(self, positive: int) -> bool:
+        """Whether a positive has a training row (``False`` when its row was dropped for too few negatives)."""
+        return self.positive_negatives is None or self.positive_negatives[positive] is not None
 
     def groups(self) -> list[tuple[list[int], list[int]]]:
         """(positive indices, negative indices) for each distinct negative list, in order of first appearance.
 
         One group holding every positive and every negative for a record without per-positive negatives; positives
-        with an empty list (no training row) are left out of a record with them.
+        whose row was dropped (``None``) are left out.
         """
         if self.positive_negatives is None:
             return [(list(range(len(self.positive_ids))), list(range(len(self.negative_ids))))]
         by_list: dict[tuple[int, ...], list[int]] = {}
         for p, negs in enumerate(self.positive_negatives):
-            if negs:
+            if negs is not None:
                 by_list.setdefault(tuple(negs), []).append(p)
         return [(positives, list(negs)) for negs, positives in by_list.items()]
 
@@ -137,6 +141,8 @@ def _check_positive_negatives(value: Any, n_pos: int, n_neg: int, path: Path, li
     if not isinstance(value, list) or len(value) != n_pos:
         raise DataError(f"must be a list with one list per positive ({n_pos})", path, lineno, key)
     for negs in value:
+        if negs is None:
+            continue
         if not isinstance(negs, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_neg for i in negs
         ):
@@ -173,10 +179,8 @@ def iter_rows(records: Iterable[MinedQuery], fmt: str, output_scores: bool = Fal
                 }
             continue
         for p, positive in enumerate(r.positives):
-            negatives = r.negatives_of(p)
-            if r.positive_negatives is not None and not negatives:
-                continue  # this (query, positive) row was dropped for too few negatives
-            yield from _st_rows(r, p, positive, negatives, fmt, output_scores)
+            if r.has_row(p):  # not dropped for too few negatives
+                yield from _st_rows(r, p, positive, r.negatives_of(p), fmt, output_scores)
 
 
 def _st_rows(

@@ -337,7 +337,7 @@ class HardNegativeMiner:
         padded = list(dict.fromkeys(r for s in written for r in lists[s] if r not in rank))
         neg_rows = sorted((r for r in chosen_rows if r in rank), key=rank.__getitem__) + padded
         where = {r: i for i, r in enumerate(neg_rows)}
-        per_positive = [[] if lists[int(s)] is None else sorted(where[r] for r in lists[int(s)]) for s in starts]
+        per_positive = [None if lists[int(s)] is None else sorted(where[r] for r in lists[int(s)]) for s in starts]
         stats.selected += len(neg_rows)
         stats.pad_negatives += len(padded)
         score_of = {int(r): float(s) for r, s in zip(rows, scores)}

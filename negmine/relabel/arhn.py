@@ -117,7 +117,9 @@ def apply_decisions(record: dict[str, Any], decisions: Sequence[Decision]) -> di
     if record.get("positive_negatives") is not None:
         # per-positive negatives: re-index the kept ones; a relabeled positive gets the kept negatives scoring below it
         where = {old: new for new, old in enumerate(kept)}
-        out["positive_negatives"] = [[where[i] for i in negs if i in where] for negs in record["positive_negatives"]]
+        out["positive_negatives"] = [
+            None if negs is None else [where[i] for i in negs if i in where] for negs in record["positive_negatives"]
+        ]
         for i, decision in enumerate(decisions):
             if decision.decision == "relabel":
                 score = record["negative_scores"][i]
