@@ -1,7 +1,5 @@
 """benchmarks/mine_vs_st.py --many-positives: the row comparison and the .md written from the .json report."""
 
-import json
-
 import pytest
 
 
