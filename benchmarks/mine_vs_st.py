@@ -223,6 +223,7 @@ def child_negmine(args, margin_reference: str | None) -> dict:
     return {
         "seconds": seconds,
         "rows": rows,
+        "loaded_torch": "torch" in sys.modules,  # False: query and corpus embeddings both came from the cache
         "stats": {k: stats[k] for k in ("settings", "warnings", "queries", "pairs", "search", "candidates")},
         "config": {k: config[k] for k in (*keys, "positive_grade", "exclude_grade")},
     }
@@ -330,6 +331,7 @@ def many_positives(args) -> None:
             entry["corpus_embeddings_from_negmine_cache"] = run["corpus_embeddings_from_negmine_cache"]
         else:
             entry.update(compare_rows(runs["st"]["rows"], run["rows"]), stats=run["stats"], config=run["config"])
+            entry["loaded_torch"] = run["loaded_torch"]
         tools[tool] = entry
     report = {
         "command": command_line("benchmarks/mine_vs_st.py"),
@@ -418,6 +420,23 @@ def write_report(out: Path, report: dict) -> None:
         f"negmine (`each`): {nm['pairs']['written']:,} of {nm['pairs']['total']:,} (query, positive) rows written; "
         f"search depth per query mean {nm['search']['depth_mean']:.0f}, max {nm['search']['depth_max']} "
         f"({nm['search']['blocks']} query blocks).",
+    ]
+    if not any(tools[n]["loaded_torch"] for n in names[1:]):
+        lines += [
+            "",
+            "negmine found the query embeddings cached too, so its runs did not import torch or load the model; "
+            "sentence-transformers loads both. That is most of the difference in peak RSS.",
+        ]
+    lines += [
+        "",
+        "Why the overlap of `each` is low: sentence-transformers 6.x measures the margin of every row against the "
+        "query's *lowest* positive (its `hard_negatives.py` takes the minimum positive score of each query), so the "
+        "rows of one query share one negative list, and it keeps a query only when even its lowest positive leaves "
+        "enough candidates. `lowest` is negmine's like-for-like setting; `each` measures every row against its own "
+        "positive and picks harder negatives for the better-scored positives. The rank windows also differ: "
+        "sentence-transformers takes the best `range_max` candidates left after removing positives and margin "
+        "failures among the first `range_max` + (largest positive count) + 1 retrieved; negmine applies the rank "
+        "range to the documents that can be negatives, before the margin.",
     ]
     for tool in names[1:]:
         for warning in tools[tool]["stats"]["warnings"]:

@@ -45,6 +45,7 @@ def test_report_quotes_the_json(script, tmp_path):
         "identical_rows": 30,
         "stats": stats,
         "config": {"margin_reference": "each"},
+        "loaded_torch": True,
     }
     report = {
         "command": "python benchmarks/mine_vs_st.py --many-positives",

@@ -210,13 +210,20 @@ class HardNegativeMiner:
         scores, removals per filter)."""
         positions = np.array([p.position for p in block], dtype=np.int64)
         cand = search(positions, max(p.depth for p in block))
+        # each query keeps its own depth: what a deeper query of its block brought is not its candidate, so results
+        # and counts do not depend on how queries were grouped into blocks
+        beyond = np.arange(cand.indices.shape[1])[None, :] >= np.array([p.depth for p in block])[:, None]
+        cand = Candidates(
+            cand.query_ids, cand.doc_ids, np.where(beyond, -1, cand.indices), np.where(beyond, -np.inf, cand.scores)
+        )
         if rescore is not None:
             cand, pos_scores = rescore(cand, [p.positive_rows for p in block])
         else:
             pos_scores = [d_emb[p.positive_rows] @ q_emb[p.position] for p in block]
         pos_scores = [np.asarray(s, dtype=np.float32).reshape(-1) for s in pos_scores]
-        idx, scores = cand.indices, cand.scores
-        stats.retrieved += int(idx.size)
+        idx, scores = cand.indices, cand.scores.astype(np.float32, copy=False)
+        stats.retrieved += int(idx.size - beyond.sum())
+        stats.padding -= int(beyond.sum())  # counted as padding by _exclude; never retrieved
         alive = self._exclude(block, idx, view, stats)
         alive = self._near_duplicates(block, idx, d_emb, alive, stats)
         ranks = np.where(alive, np.cumsum(alive, axis=1) - 1, -1)

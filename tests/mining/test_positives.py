@@ -210,6 +210,7 @@ def test_config_checks():
 def test_block_size_does_not_change_results():
     data, enc = graded_world()
     kw = dict(strategy="perc-pos", range_max=30, num_negatives=4, sampling="random", seed=5, too_few="pad", **KW)
+    kw.update(near_duplicate=0.9)
     small = mine_hard_negatives(data, enc, block_candidates=1, **kw)
     large = mine_hard_negatives(data, enc, block_candidates=10**9, **kw)
     assert small.stats.blocks == len(data.split_query_ids) and large.stats.blocks == 1
@@ -218,6 +219,8 @@ def test_block_size_does_not_change_results():
     assert [key(r) for r in small.records] == [key(r) for r in large.records]
     for a, b in zip(small.records, large.records):
         np.testing.assert_allclose(a.negative_scores, b.negative_scores, atol=1e-6)
+    for key in ("candidates", "queries", "pairs"):  # every query is searched exactly its own depth
+        assert small.stats.to_dict()[key] == large.stats.to_dict()[key]
 
 
 def test_pad_draws_valid_distinct_documents():
