@@ -373,7 +373,7 @@ def write_report(out: Path, report: dict) -> None:
                 return "—"
             o = t["overlap_on_rows_both_keep"]
             text = "n/a" if o is None else f"{o:.1%}"
-            return f"{text} on {t['rows_both_keep']:,} rows ({t['queries_both_keep']} queries)"
+            return f"{text} on {t['rows_both_keep']:,} rows (queries: {t['queries_both_keep']})"
         if key == "rss":
             return f"{t['peak_rss_bytes'] / 2**20:,.0f}"
         if key == "load":
@@ -419,7 +419,7 @@ def write_report(out: Path, report: dict) -> None:
         "",
         f"negmine (`each`): {nm['pairs']['written']:,} of {nm['pairs']['total']:,} (query, positive) rows written; "
         f"search depth per query mean {nm['search']['depth_mean']:.0f}, max {nm['search']['depth_max']} "
-        f"({nm['search']['blocks']} query blocks).",
+        f"(query blocks: {nm['search']['blocks']}).",
     ]
     if not any(tools[n]["loaded_torch"] for n in names[1:]):
         lines += [

@@ -64,6 +64,6 @@ def test_report_quotes_the_json(script, tmp_path):
     text = out.read_text()
     assert "Command: `python benchmarks/mine_vs_st.py --many-positives`" in text and "Commit: `abc1234`" in text
     assert "| queries kept (of 43) | 10 (23%) | 41 (95%) | 41 (95%) |" in text
-    assert "50.0% on 80 rows (9 queries)" in text and "100.0% on 80 rows" in text
+    assert "50.0% on 80 rows (queries: 9)" in text and "100.0% on 80 rows" in text
     assert "| peak RSS of its process (MiB) | 700 | 700 | 700 |" in text
     assert "1.0 / 2.2 / 3.5" in text and "900 of 1,000 (query, positive) rows" in text
