@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from negmine.io import publish
+from _report import publish
 
 #### constants
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"

@@ -309,7 +309,9 @@ def compare_rows(st_rows: list, nm_rows: list) -> dict:
 
 
 def many_positives(args) -> None:
-    from negmine.io import command_line, write_json
+    from _report import command_line
+
+    from negmine.io import write_json
 
     data, qids = load(args)
     n_pairs = sum(len(data.positives(q)) for q in qids)
@@ -441,10 +443,10 @@ def write_report(out: Path, report: dict) -> None:
     for tool in names[1:]:
         for warning in tools[tool]["stats"]["warnings"]:
             lines.append(f"\nnegmine warning ({tools[tool]['config']['margin_reference']}): {warning}")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    from _report import publish
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish("\n".join(lines) + "\n", out)
 
 
 def main() -> None:

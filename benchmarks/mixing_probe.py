@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from _report import command_line, publish
 
-from negmine.io import command_line, publish
-from negmine.mining.formats import read_mined
+from negmine.data.mined import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/mixing_probe.md")

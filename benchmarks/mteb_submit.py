@@ -21,7 +21,8 @@ from pathlib import Path
 
 from negmine.encoders import EmbeddingCache
 from negmine.evaluation.beir import evaluate_beir, resolve_encoder
-from negmine.evaluation.mteb import evaluate_mteb, export_submission, make_model_meta, scores_of
+from negmine.evaluation.mteb import evaluate_mteb, make_model_meta, scores_of
+from negmine.evaluation.submission import export_submission
 
 #### constants
 DEFAULT_DATA = [Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / name for name in ("scifact",)]

@@ -34,10 +34,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _report import command_line
+
 from negmine.data import LoadReport, iter_jsonl
+from negmine.data.mined import read_mined
 from negmine.errors import DataError
-from negmine.io import atomic_open, command_line
-from negmine.mining.formats import read_mined
+from negmine.io import atomic_open
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")

@@ -29,7 +29,8 @@ import random
 import time
 from pathlib import Path
 
-from negmine.relabel.arhn import RelabelSummary, first_choice_slots, ranking_diagnostics, read_mined, relabel_records
+from negmine.data.mined import read_mined
+from negmine.relabel.api import RelabelSummary, first_choice_slots, ranking_diagnostics, relabel_records
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.prompts import PROMPT_VERSION
@@ -60,7 +61,7 @@ def mine_scifact(out_dir: Path) -> Path:
 
 
 def pick_records(mined: Path, n: int, seed: int) -> list[dict]:
-    records = [r for r in read_mined(mined) if r["negatives"]]
+    records = [r.to_dict() for r in read_mined(mined, require_scores=True) if r.negatives]
     rng = random.Random(seed)
     chosen = sorted(rng.sample(range(len(records)), min(n, len(records))))
     out = []
@@ -233,7 +234,7 @@ def main() -> None:
         with open(args.out / "judgments.jsonl", "w") as handle:
             handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         with open(args.out / "relabeled.jsonl", "w") as handle:
-            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in out_records)
+            handle.writelines(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in out_records)
     print((args.results / "relabel_scifact.md").read_text())
 
 

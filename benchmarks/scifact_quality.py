@@ -316,18 +316,17 @@ def relabel(ctx: Context, mined: Path, teacher: str, method: str) -> Path:
     if merged.exists():
         ctx.note(f"relabel {teacher} {method}", out, "skipped")
         return merged
-    from negmine.relabel import load_judge, read_mined, relabel_file
+    from negmine.data.mined import read_mined, write_mined
+    from negmine.relabel import load_judge, relabel_file
 
     spec = f"{JUDGES[method]}:{ctx.args.judge_model}"
     judge = load_judge(spec, cache=str(ctx.shared / f"judge-cache-{method}.jsonl"))
     start = time.perf_counter()
     summary = relabel_file(mined, judge, out, mode="both", on_unsure="drop", limit=limit,
                            show_progress_bar=not ctx.scale.smoke, config={"judge_spec": spec})
-    judged = {r["query_id"]: r for r in read_mined(out / "mined.jsonl")}
-    records = [judged.get(r["query_id"], r) for r in read_mined(mined)]
-    from negmine.io import write_jsonl
-
-    write_jsonl(merged, records)
+    judged = {r.query_id: r for r in read_mined(out / "mined.jsonl")}
+    records = [judged.get(r.query_id, r) for r in read_mined(mined)]
+    write_mined(merged, records)
     write_step(out / "step.json", {"step": "relabel", "judge": spec, "seconds": time.perf_counter() - start,
                                    "queries_judged": len(judged), "queries": len(records), "summary": summary})
     ctx.note(f"relabel {teacher} {method}", out, "done")

@@ -31,8 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from negmine.io import command_line
+from _report import command_line
 
 #### constants
 DIM = 384

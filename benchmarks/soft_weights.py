@@ -26,11 +26,11 @@ import math
 from pathlib import Path
 
 import torch
+from _report import command_line, publish
 
-from negmine.io import command_line, publish
+from negmine.data.mined import read_mined
 from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
-from negmine.mining.formats import read_mined
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/soft_weights.md")

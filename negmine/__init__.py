@@ -15,6 +15,8 @@ _EXPORTS = {
     "load_data": "negmine.data",
     "load_beir": "negmine.data",
     "RetrievalData": "negmine.data",
+    "MinedRecord": "negmine.data",
+    "read_mined": "negmine.data",
     "DataError": "negmine.errors",
     "ConfigError": "negmine.errors",
     "load_encoder": "negmine.encoders",

@@ -7,11 +7,10 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -54,23 +53,6 @@ def _create_temporary(path: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
-
-
-def command_line(script: str, argv: Sequence[str] | None = None) -> str:
-    """``python SCRIPT ARGS`` as a user would type it to rerun a report: arguments shell-quoted, the local models
-    folder (``$NEGMINE_MODELS``) written as the variable. ``argv`` defaults to this process's arguments."""
-    args = sys.argv[1:] if argv is None else argv
-    text = " ".join(["python", script, *(shlex.quote(a) for a in args)])
-    models = os.environ.get("NEGMINE_MODELS", "").rstrip("/")
-    return text.replace(models, "$NEGMINE_MODELS") if models else text
-
-
-def publish(text: str, out: str | os.PathLike) -> None:
-    """Print a report and write it atomically to ``out``, unless ``out`` is ``-`` (print only)."""
-    print(text)
-    if str(out) != "-":
-        with atomic_open(out) as handle:
-            handle.write(text)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -1,16 +1,24 @@
-"""Retriever = encoder + index + embedding cache. Produces :class:`Candidates`, the input of every miner."""
+"""Retriever = encoder + index + embedding cache. Produces :class:`Candidates`, the input of every miner.
+
+Also the layer that builds persisted index folders from data (:func:`build_index`, ``negmine index build``) and opens
+them for search (:meth:`Retriever.from_index_dir`): :mod:`negmine.index` stores and loads vectors and indexes but
+knows nothing of data or encoders.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from negmine.data import RetrievalData
-from negmine.encoders import EmbeddingCache, Encoder, encode_with_cache
+from negmine.data import RetrievalData, load_data
+from negmine.encoders import EmbeddingCache, Encoder, encode_with_cache, load_encoder
 from negmine.index import IndexBackend, make_index
 
 logger = logging.getLogger(__name__)
@@ -90,6 +98,34 @@ class Retriever:
         self.doc_ids: list[str] = []
         self.doc_embeddings: np.ndarray | None = None
 
+    @classmethod
+    def from_index_dir(
+        cls,
+        path: str | os.PathLike,
+        data: RetrievalData,
+        encoder: Encoder,
+        *,
+        verify: str = "auto",
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool = True,
+    ) -> Retriever:
+        """A retriever over a persisted index folder (``negmine index build``), instead of :meth:`build`: no corpus
+        encoding; the document vectors (for positive scores) come memory-mapped from the folder. Checks first that
+        ``encoder`` is the one the index was built with and that ``data``'s corpus is the one indexed."""
+        from negmine.index.store import load_index_dir
+
+        doc_ids = list(data.corpus)
+        loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify)
+        retriever = cls(encoder, index=loaded.index, cache=cache, batch_size=batch_size,
+                        show_progress_bar=show_progress_bar)
+        retriever.doc_ids = doc_ids
+        store = loaded.embeddings
+        retriever.doc_embeddings = store.shard(0) if store.num_shards == 1 else store
+        logger.info("using the index in %s (%s, %s vectors)", path, loaded.manifest["factory"],
+                    loaded.manifest["ntotal"])
+        return retriever
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return unique_encode(
             self.encoder, texts, "query", self.cache, self.batch_size, self.show_progress_bar, "Encoding queries"
@@ -131,3 +167,60 @@ class Retriever:
             else {"backend": self.index_backend, "factory": self.factory}
         )
         return {"encoder": self.encoder.fingerprint(), "index": index, "batch_size": self.batch_size}
+
+
+def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.PathLike = "runs/index", *,
+                split: str = "train", unknown_qrels: str = "error", factory: str = "Flat", metric: str = "ip",
+                model_path: str | None = None, precision: str = "fp32", batch_size: int = 32,
+                cache_dir: str | None = None, no_cache: bool = False,
+                nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
+                train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
+                max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
+                show_progress_bar: bool = True) -> dict[str, Any]:
+    """Encode a corpus (through the embedding cache) and persist an index over it: ``negmine index build``.
+
+    The recall of an approximate index is measured against exact search on up to ``recall_queries`` queries of
+    ``split`` (embedded with the same encoder), or on a sample of documents when the data has no queries.
+
+    Args:
+        retriever: preset name, model folder, hub id or ``hashing`` (as ``negmine mine --retriever``).
+        data: a BEIR folder or dataset name (the corpus to index; ``split`` picks the queries for the recall).
+        unknown_qrels: qrels rows naming ids the corpus or queries lack: ``error``, ``skip`` or ``keep`` (as
+            :func:`negmine.data.load_data`; ArguAna's test qrels need ``keep`` or ``skip``).
+        out: the index folder.
+        factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
+            shard_rows, overwrite: see :func:`negmine.index.store.build_index_dir`.
+        model_path / precision / batch_size / cache_dir / no_cache: encoder options, as for ``negmine mine``.
+
+    Returns:
+        The manifest (also written to ``out/negmine_index.json``).
+    """
+    from negmine.index.store import MANIFEST, build_index_dir
+    from negmine.io import write_json
+
+    loaded = load_data(data, split, unknown_qrels=unknown_qrels)
+    encoder = load_encoder(retriever, model_path=model_path, precision=precision)
+    cache = None if no_cache else EmbeddingCache(cache_dir)
+    doc_ids = list(loaded.corpus)
+    t = time.perf_counter()
+    doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,
+                            show_progress_bar, "Encoding corpus")
+    encode_s = time.perf_counter() - t
+    qids = loaded.split_query_ids
+    queries = None
+    if recall_queries and qids:
+        from negmine.index.ann import sample_queries
+
+        picked = [qids[i] for i in sample_queries(len(qids), recall_queries, seed)]
+        queries = unique_encode(encoder, [loaded.queries[q] for q in picked], "query", cache, batch_size,
+                                show_progress_bar, "Encoding queries")
+    similarity = getattr(encoder, "similarity", "cosine")
+    manifest = build_index_dir(out, np.asarray(doc_emb, dtype=np.float32), doc_ids, factory=factory, metric=metric,
+                               encoder_fingerprint=encoder.fingerprint(), nprobe=nprobe, ef_search=ef_search,
+                               rerank=rerank, train_size=train_size, seed=seed, queries=queries,
+                               recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
+                               shard_rows=shard_rows, source=f"{loaded.name or data} ({similarity})",
+                               overwrite=overwrite)
+    manifest["timings"]["encode_corpus_s"] = encode_s
+    write_json(Path(out) / MANIFEST, manifest)
+    return manifest

@@ -1,6 +1,7 @@
 """Training: mined negatives -> a ``datasets.Dataset`` -> ``SentenceTransformerTrainer`` with a negmine loss.
 
-Rows (see :mod:`negmine.losses._common` for the loss side of the convention):
+The input is read as :class:`~negmine.data.mined.MinedRecord` and turned into rows by
+:func:`negmine.data.mined.build_rows` (see :mod:`negmine.losses._masks` for the loss side of the convention):
 
 * ``mined.jsonl`` (negmine's format, one record per query) becomes rows
   ``anchor, positive_1..positive_P, negative_1..negative_N[, scores]`` (``positive`` when ``P = 1``; no column name
@@ -19,15 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError, DataError
+from negmine._st_compat import batch_samplers, warmup_arguments
+from negmine.data.mined import build_rows, read_records
+from negmine.errors import ConfigError
+
+__all__ = ["TrainConfig", "TrainResult", "build_dataset", "build_evaluator", "build_loss", "build_rows",
+           "build_trainer", "load_model", "num_positive_columns", "read_records", "train", "training_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,157 +146,6 @@ class TrainResult:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class QueryRecord:
-    """One query's training material (texts and, when known, teacher scores)."""
-
-    query: str
-    positives: list[str]
-    negatives: list[str]
-    positive_scores: list[float] | None = None
-    negative_scores: list[float] | None = None
-
-
-def read_records(path: str | os.PathLike) -> list[QueryRecord]:
-    """Read ``mined.jsonl`` or a sentence-transformers n-tuple file/folder into one record per query."""
-    path = Path(path)
-    if path.is_dir() and (path / "mined.jsonl").exists():
-        path = path / "mined.jsonl"
-    if not path.exists():
-        raise DataError("no such file or folder", path=path)
-    if path.is_file() and path.name.endswith((".jsonl", ".json")) and _is_native(path):
-        return _records_from_mined(path)
-    return _records_from_st_rows(_st_rows(path), str(path))
-
-
-def _is_native(path: Path) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"malformed JSON ({err})", path, 1) from None
-                return isinstance(first, dict) and "query_id" in first and "positives" in first
-    raise DataError("empty file", path)
-
-
-def _records_from_mined(path: Path) -> list[QueryRecord]:
-    from negmine.mining.formats import read_mined
-
-    records = []
-    for r in read_mined(path):
-        has_pos = len(r.positive_scores) == len(r.positives)
-        has_neg = len(r.negative_scores) == len(r.negatives)
-        # one record per distinct negative list (per-positive negatives of margin_reference 'each')
-        for positives, negatives in r.groups():
-            records.append(QueryRecord(
-                r.query,
-                [r.positives[p] for p in positives],
-                [r.negatives[i] for i in negatives],
-                [r.positive_scores[p] for p in positives] if has_pos else None,
-                [r.negative_scores[i] for i in negatives] if has_neg else None,
-            ))
-    return records
-
-
-def _st_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a sentence-transformers dataset file or folder, as dicts."""
-    import datasets
-
-    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()):
-        return datasets.load_from_disk(str(path)).to_list()
-    files = sorted(path.glob("*.jsonl")) + sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise DataError("no .jsonl or .parquet training file in this folder", path=path)
-    rows: list[dict[str, Any]] = []
-    for file in files:
-        if file.suffix == ".parquet":
-            rows.extend(datasets.Dataset.from_parquet(str(file)).to_list())
-        elif file.name.endswith((".jsonl", ".json")):
-            with open(file, encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, start=1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError as err:
-                            raise DataError(f"malformed JSON ({err})", file, lineno) from None
-        else:
-            raise DataError("unsupported file type (expected .jsonl, .parquet or a saved Dataset folder)", file)
-    return rows
-
-
-def _records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[QueryRecord]:
-    """Merge n-tuple rows (one per query and positive) into one record per anchor and negative list (rows mined
-    with per-positive negatives keep them)."""
-    by_anchor: dict[tuple[str, tuple[str, ...]], QueryRecord] = {}  # rows with other negatives: another record
-    for lineno, row in enumerate(rows, start=1):
-        anchor, positive = row.get("anchor"), row.get("positive")
-        if not isinstance(anchor, str) or not isinstance(positive, str):
-            raise DataError("expected string columns 'anchor' and 'positive' (sentence-transformers n-tuple)",
-                            source, lineno, "anchor" if not isinstance(anchor, str) else "positive")
-        negatives = [row[k] for k in sorted((k for k in row if k.startswith("negative")), key=_column_number)
-                     if isinstance(row[k], str)]
-        scores = row.get("scores")
-        valid_scores = isinstance(scores, list) and len(scores) == 1 + len(negatives)
-        record = by_anchor.get((anchor, tuple(negatives)))
-        if record is None:
-            by_anchor[anchor, tuple(negatives)] = QueryRecord(anchor, [positive], negatives,
-                                                              [float(scores[0])] if valid_scores else None,
-                                                              [float(s) for s in scores[1:]] if valid_scores else None)
-        elif positive not in record.positives:
-            record.positives.append(positive)
-            if record.positive_scores is not None:
-                record.positive_scores = record.positive_scores + [float(scores[0])] if valid_scores else None
-    if not by_anchor:
-        raise DataError("no training rows", source)
-    return list(by_anchor.values())
-
-
-def _column_number(name: str) -> int:
-    digits = name.rsplit("_", 1)[-1]
-    return int(digits) if digits.isdigit() else 0
-
-
-def build_rows(records: list[QueryRecord], max_positives: int = 1, num_negatives: int | None = None,
-               use_scores: bool = True) -> list[dict[str, Any]]:
-    """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` (module docstring)."""
-    if not records:
-        raise DataError("no queries to train on")
-    num_pos = min(max_positives, max(len(r.positives) for r in records))
-    num_neg = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
-    kept = [r for r in records if len(r.negatives) >= num_neg]
-    if len(kept) < len(records):
-        logger.warning("%d of %d queries have fewer than %d negatives and are left out", len(records) - len(kept),
-                       len(records), num_neg)
-    if not kept:
-        raise DataError(f"no query has {num_neg} negatives; lower num_negatives")
-    with_scores = use_scores and all(r.positive_scores is not None and r.negative_scores is not None for r in kept)
-    if use_scores and not with_scores:
-        logger.info("not every query has teacher scores: training without a scores column")
-    rows = []
-    for r in kept:
-        for start in range(0, len(r.positives), num_pos):
-            rows.append(_row(r, start, num_pos, num_neg, with_scores))
-    return rows
-
-
-def _row(record: QueryRecord, start: int, num_pos: int, num_neg: int, with_scores: bool) -> dict[str, Any]:
-    group = record.positives[start:start + num_pos]
-    row: dict[str, Any] = {"anchor": record.query}
-    for k in range(num_pos):
-        # positive_1..P, never "positive" next to "positive_2": the trainer splits a batch into columns by name
-        # prefix, so "positive" would also collect positive_2's tensors and the merged forward would be refused
-        row["positive" if num_pos == 1 else f"positive_{k + 1}"] = group[k] if k < len(group) else group[0]
-    for k in range(num_neg):
-        row[f"negative_{k + 1}"] = record.negatives[k]
-    if with_scores:
-        pos_scores = record.positive_scores[start:start + num_pos]
-        row["scores"] = ([float(s) for s in pos_scores] + [math.nan] * (num_pos - len(pos_scores))
-                         + [float(s) for s in record.negative_scores[:num_neg]])
-    return row
-
-
 def build_dataset(cfg: TrainConfig) -> Any:
     """The training ``datasets.Dataset`` of a config."""
     from datasets import Dataset
@@ -372,7 +225,6 @@ def build_evaluator(cfg: TrainConfig) -> Any:
 
 def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
 
     eval_steps = cfg.eval_steps or cfg.save_steps or 500
     return SentenceTransformerTrainingArguments(
@@ -381,11 +233,11 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        **_warmup(cfg.warmup_ratio),
+        **warmup_arguments(cfg.warmup_ratio),
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=batch_samplers().NO_DUPLICATES,
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
@@ -402,15 +254,6 @@ def _has_accelerator() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _warmup(ratio: float) -> dict[str, Any]:
-    """Transformers v5 takes the warm-up ratio as a float ``warmup_steps``; v4 as ``warmup_ratio``."""
-    import transformers
-
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        return {"warmup_steps": float(ratio)}
-    return {"warmup_ratio": ratio}
 
 
 def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, evaluator: Any = None) -> Any:

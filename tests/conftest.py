@@ -70,7 +70,10 @@ def toy():
 
 
 def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` imported as module ``<name>`` (registered in ``sys.modules``: dataclasses need it)."""
+    """``benchmarks/<name>.py`` imported as module ``<name>`` (registered in ``sys.modules``: dataclasses need it),
+    with ``benchmarks/`` on ``sys.path`` as when the script runs (its ``from _report import ...``)."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

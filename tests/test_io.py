@@ -1,4 +1,4 @@
-"""negmine.io: atomic writes keep the old file on failure, JSON helpers, hashes, manifests and report publishing."""
+"""negmine.io: atomic writes keep the old file on failure, JSON helpers, hashes, manifests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import pytest
 
 from negmine.io import (
     atomic_open,
-    command_line,
     hash_inputs,
-    publish,
     sha256_file,
     sha256_texts,
     write_json,
@@ -81,19 +79,3 @@ def test_manifest_records_config_seed_versions_and_inputs(tmp_path):
     manifest = json.loads(path.read_text())
     assert (manifest["stage"], manifest["config"], manifest["seed"], manifest["note"]) == ("mine", {"k": 5}, 7, "x")
     assert "python" in manifest["versions"] and list(manifest["inputs"]) == [str(tmp_path / "in.jsonl")]
-
-
-def test_publish_prints_and_writes_unless_dash(tmp_path, capsys):
-    publish("# table\n", tmp_path / "r" / "table.md")
-    publish("# only printed\n", "-")
-    assert (tmp_path / "r" / "table.md").read_text() == "# table\n"
-    assert capsys.readouterr().out == "# table\n\n# only printed\n\n"
-    assert not (tmp_path / "-").exists()
-
-
-def test_command_line_quotes_arguments_and_names_the_models_folder_by_its_variable(monkeypatch):
-    monkeypatch.setenv("NEGMINE_MODELS", "/home/me/models/")
-    line = command_line("benchmarks/x.py", ["judge", "--judge", "llm-yes:/home/me/models/q.gguf", "a b"])
-    assert line == "python benchmarks/x.py judge --judge llm-yes:$NEGMINE_MODELS/q.gguf 'a b'"
-    monkeypatch.delenv("NEGMINE_MODELS")
-    assert command_line("benchmarks/x.py", []) == "python benchmarks/x.py"

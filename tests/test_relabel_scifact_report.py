@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from negmine.relabel.arhn import RelabelSummary
+from negmine.relabel.api import RelabelSummary
 
 
 @pytest.fixture(scope="module")

@@ -138,14 +138,14 @@ def test_relabel_step_merges_the_judged_subset(script, smoke_run, monkeypatch):
     merged = script.relabel(ctx, mined, "minilm", "arhn")
     assert specs == ["llm:/models/toy.gguf"] and merged.parent.name == "relabel-minilm-arhn-toy-q3"
     before, after = list(read_mined(mined)), list(read_mined(merged))
-    assert [r["query_id"] for r in after] == [r["query_id"] for r in before]
+    assert [r.query_id for r in after] == [r.query_id for r in before]
     for i, (old, new) in enumerate(zip(before, after)):
         if i < 3:  # judged: every negative ranked above the positive became a positive
-            assert new["positives"] == old["positives"] + old["negatives"] and new["negatives"] == []
+            assert new.positives == old.positives + old.negatives and new.negatives == []
         else:
             assert new == old
     step = _json(merged.parent / "step.json")
-    assert step["queries_judged"] == 3 and step["summary"]["relabeled"] == sum(len(r["negatives"]) for r in before[:3])
+    assert step["queries_judged"] == 3 and step["summary"]["relabeled"] == sum(len(r.negatives) for r in before[:3])
     assert script.relabel(ctx, mined, "minilm", "arhn") == merged and ctx.log[-1]["status"] == "skipped"
     assert specs == ["llm:/models/toy.gguf"]  # no judge built on the re-run
 

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from negmine.data.mined import build_rows, read_records
 from negmine.errors import ConfigError, DataError
-from negmine.training import (
-    QueryRecord,
-    TrainConfig,
-    build_loss,
-    build_rows,
-    num_positive_columns,
-    read_records,
-    train,
-)
+from negmine.training import TrainConfig, build_loss, num_positive_columns, train
 
 
 def _mined(query_id, query, positives, negatives, scores=True):
@@ -66,7 +59,9 @@ def test_sentence_transformers_ntuple_rows_are_merged_per_anchor(tmp_path):
         {"anchor": "r", "positive": "c", "negative_1": "z", "negative_2": "w", "scores": [0.7, 0.2, 0.1]},
     ])
     records = read_records(path)
-    assert records[0] == QueryRecord("q", ["a", "b"], ["x", "y"], [0.9, 0.8], [0.4, 0.3])
+    first = records[0]
+    assert (first.query, first.positives, first.negatives) == ("q", ["a", "b"], ["x", "y"])
+    assert (first.positive_scores, first.negative_scores) == ([0.9, 0.8], [0.4, 0.3]) and first.has_scores
     rows = build_rows(records, max_positives=2)
     assert rows[0]["positive_2"] == "b" and rows[0]["scores"] == [0.9, 0.8, 0.4, 0.3]
 

@@ -70,7 +70,7 @@ def build(
 
       negmine mine --retriever minilm --data scifact --index-dir runs/scifact-index --out runs/mined
     """
-    from negmine.index.store import build_index
+    from negmine.retrieve import build_index
 
     check_unknown_qrels(unknown_qrels)
     manifest = build_index(retriever, data, out, split=split, unknown_qrels=unknown_qrels, factory=factory,

@@ -100,7 +100,7 @@ def export(
 
         negmine mteb export --results runs/mteb --out mteb-submission
     """
-    from negmine.evaluation.mteb import export_submission
+    from negmine.evaluation.submission import export_submission
 
     submission = export_submission(results, out, model_name=model_name, revision=revision, tasks=task)
     typer.echo(submission.summary())

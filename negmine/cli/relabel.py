@@ -52,7 +52,7 @@ def relabel(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Filter false negatives: ARHN-style answer snippets + listwise ranking; extra positives, removed negatives."""
-    from negmine.relabel.arhn import relabel_file
+    from negmine.relabel.api import relabel_file
     from negmine.relabel.factory import JudgeOptions, load_judge
 
     options = JudgeOptions(concurrency=concurrency, timeout=timeout, max_retries=max_retries, window=window,

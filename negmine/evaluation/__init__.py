@@ -26,7 +26,7 @@ _EXPORTS = {
     "evaluate_mteb": "negmine.evaluation.mteb",
     "local_task": "negmine.evaluation.mteb",
     "make_model_meta": "negmine.evaluation.mteb",
-    "export_submission": "negmine.evaluation.mteb",
+    "export_submission": "negmine.evaluation.submission",
 }
 
 __all__ = list(_EXPORTS)

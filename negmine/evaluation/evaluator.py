@@ -13,16 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from negmine._st_compat import evaluator_base
 from negmine.data import RetrievalData
 from negmine.encoders import EmbeddingCache, Encoder
 from negmine.errors import DataError
 from negmine.evaluation.beir import retrieve
 from negmine.evaluation.metrics import DEFAULT_K_VALUES, check_k_values, evaluate_per_query
 
-try:  # sentence-transformers >= 6 keeps the evaluator base class here
-    from sentence_transformers.base.evaluation.evaluator import BaseEvaluator as _BaseEvaluator
-except ImportError:  # pragma: no cover - sentence-transformers 5.x
-    from sentence_transformers.evaluation import SentenceEvaluator as _BaseEvaluator
+_BaseEvaluator = evaluator_base()
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,9 @@ Layout of a folder::
                          exact re-ranking for compressed indexes, and the data of the streamed exact index
     index/               the index itself (index.faiss + index.json), absent for ``streamed``
 
-Loading checks, before any search: that the manifest and every file exist and match their recorded size and
+Building one from a dataset (encoding the corpus) and searching it belong to the layer above:
+:func:`negmine.retrieve.build_index` and :meth:`negmine.retrieve.Retriever.from_index_dir`. Loading checks, before
+any search: that the manifest and every file exist and match their recorded size and
 (for folders up to ``verify_limit_bytes``) sha256; the dimension; that the encoder asking for it has the fingerprint
 the vectors were made with (a different model, prompt, max length or precision is an error, listing what differs);
 and, when given, that the corpus ids are the ones indexed.
@@ -316,76 +318,3 @@ def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, An
     else:
         raise IndexStoreError(f"{path}: unknown index kind {manifest['kind']!r} (expected one of {KINDS})")
     return LoadedIndex(index, store, ids, manifest)
-
-
-def attach_index_dir(retriever: Any, data: Any, path: str | os.PathLike, *, verify: str = "auto") -> LoadedIndex:
-    """Give ``retriever`` a persisted index instead of ``retriever.build(data)``: no corpus encoding; the document
-    vectors (for positive scores) come memory-mapped from the folder. Checks model and corpus first."""
-    doc_ids = list(data.corpus)
-    loaded = load_index_dir(path, encoder_fingerprint=retriever.encoder.fingerprint(), doc_ids=doc_ids,
-                            verify=verify)
-    retriever.index, retriever.doc_ids = loaded.index, doc_ids
-    store = loaded.embeddings
-    retriever.doc_embeddings = store.shard(0) if store.num_shards == 1 else store
-    logger.info("using the index in %s (%s, %s vectors)", path, loaded.manifest["factory"], loaded.manifest["ntotal"])
-    return loaded
-
-
-def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.PathLike = "runs/index", *,
-                split: str = "train", unknown_qrels: str = "error", factory: str = "Flat", metric: str = "ip",
-                model_path: str | None = None, precision: str = "fp32", batch_size: int = 32,
-                cache_dir: str | None = None, no_cache: bool = False,
-                nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
-                train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
-                max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
-                show_progress_bar: bool = True) -> dict[str, Any]:
-    """Encode a corpus (through the embedding cache) and persist an index over it: ``negmine index build``.
-
-    The recall of an approximate index is measured against exact search on up to ``recall_queries`` queries of
-    ``split`` (embedded with the same encoder), or on a sample of documents when the data has no queries.
-
-    Args:
-        retriever: preset name, model folder, hub id or ``hashing`` (as ``negmine mine --retriever``).
-        data: a BEIR folder or dataset name (the corpus to index; ``split`` picks the queries for the recall).
-        unknown_qrels: qrels rows naming ids the corpus or queries lack: ``error``, ``skip`` or ``keep`` (as
-            :func:`negmine.data.load_data`; ArguAna's test qrels need ``keep`` or ``skip``).
-        out: the index folder.
-        factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
-            shard_rows, overwrite: see :func:`build_index_dir`.
-        model_path / precision / batch_size / cache_dir / no_cache: encoder options, as for ``negmine mine``.
-
-    Returns:
-        The manifest (also written to ``out/negmine_index.json``).
-    """
-    from negmine.data import load_data
-    from negmine.encoders import EmbeddingCache, load_encoder
-    from negmine.retrieve import unique_encode
-
-    loaded = load_data(data, split, unknown_qrels=unknown_qrels)
-    encoder = load_encoder(retriever, model_path=model_path, precision=precision)
-    cache = None if no_cache else EmbeddingCache(cache_dir)
-    doc_ids = list(loaded.corpus)
-    t = time.perf_counter()
-    doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,
-                            show_progress_bar, "Encoding corpus")
-    encode_s = time.perf_counter() - t
-    qids = loaded.split_query_ids
-    queries = None
-    if recall_queries and qids:
-        from negmine.index.ann import sample_queries
-
-        picked = [qids[i] for i in sample_queries(len(qids), recall_queries, seed)]
-        queries = unique_encode(encoder, [loaded.queries[q] for q in picked], "query", cache, batch_size,
-                                show_progress_bar, "Encoding queries")
-    similarity = getattr(encoder, "similarity", "cosine")
-    manifest = build_index_dir(out, np.asarray(doc_emb, dtype=np.float32), doc_ids, factory=factory, metric=metric,
-                               encoder_fingerprint=encoder.fingerprint(), nprobe=nprobe, ef_search=ef_search,
-                               rerank=rerank, train_size=train_size, seed=seed, queries=queries,
-                               recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
-                               shard_rows=shard_rows, source=f"{loaded.name or data} ({similarity})",
-                               overwrite=overwrite)
-    manifest["timings"]["encode_corpus_s"] = encode_s
-    from negmine.io import write_json
-
-    write_json(Path(out) / MANIFEST, manifest)
-    return manifest

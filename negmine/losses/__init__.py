@@ -3,7 +3,7 @@
 Every loss takes ``(model, ...)``, reads columns in sentence-transformers' order ``(anchor, positive[_1..P],
 negative_1..n)``, accepts the mined ``scores`` column as ``labels`` and exposes ``compute_loss_from_embeddings``,
 ``get_config_dict`` and ``citation``. The input convention (several positives, masking) is described in
-:mod:`negmine.losses._common`.
+:mod:`negmine.losses._masks`.
 
 >>> from negmine.losses import InfoNCE  # doctest: +SKIP
 >>> trainer = SentenceTransformerTrainer(model=model, train_dataset=ds, loss=InfoNCE(model))  # doctest: +SKIP

@@ -10,15 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from negmine.losses._common import (
-    CandidateBatch,
-    CandidateLoss,
-    MarginStrategy,
-    Similarity,
-    check_frozen_reference,
-    check_range,
-    split_columns,
-)
+from negmine.losses._common import CandidateLoss, check_frozen_reference, check_range
+from negmine.losses._masks import CandidateBatch, MarginStrategy, Similarity, split_columns
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +23,7 @@ class CWCL(CandidateLoss):
                  margin: float | None = None, margin_strategy: MarginStrategy = "absolute") -> None:
         """Continuously weighted contrastive loss: a soft target over each query's candidates instead of one-hot.
 
-        For row ``i`` with candidates ``j`` (its positives and its unmasked negatives, METHODS.md B.4)::
+        For row ``i`` with candidates ``j`` (its positives and its unmasked negatives, docs/methods.md §5)::
 
             w_ij = 1 for the row's positives; for a negative  w_ij = f(r_ij)
             f(r) = r' ** power if r' ** power >= threshold else 0,   r' = (r + 1) / 2 when rescale else r

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from negmine.losses._common import CandidateBatch, MarginStrategy, MultiPositive, Similarity, check_range
+from negmine.losses._common import check_range
+from negmine.losses._masks import CandidateBatch, MarginStrategy, MultiPositive, Similarity
 from negmine.losses.infonce import InfoNCE
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class Dice(InfoNCE):
                  guide: nn.Module | None = None) -> None:
         """Self-adjusting Dice over each query's candidate list, with multi-hot targets for several positives.
 
-        For row ``i`` (METHODS.md B.3 (a)), over the row's candidates (positives and unmasked negatives)::
+        For row ``i`` (docs/methods.md §4), over the row's candidates (positives and unmasked negatives)::
 
             p_ij = softmax_j(s_ij / temperature)           y_ij = 1 for the row's positives, else 0
             q_ij = (1 - p_ij)^alpha * p_ij                   (self-adjusting factor, focal-like)

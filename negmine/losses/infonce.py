@@ -8,14 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from negmine.losses._common import (
+from negmine.losses._common import CandidateLoss, check_choice, check_frozen_reference
+from negmine.losses._masks import (
     CandidateBatch,
-    CandidateLoss,
     MarginStrategy,
     MultiPositive,
     Similarity,
-    check_choice,
-    check_frozen_reference,
     contrastive_nll,
     masked_logsumexp,
     similarity,
@@ -34,7 +32,8 @@ class InfoNCE(CandidateLoss):
         ``L_i = -log( e^{s(q_i, d_i+)/t} / (e^{s(q_i, d_i+)/t} + sum_{d in N_i} e^{s(q_i, d)/t}) )`` where ``N_i`` is
         every candidate of the batch that is not a positive of row ``i`` and not masked as a false negative: the row's
         own hard negatives plus all other rows' positives and hard negatives (the in-batch negatives). With one
-        positive column and no masking this is exactly sentence-transformers' ``MultipleNegativesRankingLoss``.
+        positive column and no masking this is exactly sentence-transformers' ``MultipleNegativesRankingLoss``
+        (docs/methods.md §2, which also states the masks).
 
         Several positives per query (e.g. extra positives from relabeling): put them in positive columns
         ``(anchor, positive_1, ..., positive_P, negative_1..n)`` and pass ``num_positive_columns=P``. A query with

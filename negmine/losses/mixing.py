@@ -10,15 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from negmine.losses._common import (
-    CandidateBatch,
-    MarginStrategy,
-    check_choice,
-    check_int,
-    check_range,
-    embed,
-    margin_mask,
-)
+from negmine.losses._common import check_choice, check_int, check_range, embed
+from negmine.losses._masks import CandidateBatch, MarginStrategy, margin_mask
 from negmine.losses.infonce import InfoNCE
 
 logger = logging.getLogger(__name__)
@@ -31,7 +24,7 @@ class HardNegativeMixing(nn.Module):
                  seed: int = 0) -> None:
         """MoCHi(N, s, s'): synthetic hard negatives mixed from each query's hardest negatives, added to InfoNCE.
 
-        For each query ``q`` (L2-normalised) and its negatives (METHODS.md B.5):
+        For each query ``q`` (L2-normalised) and its negatives (docs/methods.md §6):
 
         1. take the ``N = num_hardest`` negatives most similar to ``q`` (by the current model, no gradient);
         2. ``s = num_negative_mixes`` points ``h = normalize(a n_i + (1 - a) n_j)``, ``a ~ U(0, 1)``, ``n_i, n_j``

@@ -8,14 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from negmine.losses._common import (
-    CandidateBatch,
-    MarginStrategy,
-    MultiPositive,
-    Similarity,
-    check_frozen_reference,
-    check_range,
-)
+from negmine.losses._common import check_frozen_reference, check_range
+from negmine.losses._masks import CandidateBatch, MarginStrategy, MultiPositive, Similarity
 from negmine.losses.infonce import InfoNCE
 
 logger = logging.getLogger(__name__)
@@ -33,7 +27,7 @@ class SoftInfoNCE(InfoNCE):
         """Soft-InfoNCE: negatives that a frozen estimator finds relevant are pushed away less.
 
         For row ``i`` with negatives ``N_i`` (``|N_i| = N``) and frozen relevance estimates ``m_ij``
-        (METHODS.md B.2)::
+        (docs/methods.md §3)::
 
             p_ij = softmax_{j in N_i}(m_ij / t)
             w_ij = max(w_min, (beta - alpha * p_ij) / (beta - alpha / N))      # average 1 before clipping

@@ -1,8 +1,10 @@
 """Hard-negative mining: composable filters (rank range, TopK-Abs, TopK-MarginPos, TopK-PercPos), seeded sampling,
-output formats, and the one-call :func:`mine_hard_negatives`."""
+and the one-call :func:`mine_hard_negatives`. The mined record and the output formats live in
+:mod:`negmine.data.mined` (re-exported here; ``MinedQuery`` is the old name of :class:`MinedRecord`)."""
 
 from __future__ import annotations
 
+from negmine.data.mined import FORMATS, MinedRecord, iter_rows, read_mined
 from negmine.mining.api import MiningResult, mine_hard_negatives, run_mining
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import (
@@ -13,8 +15,9 @@ from negmine.mining.filters import (
     RankRange,
     ScoreThreshold,
 )
-from negmine.mining.formats import FORMATS, MinedQuery, iter_rows, read_mined
 from negmine.mining.miner import HardNegativeMiner
+
+MinedQuery = MinedRecord  # the name before negmine 0.1's data layer; kept for existing imports
 
 __all__ = [
     "CandidateFilter",
@@ -23,6 +26,7 @@ __all__ = [
     "HardNegativeMiner",
     "MineConfig",
     "MinedQuery",
+    "MinedRecord",
     "MiningResult",
     "PositiveMargin",
     "PositivePercentage",

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from negmine.data import RetrievalData, load_data
+from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
 from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
-from negmine.mining.formats import MinedQuery, iter_rows
 from negmine.mining.miner import CorpusView, HardNegativeMiner, RescoreFn, SearchFn
 from negmine.mining.stats import MiningStats, drop_warning
 from negmine.retrieve import Candidates, Retriever, canonical_order
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class MiningResult:
-    records: list[MinedQuery]
+    records: list[MinedRecord]
     stats: MiningStats
     config: MineConfig
     out_dir: Path | None = None
@@ -87,9 +87,9 @@ def run_mining(
     start = time.perf_counter()
     data = _load_data(config, data)
     logger.info("%s", data.summary())
-    retriever = _make_retriever(config, encoder, cache)
+    encoder, cache = _load_encoder(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    _index_corpus(config, retriever, data)
+    retriever = _index_corpus(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
@@ -136,7 +136,9 @@ def _searcher(retriever: Retriever, query_ids: list[str], q_emb: np.ndarray) -> 
     return search
 
 
-def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | None) -> Retriever:
+def _load_encoder(
+    config: MineConfig, encoder: Any, cache: EmbeddingCache | None
+) -> tuple[Encoder, EmbeddingCache | None]:
     enc: Encoder = load_encoder(
         encoder if encoder is not None else config.retriever,
         model_path=config.model_path,
@@ -146,24 +148,20 @@ def _make_retriever(config: MineConfig, encoder: Any, cache: EmbeddingCache | No
     )
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
-    return Retriever(
-        enc,
-        index_backend=config.index,
-        factory=config.factory,
-        cache=cache,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    return enc, cache
 
 
-def _index_corpus(config: MineConfig, retriever: Retriever, data: RetrievalData) -> None:
-    """Attach a persisted index (``index_dir``) or encode the corpus (through the cache) and index it."""
+def _index_corpus(
+    config: MineConfig, data: RetrievalData, encoder: Encoder, cache: EmbeddingCache | None
+) -> Retriever:
+    """A retriever over a persisted index (``index_dir``), or one that encodes the corpus (through the cache) and
+    indexes it."""
+    options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
     if config.index_dir:
-        from negmine.index.store import attach_index_dir
-
-        attach_index_dir(retriever, data, config.index_dir)
-    else:
-        retriever.build(data)
+        return Retriever.from_index_dir(config.index_dir, data, encoder, **options)
+    retriever = Retriever(encoder, index_backend=config.index, factory=config.factory, **options)
+    retriever.build(data)
+    return retriever
 
 
 def _rescorer(config: MineConfig, data: RetrievalData, view: CorpusView) -> RescoreFn:
@@ -213,7 +211,7 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
 
     config, out = result.config, Path(result.config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "mined.jsonl", (r.to_dict() for r in result.records))
+    write_mined(out / "mined.jsonl", result.records)
     write_jsonl(out / output_file_name(config.format), iter_rows(result.records, config.format, config.output_scores))
     write_json(out / "stats.json", {**result.stats.to_dict(), "load_report": data.report.to_dict()})
     score_histogram(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from negmine.data import OnInvalid, UnknownQrels
+from negmine.data.mined import FORMATS
 from negmine.errors import ConfigError
 from negmine.mining.filters import (
     MARGIN_REFERENCES,
@@ -17,7 +18,6 @@ from negmine.mining.filters import (
     RankRange,
     ScoreThreshold,
 )
-from negmine.mining.formats import FORMATS
 from negmine.mining.sampling import SAMPLING
 
 TOO_FEW = ("drop", "keep", "pad")

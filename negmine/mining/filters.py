@@ -8,7 +8,7 @@ The filters relative to a positive (TopK-MarginPos, TopK-PercPos) also expose :m
 candidate passes when its score is below the threshold of the positive. The threshold rises with the positive's
 score, so with ``margin_reference="each"`` the candidates that pass for one positive are a suffix of the
 score-sorted candidate list: the miner finds it with one binary search per positive (see
-:class:`~negmine.mining.miner.HardNegativeMiner`).
+:class:`~negmine.mining.miner.HardNegativeMiner`). The rules: docs/methods.md §1.
 """
 
 from __future__ import annotations

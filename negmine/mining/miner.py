@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from negmine.data import RetrievalData
+from negmine.data.mined import MinedRecord
 from negmine.mining.filters import MARGIN_REFERENCES, Compose, FilterInput
-from negmine.mining.formats import MinedQuery
 from negmine.mining.sampling import check_sampling, sample
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates
@@ -164,7 +164,7 @@ class HardNegativeMiner:
         search: SearchFn,
         view: CorpusView,
         rescore: RescoreFn | None = None,
-    ) -> tuple[list[MinedQuery], MiningStats]:
+    ) -> tuple[list[MinedRecord], MiningStats]:
         """Mine the queries ``query_ids`` (rows of ``q_emb``) against the corpus of ``view`` (rows of ``d_emb``).
 
         ``rescore`` replaces the candidates' and positives' scores (cross-encoder rescoring) block by block.
@@ -182,7 +182,7 @@ class HardNegativeMiner:
                 survivors[plan.position] = (plan, args)
         # sampling and padding draw from one generator in query order, whatever the blocks
         rng = np.random.default_rng(self.seed)
-        results: dict[int, MinedQuery] = {}
+        results: dict[int, MinedRecord] = {}
         for position in sorted(survivors):
             plan, args = survivors.pop(position)
             record = self._select(plan, query_ids[position], data, view, q_emb, d_emb, rng, stats, *args)
@@ -296,7 +296,7 @@ class HardNegativeMiner:
         scores: np.ndarray,
         pos_scores: np.ndarray,
         removed: dict[str, int],
-    ) -> MinedQuery | None:
+    ) -> MinedRecord | None:
         n_pos = plan.positive_rows.size
         if self.margin_reference == "each" and self.filters.relative:
             # the survivors of positive p are those scoring below its threshold: a suffix of the sorted survivors
@@ -351,7 +351,7 @@ class HardNegativeMiner:
         neg_scores = [score_of[r] if r in score_of else float(d_emb[r] @ q_emb[plan.position]) for r in neg_rows]
         pos_rows = [int(r) for r in plan.positive_rows]
         shared = all(p == per_positive[0] for p in per_positive) and len(per_positive[0]) == len(neg_rows)
-        return MinedQuery(
+        return MinedRecord(
             query_id=qid,
             query=data.queries[qid],
             positive_ids=[view.doc_ids[i] for i in pos_rows],

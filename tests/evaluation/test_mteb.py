@@ -74,7 +74,8 @@ def test_offline_scifact_task_agrees_with_negmine_eval_and_exports(scifact_minil
     """mteb.evaluate on the local SciFact folder: mteb's RetrievalEvaluator and scorer, negmine's cached
     embeddings (nothing is re-encoded), the same nDCG@10 as negmine eval to 4 decimals; then export and reload."""
     from negmine.encoders import EmbeddingCache
-    from negmine.evaluation.mteb import evaluate_mteb, export_submission, scores_of
+    from negmine.evaluation.mteb import evaluate_mteb, scores_of
+    from negmine.evaluation.submission import export_submission
 
     cache = EmbeddingCache()
     result = evaluate_mteb(minilm, data=[scifact_dir], output_folder=tmp_path / "mteb", cache=cache)

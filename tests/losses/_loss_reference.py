@@ -1,7 +1,7 @@
 """Plain, loop-based reference implementations of negmine's losses (float64 Python, no masking tricks).
 
 Each candidate of row ``i`` is classified one at a time as a positive, a negative or left out, following the
-convention of negmine.losses._common; the losses are then written term by term from METHODS.md.
+convention of negmine.losses._masks; the losses are then written term by term from docs/methods.md.
 """
 
 from __future__ import annotations

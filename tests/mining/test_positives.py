@@ -254,10 +254,10 @@ def per_positive_record():
 
 
 def test_record_round_trip_and_rows(tmp_path):
-    from negmine.io import write_jsonl
+    from negmine.data.mined import write_mined
 
     record = per_positive_record()
-    write_jsonl(tmp_path / "mined.jsonl", [record.to_dict()])
+    write_mined(tmp_path / "mined.jsonl", [record])
     (back,) = read_mined(tmp_path)
     assert back == record
     assert "positive_negatives" not in MinedQuery("q", "x", ["a"], ["A"], [1.0]).to_dict()
@@ -281,7 +281,7 @@ def test_record_round_trip_and_rows(tmp_path):
 @pytest.mark.parametrize(
     "value,message",
     [
-        ([[0], [1]], "one list per positive"),
+        ([[0], [1]], "one item per positive"),
         ([[0], [1], [3]], "not a list of indices"),
         ([[0, 0], [], None], "repeats a negative"),
         ([[True], [], None], "not a list of indices"),
@@ -295,23 +295,22 @@ def test_read_mined_checks_positive_negatives(tmp_path, value, message):
 
 
 def test_training_and_relabel_follow_the_record(tmp_path):
-    from negmine.io import write_jsonl
+    from negmine.data.mined import write_mined
     from negmine.relabel.arhn import Decision, apply_decisions
     from negmine.training import build_rows, read_records
 
     record = per_positive_record()
-    write_jsonl(tmp_path / "mined.jsonl", [record.to_dict()])
-    records = read_records(tmp_path)
-    assert [(r.positives, r.negatives, r.negative_scores) for r in records] == [
-        (["A"], ["X", "Y", "Z"], [0.8, 0.6, 0.4]),
-        (["B"], ["Y", "Z"], [0.6, 0.4]),
-    ]
-    rows = build_rows(records, num_negatives=2)
+    write_mined(tmp_path / "mined.jsonl", [record])
+    (back,) = read_records(tmp_path)
+    assert back == record
+    rows = build_rows([back], num_negatives=2)
     assert [(r["positive"], r["negative_1"], r["negative_2"]) for r in rows] == [("A", "X", "Y"), ("B", "Y", "Z")]
+    rows = build_rows([back])  # the fewest negatives of a row: 2
+    assert [len([k for k in r if k.startswith("negative")]) for r in rows] == [2, 2]
     # relabel: y becomes a positive, z is filtered
     decisions = [Decision("keep", False, ""), Decision("relabel", True, ""), Decision("filter", True, "")]
-    out = apply_decisions(record.to_dict(), decisions)
-    assert out["negative_ids"] == ["x"] and out["positive_ids"] == ["a", "b", "c", "y"]
-    assert out["positive_negatives"] == [[0], [], None, []]  # x (0.8) does not score below y (0.6)
-    (tmp_path / "relabeled.jsonl").write_text(json.dumps(out) + "\n")
-    read_mined(tmp_path / "relabeled.jsonl")
+    out = apply_decisions(record, decisions)
+    assert out.negative_ids == ["x"] and out.positive_ids == ["a", "b", "c", "y"]
+    assert out.positive_negatives == [[0], [], None, []]  # x (0.8) does not score below y (0.6)
+    write_mined(tmp_path / "relabeled.jsonl", [out])
+    assert read_mined(tmp_path / "relabeled.jsonl") == [out]

@@ -19,7 +19,7 @@ def test_cli_passes_options_to_the_library(tmp_path):
 
     fake_summary = {"queries": 1, "relabeled": 0}
     with mock.patch("negmine.relabel.factory.load_judge", return_value="JUDGE") as load, \
-            mock.patch("negmine.relabel.arhn.relabel_file", return_value=fake_summary) as run:
+            mock.patch("negmine.relabel.api.relabel_file", return_value=fake_summary) as run:
         result = CliRunner().invoke(app, [
             "relabel", "--mined", str(tmp_path / "m.jsonl"), "--judge", "llm:http://127.0.0.1:9/v1@qwen",
             "--out", str(tmp_path / "out"), "--mode", "filter", "--on-unsure", "keep", "--cheap-judge",
@@ -82,8 +82,8 @@ def test_cli_reports_data_errors_without_traceback(tmp_path):
 def test_relabel_modules_import_no_heavy_dependency():
     modules = ["negmine.relabel", "negmine.relabel.base", "negmine.relabel.prompts", "negmine.relabel.parsing",
                "negmine.relabel.cache", "negmine.relabel.window", "negmine.relabel.llm", "negmine.relabel.arhn",
-               "negmine.relabel.cascade", "negmine.relabel.cross_encoder", "negmine.relabel.clients",
-               "negmine.relabel.factory", "negmine.relabel.testing"]
+               "negmine.relabel.api", "negmine.relabel.cascade", "negmine.relabel.cross_encoder",
+               "negmine.relabel.clients", "negmine.relabel.factory", "negmine.relabel.testing"]
     code = ("import sys, importlib\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "heavy = [m for m in ('torch', 'openai', 'llama_cpp', 'transformers', 'sentence_transformers') "

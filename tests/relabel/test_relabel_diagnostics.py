@@ -9,7 +9,7 @@ import re
 
 from test_relabel_pipeline import records, truth, write_mined
 
-from negmine.relabel.arhn import first_choice_slots, judge_warning, ranking_diagnostics, relabel_file
+from negmine.relabel.api import first_choice_slots, judge_warning, ranking_diagnostics, relabel_file
 from negmine.relabel.llm import ARHNJudge
 from negmine.relabel.testing import OracleScript, ScriptedChatClient
 
@@ -57,7 +57,7 @@ def _position_biased(messages):
 def test_relabel_file_warns_about_a_position_biased_judge(tmp_path, caplog):
     mined = write_mined(tmp_path / "mined.jsonl", records(DATA))
     biased = ARHNJudge(ScriptedChatClient(_position_biased), max_passage_words=None)
-    with caplog.at_level(logging.WARNING, logger="negmine.relabel.arhn"):
+    with caplog.at_level(logging.WARNING, logger="negmine.relabel.api"):
         summary = relabel_file(mined, biased, tmp_path / "biased", show_progress_bar=False)
     assert summary["ranking"] == {"ranked_queries": 24, "positive_ranked_first": 0.0, "first_choice_slots": {"2": 24}}
     assert len(summary["warnings"]) == 1 and "ranks by position" in summary["warnings"][0]

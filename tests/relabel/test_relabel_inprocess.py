@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from negmine.relabel.arhn import relabel_records  # noqa: E402
+from negmine.relabel.api import relabel_records  # noqa: E402
 from negmine.relabel.base import Label  # noqa: E402
 from negmine.relabel.cache import JudgmentCache  # noqa: E402
 from negmine.relabel.cascade import CascadeJudge  # noqa: E402
@@ -172,7 +172,7 @@ def test_cascade_sends_only_uncleared_negatives_to_the_llm():
     assert by_id["A"]["decision"] == "relabel" and by_id["A"]["judge"].startswith("arhn")
     assert by_id["C"]["decision"] == "keep" and by_id["C"]["judge"] == "cheap" and by_id["C"]["rank"] == 4
     assert by_id["D"]["rank"] == 5 and by_id["D"]["details"]["cleared"]
-    assert out[0]["positive_ids"] == ["P", "A"] and out[0]["negative_ids"] == ["B", "C", "D"]
+    assert out[0].positive_ids == ["P", "A"] and out[0].negative_ids == ["B", "C", "D"]
     assert cascade.usage.get("cleared") == 2 and cascade.usage.get("escalated") == 2
     assert summary.usage["cleared"] == 2
 
@@ -184,7 +184,7 @@ def test_cascade_with_everything_cleared_makes_no_llm_call():
               "negative_scores": [0.6, 0.5]}
     out, rows, _ = relabel_records([record], CascadeJudge(cheap, ARHNJudge(llm_client), clear_below=0.05))
     assert llm_client.calls == []
-    assert [r["rank"] for r in rows] == [1, 2, 3] and out[0]["negative_ids"] == ["C", "D"]
+    assert [r["rank"] for r in rows] == [1, 2, 3] and out[0].negative_ids == ["C", "D"]
 
 
 @pytest.fixture(scope="module")

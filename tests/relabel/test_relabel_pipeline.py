@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from negmine.relabel.arhn import relabel_file, relabel_records
+from negmine.relabel.api import relabel_file, relabel_records
 from negmine.relabel.base import Label
 from negmine.relabel.cache import JudgmentCache
 from negmine.relabel.llm import ARHNJudge
@@ -102,9 +102,9 @@ def test_unparseable_outputs_are_recorded_as_unsure_never_dropped():
     assert len(rows) == 8 and summary.unsure == 6
     assert all(r["label"] == "unsure" for r in rows)
     assert all(r["decision"] == "unsure" for r in rows if r["role"] == "negative")
-    assert out[0]["negative_ids"] == recs[0]["negative_ids"]  # keep policy
+    assert out[0].negative_ids == recs[0]["negative_ids"]  # keep policy
     out, _, summary = relabel_records(recs, judge, on_unsure="drop")
-    assert out[0]["negative_ids"] == [] and summary.unsure_dropped == 6
+    assert out[0].negative_ids == [] and summary.unsure_dropped == 6
 
 
 def test_sliding_window_path_gives_the_same_decisions_as_one_window():

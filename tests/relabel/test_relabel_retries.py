@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from negmine.relabel.arhn import relabel_file  # noqa: E402
+from negmine.relabel.api import relabel_file  # noqa: E402
 from negmine.relabel.base import JudgeError  # noqa: E402
 from negmine.relabel.cache import JudgmentCache  # noqa: E402
 from negmine.relabel.clients import OpenAIChatClient  # noqa: E402

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from negmine.data.mined import MinedRecord, read_mined
 from negmine.errors import ConfigError, DataError
-from negmine.relabel.arhn import apply_decisions, decide, read_mined
+from negmine.relabel.arhn import apply_decisions, decide
 from negmine.relabel.base import Judgment, Label
 
 
@@ -79,13 +80,14 @@ RECORD = {"query_id": "q", "query": "what?", "positive_ids": ["p"], "positives":
 
 
 def test_apply_decisions_appends_positives_and_drops_negatives():
-    out = apply_decisions(RECORD, decide(CANDIDATES, 1, "both"))
+    record = MinedRecord.from_dict(RECORD)
+    out = apply_decisions(record, decide(CANDIDATES, 1, "both")).to_dict()
     assert out["positive_ids"] == ["p", "a"] and out["positives"] == ["P", "A"]
     assert out["positive_scores"] == [0.9, 0.8]
     assert out["negative_ids"] == ["c", "e"] and out["negatives"] == ["C", "E"]
     assert out["negative_scores"] == [0.6, 0.4]
     assert out["extra_field"] == 1
-    assert RECORD["positive_ids"] == ["p"]  # input untouched
+    assert record.positive_ids == ["p"] and record.to_dict() == RECORD  # input untouched
 
 
 def _write(tmp_path, lines):
@@ -96,7 +98,7 @@ def _write(tmp_path, lines):
 
 def test_read_mined_accepts_valid_records(tmp_path):
     path = _write(tmp_path, [json.dumps(RECORD), "", json.dumps({**RECORD, "query_id": "q2"})])
-    assert [r["query_id"] for r in read_mined(path)] == ["q", "q2"]
+    assert [r.query_id for r in read_mined(path)] == ["q", "q2"]
 
 
 @pytest.mark.parametrize("line,lineno,field", [
@@ -112,11 +114,11 @@ def test_read_mined_accepts_valid_records(tmp_path):
 def test_read_mined_is_strict(tmp_path, line, lineno, field):
     path = _write(tmp_path, [json.dumps(RECORD), line])
     with pytest.raises(DataError) as info:
-        list(read_mined(path))
+        read_mined(path, require_scores=True)
     assert info.value.line == lineno and info.value.field == field
     assert str(path) in str(info.value) and f"line {lineno}" in str(info.value)
 
 
 def test_read_mined_missing_file(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        list(read_mined(tmp_path / "nope.jsonl"))
+        read_mined(tmp_path / "nope.jsonl")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from negmine.relabel.arhn import read_mined
+from negmine.data.mined import read_mined
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,8 +77,8 @@ def test_relabel_cli_end_to_end_through_llama_cpp_server(llama_server, scifact_d
     relabeled = list(read_mined(out / "mined.jsonl"))  # the output is valid input again
     original = list(read_mined(mined))
     for before, after in zip(original, relabeled, strict=True):
-        assert after["positive_ids"][:1] == before["positive_ids"]
-        assert set(after["negative_ids"]) <= set(before["negative_ids"])
+        assert after.positive_ids[:1] == before.positive_ids
+        assert set(after.negative_ids) <= set(before.negative_ids)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["judge"]["client"] == {"backend": "openai", "model": "smollm2", "temperature": 0.0,
                                                       "seed": 0}

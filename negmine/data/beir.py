@@ -1,10 +1,10 @@
-"""Loading retrieval data: BEIR folders, Hugging Face datasets, and (query, positive[, negatives]) pair files.
+"""BEIR data: the :class:`RetrievalData` shape, BEIR folders (corpus, queries, qrels) and BEIR datasets on the hub.
 
-Everything is loaded into one shape, :class:`RetrievalData` (BEIR dicts at the edges), after strict validation:
-malformed JSON, missing ``_id``/``text``, duplicate ids, empty texts, a qrels TSV without its header, and qrels that
-name unknown queries or documents each raise :class:`~negmine.errors.DataError` naming the file, line and field.
-Rows are never dropped silently: with ``on_invalid="skip"`` they are skipped, counted and reported in
-:attr:`RetrievalData.report`.
+Everything negmine loads (here and in :mod:`negmine.data.pairs`) ends in one shape, :class:`RetrievalData` (BEIR
+dicts at the edges), after strict validation: malformed JSON, missing ``_id``/``text``, duplicate ids, empty texts, a
+qrels TSV without its header, and qrels that name unknown queries or documents each raise
+:class:`~negmine.errors.DataError` naming the file, line and field. Rows are never dropped silently: with
+``on_invalid="skip"`` they are skipped, counted and reported in :attr:`RetrievalData.report`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from negmine.errors import DataError, check_choice
+from negmine.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def default_data_root() -> Path | None:
         return Path(env).expanduser()
     candidates = [
         Path.cwd() / ".." / "shared" / "data" / "beir",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "beir",
+        Path(__file__).resolve().parents[3] / "shared" / "data" / "beir",
     ]
     for candidate in candidates:
         if candidate.is_dir():
@@ -150,38 +150,6 @@ def resolve_data_path(data: str | os.PathLike) -> Path | str:
         return str(data)  # a hub id such as BeIR/scifact, loaded with `datasets` when online
     hint = f" (looked in {root})" if root else f" (set ${DATA_ENV} to the folder holding BEIR datasets)"
     raise DataError(f"no such data folder or file{hint}", path=data)
-
-
-def load_data(
-    data: Any,
-    split: str = "train",
-    *,
-    on_invalid: OnInvalid = "error",
-    unknown_qrels: UnknownQrels = "error",
-    corpus: str | os.PathLike | None = None,
-) -> RetrievalData:
-    """Load any supported source into :class:`RetrievalData`.
-
-    Args:
-        data: a BEIR folder, a dataset name under ``$NEGMINE_DATA``, a ``.jsonl``/``.parquet`` pair file, a
-            Hugging Face ``Dataset`` of (query, positive[, negatives]) columns, or a hub id (``BeIR/scifact``).
-        split: the qrels split of a BEIR folder (``qrels/<split>.tsv``) or hub dataset.
-        on_invalid: ``"error"`` (default) raises on the first bad row; ``"skip"`` skips it and counts it in ``report``.
-        unknown_qrels: what to do with qrels naming a query or document that does not exist: ``"error"``,
-            ``"skip"`` (drop the row, counted) or ``"keep"`` (keep it, counted; evaluation needs this for ArguAna,
-            whose official qrels name 5 documents missing from its corpus).
-        corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
-    """
-    check_choice("on_invalid", on_invalid, get_args(OnInvalid))
-    check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
-    if not isinstance(data, (str, os.PathLike)):
-        return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
-    resolved = resolve_data_path(data)
-    if isinstance(resolved, str):
-        return load_hf_beir(resolved, split)
-    if resolved.is_dir():
-        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels)
-    return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -400,128 +368,6 @@ def load_beir(
 def _log_report(data: RetrievalData) -> None:
     for reason, count in {**data.report.skipped, **data.report.kept_unknown}.items():
         logger.warning("%s: %d row(s) %s", data.name, count, reason)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# pair files and Hugging Face datasets
-# --------------------------------------------------------------------------------------------------------------------
-
-QUERY_COLUMNS = ("query", "anchor", "question", "sentence1")
-POSITIVE_COLUMNS = ("positive", "pos", "answer", "document", "sentence2")
-NEGATIVE_COLUMNS = ("negative", "neg", "negatives")
-
-
-class _PairBuilder:
-    """Collects (query, positive[, negatives]) rows into queries/corpus/qrels keyed by stable text ids."""
-
-    def __init__(self, path: str, report: LoadReport, on_invalid: OnInvalid, corpus: Corpus | None = None) -> None:
-        self.path, self.report, self.on_invalid = path, report, on_invalid
-        self.corpus: Corpus = dict(corpus or {})
-        self.by_text = {doc_text(doc): doc_id for doc_id, doc in self.corpus.items()}
-        self.queries: Queries = {}
-        self.qrels: Qrels = {}
-
-    def _doc(self, text: str) -> str:
-        doc_id = self.by_text.get(text)
-        if doc_id is None:
-            doc_id = text_id(text, "d")
-            self.corpus[doc_id] = {"title": "", "text": text}
-            self.by_text[text] = doc_id
-        return doc_id
-
-    def add(self, row: dict[str, Any], lineno: int) -> None:
-        try:
-            query = _pick_text(row, QUERY_COLUMNS, self.path, lineno)
-            positives = _as_list(_pick(row, POSITIVE_COLUMNS, self.path, lineno), self.path, lineno, "positive")
-            negatives = _as_list(_pick(row, NEGATIVE_COLUMNS, None, lineno), self.path, lineno, "negative")
-        except DataError as err:
-            _invalid(self.report, self.on_invalid, f"{Path(self.path).name}: bad {err.field}", err)
-            return
-        qid = text_id(query, "q")
-        self.queries[qid] = query
-        for text in positives:
-            self.qrels.setdefault(qid, {})[self._doc(text)] = 1
-        for text in negatives:  # given negatives join the corpus, so they can be mined like any other document
-            self._doc(text)
-
-    def build(self, name: str) -> RetrievalData:
-        if not self.qrels:
-            raise DataError("no (query, positive) rows", self.path)
-        data = RetrievalData(
-            self.corpus, self.queries, self.qrels, name=name, split="pairs", sources=[self.path], report=self.report
-        )
-        _log_report(data)
-        return data
-
-
-def _pick(row: dict[str, Any], names: tuple[str, ...], path: str | None, lineno: int) -> Any:
-    for name in names:
-        if name in row and row[name] is not None:
-            return row[name]
-    if path is None:
-        return None
-    raise DataError(f"missing (expected one of {', '.join(names)})", path, lineno, names[0])
-
-
-def _pick_text(row: dict[str, Any], names: tuple[str, ...], path: str, lineno: int) -> str:
-    value = _pick(row, names, path, lineno)
-    if not isinstance(value, str) or not value.strip():
-        raise DataError("empty or not a string", path, lineno, next(n for n in names if n in row))
-    return value
-
-
-def _as_list(value: Any, path: str, lineno: int, field_name: str) -> list[str]:
-    if value is None:
-        return []
-    values = [value] if isinstance(value, str) else list(value)
-    for item in values:
-        if not isinstance(item, str) or not item.strip():
-            raise DataError("empty or not a string", path, lineno, field_name)
-    return values
-
-
-def load_pairs(
-    path: str | os.PathLike, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None
-) -> RetrievalData:
-    """Load a ``.jsonl`` or ``.parquet`` file of (query, positive[, negatives]) rows.
-
-    Column names follow sentence-transformers and FlagEmbedding: ``query``/``anchor``, ``positive``/``pos`` (a string
-    or a list: several positives per query are allowed), ``negative``/``neg`` (optional). Queries and documents get
-    stable ids derived from their text; with ``corpus`` (a BEIR corpus file) the positives are matched to it by text.
-    """
-    path = Path(path)
-    report = LoadReport()
-    base_corpus = load_beir_corpus(Path(corpus), report, on_invalid) if corpus else None
-    builder = _PairBuilder(str(path), report, on_invalid, base_corpus)
-    if path.suffix == ".parquet":
-        pq = __import__("pyarrow.parquet", fromlist=["parquet"])
-        for lineno, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            builder.add(row, lineno)
-    elif path.name.endswith((".jsonl", ".jsonl.gz", ".json")):
-        for lineno, row in iter_jsonl(path, report, on_invalid):
-            builder.add(row, lineno)
-    else:
-        raise DataError("unsupported file type (expected .jsonl, .jsonl.gz or .parquet, or a BEIR folder)", path)
-    return builder.build(path.stem)
-
-
-def load_hf_pairs(
-    dataset: Any, *, on_invalid: OnInvalid = "error", corpus: str | os.PathLike | None = None
-) -> RetrievalData:
-    """Load a Hugging Face ``datasets.Dataset`` of (query, positive[, negatives]) columns (row numbers are 1-based)."""
-    if not hasattr(dataset, "column_names"):
-        raise TypeError(f"expected a path or a datasets.Dataset, got {type(dataset).__name__}")
-    report = LoadReport()
-    base_corpus = load_beir_corpus(Path(corpus), report, on_invalid) if corpus else None
-    name = getattr(getattr(dataset, "info", None), "dataset_name", None) or "dataset"
-    builder = _PairBuilder(f"<Dataset {name}>", report, on_invalid, base_corpus)
-    columns = dataset.column_names
-    rename = {}
-    if not any(c in columns for c in QUERY_COLUMNS) and len(columns) >= 2:
-        rename = {columns[0]: "query", columns[1]: "positive"}  # sentence-transformers' positional convention
-    for lineno, row in enumerate(dataset, start=1):
-        builder.add({rename.get(k, k): v for k, v in row.items()}, lineno)
-    return builder.build(name)
 
 
 def load_hf_beir(hub_id: str, split: str = "test") -> RetrievalData:  # pragma: no cover - needs the network

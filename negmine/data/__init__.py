@@ -1,0 +1,105 @@
+"""Data: loading retrieval data and the files that flow between negmine's stages.
+
+- :mod:`negmine.data.beir`: :class:`RetrievalData` (corpus, queries, qrels), BEIR folders and hub datasets.
+- :mod:`negmine.data.pairs`: (query, positive[, negatives]) pair files and Hugging Face ``Dataset``s, and the rows of
+  sentence-transformers training files.
+- :mod:`negmine.data.mined`: ``mined.jsonl``, the record of one query's mined negatives
+  (:class:`~negmine.data.mined.MinedRecord`), read and written strictly, and the one builder of
+  sentence-transformers training rows.
+
+:func:`load_data` loads any supported source into :class:`RetrievalData`. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, get_args
+
+from negmine.data.beir import (
+    DATA_ENV,
+    QRELS_HEADER,
+    Corpus,
+    LoadReport,
+    OnInvalid,
+    Qrels,
+    Queries,
+    RetrievalData,
+    UnknownQrels,
+    default_data_root,
+    doc_text,
+    iter_jsonl,
+    load_beir,
+    load_beir_corpus,
+    load_beir_queries,
+    load_hf_beir,
+    load_qrels,
+    resolve_data_path,
+    text_id,
+)
+from negmine.data.mined import MinedRecord, read_mined, read_records, write_mined
+from negmine.data.pairs import NEGATIVE_COLUMNS, POSITIVE_COLUMNS, QUERY_COLUMNS, load_hf_pairs, load_pairs
+from negmine.errors import check_choice
+
+__all__ = [
+    "DATA_ENV",
+    "NEGATIVE_COLUMNS",
+    "POSITIVE_COLUMNS",
+    "QRELS_HEADER",
+    "QUERY_COLUMNS",
+    "Corpus",
+    "LoadReport",
+    "MinedRecord",
+    "OnInvalid",
+    "Qrels",
+    "Queries",
+    "RetrievalData",
+    "UnknownQrels",
+    "default_data_root",
+    "doc_text",
+    "iter_jsonl",
+    "load_beir",
+    "load_beir_corpus",
+    "load_beir_queries",
+    "load_data",
+    "load_hf_beir",
+    "load_hf_pairs",
+    "load_pairs",
+    "load_qrels",
+    "read_mined",
+    "read_records",
+    "resolve_data_path",
+    "text_id",
+    "write_mined",
+]
+
+
+def load_data(
+    data: Any,
+    split: str = "train",
+    *,
+    on_invalid: OnInvalid = "error",
+    unknown_qrels: UnknownQrels = "error",
+    corpus: str | os.PathLike | None = None,
+) -> RetrievalData:
+    """Load any supported source into :class:`RetrievalData`.
+
+    Args:
+        data: a BEIR folder, a dataset name under ``$NEGMINE_DATA``, a ``.jsonl``/``.parquet`` pair file, a
+            Hugging Face ``Dataset`` of (query, positive[, negatives]) columns, or a hub id (``BeIR/scifact``).
+        split: the qrels split of a BEIR folder (``qrels/<split>.tsv``) or hub dataset.
+        on_invalid: ``"error"`` (default) raises on the first bad row; ``"skip"`` skips it and counts it in ``report``.
+        unknown_qrels: what to do with qrels naming a query or document that does not exist: ``"error"``,
+            ``"skip"`` (drop the row, counted) or ``"keep"`` (keep it, counted; evaluation needs this for ArguAna,
+            whose official qrels name 5 documents missing from its corpus).
+        corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
+    """
+    check_choice("on_invalid", on_invalid, get_args(OnInvalid))
+    check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
+    if not isinstance(data, (str, os.PathLike)):
+        return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
+    resolved = resolve_data_path(data)
+    if isinstance(resolved, str):
+        return load_hf_beir(resolved, split)
+    if resolved.is_dir():
+        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels)
+    return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
