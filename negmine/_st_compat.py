@@ -49,3 +49,13 @@ def warmup_arguments(ratio: float) -> dict[str, Any]:
     if int(transformers.__version__.split(".")[0]) >= 5:
         return {"warmup_steps": float(ratio)}
     return {"warmup_ratio": ratio}
+
+
+def default_batch_sampler() -> type:
+    """``DefaultBatchSampler``, the base class of the batch samplers the trainer accepts through ``batch_sampler``
+    (with ``set_epoch``)."""
+    try:
+        from sentence_transformers.base.sampler import DefaultBatchSampler
+    except ImportError:  # pragma: no cover - sentence-transformers 5.x
+        from sentence_transformers.sampler import DefaultBatchSampler
+    return DefaultBatchSampler

@@ -14,6 +14,18 @@ The input is read as :class:`~negmine.data.mined.MinedRecord` and turned into ro
 * ``N = num_negatives`` (default: the fewest negatives of any query); queries with fewer are dropped (counted in the
   log), longer lists keep their first ``N`` (the miner's order).
 * ``scores = [positive scores (P), negative scores (N)]`` when every query has teacher scores and ``use_scores``.
+
+Training dynamics (issue 20; see README "Training dynamics"):
+
+* ``random_negatives = K`` (STAR): ``K`` random corpus documents per row after the ``N`` hard ones
+  (:mod:`negmine.data.random_negatives`), from the corpus of the run that mined the data (``corpus``, default: the
+  ``data`` of the mining run's ``manifest.json``); their teacher score is ``NaN`` (unknown).
+* ``batch_sampler = "ngame"`` (NGAME): batches of queries close in the start model's embedding space
+  (:mod:`negmine.batching`), still without duplicate texts.
+* ``adore = True`` (ADORE): an asymmetric model (sentence-transformers ``Router``) whose document side is the start
+  model, frozen, and whose query side is trained (:func:`adore_model`).
+* ``remine_every`` (ANCE/ADORE re-mining with the student) is run by :mod:`negmine.dynamic`, which sits above
+  training and mining; :func:`train` refuses it.
 """
 
 from __future__ import annotations
@@ -27,17 +39,21 @@ from pathlib import Path
 from typing import Any
 
 from negmine._st_compat import batch_samplers, warmup_arguments
-from negmine.data.mined import build_rows, read_records
+from negmine.data.mined import MinedRecord, build_rows, read_records
 from negmine.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "build_dataset", "build_evaluator", "build_loss", "build_rows",
-           "build_trainer", "load_model", "num_positive_columns", "read_records", "train", "training_arguments"]
+__all__ = ["BATCH_SAMPLERS", "TrainConfig", "TrainResult", "adore_model", "build_dataset", "build_evaluator",
+           "build_loss", "build_rows", "build_trainer", "ngame_embeddings", "query_side",
+           "random_negatives_corpus", "load_model", "num_positive_columns", "read_records", "train",
+           "training_arguments"]
 
 logger = logging.getLogger(__name__)
 
 # losses whose frozen reference model is passed under this parameter name
 _REFERENCE_PARAMETER = {"infonce": "guide", "dice": "guide", "soft-infonce": "estimator", "cwcl": "reference",
                         "mixing": "guide"}
+BATCH_SAMPLERS = ("no-duplicates", "ngame")
+REMINE_UNITS = ("epoch", "step")
 
 
 @dataclass
@@ -64,6 +80,16 @@ class TrainConfig:
             ``eval_steps``.
         epochs, max_steps, batch_size, learning_rate, warmup_ratio, weight_decay, max_seq_length, seed,
             logging_steps, save_total_limit, resume_from_checkpoint: as in ``SentenceTransformerTrainingArguments``.
+        random_negatives: random corpus negatives per row beside the hard ones (STAR; 0 = none).
+        corpus: BEIR folder or dataset name whose corpus gives the random negatives (default: the ``data`` of the
+            mining run's ``manifest.json`` beside ``data``).
+        batch_sampler: ``no-duplicates`` (sentence-transformers') or ``ngame`` (clustered queries, no duplicates).
+        ngame_cluster_size: rows per query cluster of the ``ngame`` sampler.
+        adore: train the query side only; the document side stays the start model, frozen (ADORE).
+        remine_every / remine_unit: re-mine with the student every N epochs or steps (:mod:`negmine.dynamic`).
+        remine_config: recipe TOML whose ``[mine]`` table sets the re-mining options (default: the mining run's
+            ``manifest.json``); its false-negative guards (``cross_encoder``) apply to every round.
+        remine_judge: a relabel judge run on every re-mined round (``cross-encoder:PATH``...; see ``negmine relabel``).
     """
 
     data: str = ""
@@ -94,6 +120,15 @@ class TrainConfig:
     logging_steps: int = 10
     resume_from_checkpoint: str | None = None
     show_progress_bar: bool = True
+    random_negatives: int = 0
+    corpus: str | None = None
+    batch_sampler: str = "no-duplicates"
+    ngame_cluster_size: int = 8
+    adore: bool = False
+    remine_every: int = 0
+    remine_unit: str = "epoch"
+    remine_config: str | None = None
+    remine_judge: str | None = None
 
     def __post_init__(self) -> None:
         from negmine.losses import LOSSES  # noqa: PLC0415 - torch only when a config is built
@@ -120,6 +155,15 @@ class TrainConfig:
             raise ConfigError(f"learning_rate={self.learning_rate!r} is not allowed; expected a value > 0")
         if not isinstance(self.loss_args, dict):
             raise ConfigError(f"loss_args={self.loss_args!r} is not allowed; expected a table of loss arguments")
+        for name in ("random_negatives", "remine_every"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; expected an integer >= 0")
+        if self.ngame_cluster_size < 1:
+            raise ConfigError(f"ngame_cluster_size={self.ngame_cluster_size!r} is not allowed; expected >= 1")
+        from negmine.errors import check_choice
+
+        check_choice("batch_sampler", self.batch_sampler, BATCH_SAMPLERS)
+        check_choice("remine_unit", self.remine_unit, REMINE_UNITS)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,12 +190,57 @@ class TrainResult:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def build_dataset(cfg: TrainConfig) -> Any:
-    """The training ``datasets.Dataset`` of a config."""
+def build_dataset(cfg: TrainConfig, records: list[MinedRecord] | None = None, corpus: Any = None) -> Any:
+    """The training ``datasets.Dataset`` of a config (``records`` default to ``cfg.data``'s; ``corpus``, a
+    :class:`~negmine.data.RetrievalData`, defaults to :func:`random_negatives_corpus`'s with random negatives)."""
     from datasets import Dataset
 
-    rows = build_rows(read_records(cfg.data), cfg.max_positives, cfg.num_negatives, cfg.use_scores)
+    records = read_records(cfg.data) if records is None else records
+    num_negatives = cfg.num_negatives
+    if cfg.random_negatives:
+        from negmine.data.random_negatives import RandomNegatives, add_random_negatives
+
+        corpus = random_negatives_corpus(cfg) if corpus is None else corpus
+        ids = list(corpus.corpus)
+        sampler = RandomNegatives(ids, [corpus.doc_text(d) for d in ids], cfg.random_negatives, cfg.seed)
+        hard = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
+        records = add_random_negatives(records, sampler, hard)
+        num_negatives = hard + cfg.random_negatives
+    rows = build_rows(records, cfg.max_positives, num_negatives, cfg.use_scores)
     return Dataset.from_list(rows)
+
+
+def random_negatives_corpus(cfg: TrainConfig) -> Any:
+    """The corpus random negatives come from: ``cfg.corpus``, else the data of the mining run that wrote
+    ``cfg.data`` (its ``manifest.json``)."""
+    from negmine.data import load_data
+
+    source, split, corpus_file = cfg.corpus, "train", None
+    if not source:
+        mined = run_manifest(cfg.data)
+        config = mined.get("config", {}) if mined else {}
+        source, split, corpus_file = config.get("data"), config.get("split", "train"), config.get("corpus")
+    if not source:
+        raise ConfigError(f"random_negatives={cfg.random_negatives} needs a corpus: pass corpus (--corpus), or train "
+                          f"on the mined.jsonl of a negmine mine run (its manifest.json names the data); "
+                          f"{cfg.data!r} has none")
+    return load_data(source, split, corpus=corpus_file)
+
+
+def run_manifest(data: str) -> dict[str, Any] | None:
+    """The ``manifest.json`` of the ``negmine mine`` run that wrote ``data`` (a file or its folder), following a
+    ``negmine relabel`` run back to the mined file it read; ``None`` if there is none."""
+    import json
+
+    path = Path(data)
+    folder = path if path.is_dir() else path.parent
+    manifest = folder / "manifest.json"
+    if not data or not manifest.is_file():
+        return None
+    with open(manifest, encoding="utf-8") as handle:
+        found = json.load(handle)
+    mined = next(iter(found.get("inputs") or {}), None) if found.get("stage") == "relabel" else None
+    return run_manifest(mined) if mined and Path(mined).resolve() != path.resolve() else found
 
 
 def num_positive_columns(dataset: Any) -> int:
@@ -161,6 +250,42 @@ def num_positive_columns(dataset: Any) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 # model, loss, evaluator, trainer
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def adore_model(model: Any) -> Any:
+    """ADORE's asymmetric model from ``model``: a sentence-transformers ``Router`` whose ``document`` route is
+    ``model``'s modules, frozen (``requires_grad = False``), and whose ``query`` route is a trainable copy of them.
+
+    Documents keep the start model's embeddings (they never need re-encoding); only the query side learns. Train it
+    with ``router_mapping`` (``anchor`` -> ``query``, every other text column -> ``document``; see
+    :func:`training_arguments`)."""
+    import copy
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Router
+
+    document = list(model)
+    query = [copy.deepcopy(m) for m in document]
+    for module in document:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+    router = Router.for_query_document(query_modules=query, document_modules=document)
+    out = SentenceTransformer(modules=[router], device=str(model.device))
+    out.max_seq_length = model.max_seq_length
+    return out
+
+
+def query_side(model: Any) -> Any:
+    """The model that encodes queries: ``model`` itself, or for an ADORE ``Router`` model a ``SentenceTransformer``
+    over its ``query`` route (sharing its modules, so it follows training)."""
+    router = next((m for m in model.children() if type(m).__name__ == "Router"), None)
+    if router is None:
+        return model
+    from sentence_transformers import SentenceTransformer
+
+    query = SentenceTransformer(modules=list(router.sub_modules["query"]), device=str(model.device))
+    query.max_seq_length = model.max_seq_length
+    return query
 
 
 def load_model(name: str, max_seq_length: int | None = None) -> Any:
@@ -223,7 +348,9 @@ def build_evaluator(cfg: TrainConfig) -> Any:
     return BEIREvaluator(data, name=name, batch_size=cfg.eval_batch_size)
 
 
-def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
+def training_arguments(cfg: TrainConfig, has_evaluator: bool, batch_sampler: Any = None,
+                       router_mapping: dict[str, str] | None = None) -> Any:
+    """Training arguments of a config; ``batch_sampler`` (default: no-duplicates) and ``router_mapping`` (ADORE)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     eval_steps = cfg.eval_steps or cfg.save_steps or 500
@@ -237,7 +364,8 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool) -> Any:
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        batch_sampler=batch_samplers().NO_DUPLICATES,
+        batch_sampler=batch_sampler or batch_samplers().NO_DUPLICATES,
+        **({"router_mapping": router_mapping} if router_mapping else {}),
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
@@ -256,25 +384,69 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available()
 
 
+def ngame_embeddings(model: Any, dataset: Any, cache_dir: str | None = None, batch_size: int = 64) -> Any:
+    """One query embedding per row of ``dataset`` (its ``anchor``), by ``model`` (its query side) through the embedding
+    cache (keyed by the model's weights, so each checkpoint has its own entry): what
+    :class:`~negmine.batching.NgameBatchSampler` clusters."""
+    import numpy as np
+
+    from negmine.encoders import EmbeddingCache
+    from negmine.encoders.st import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(query_side(model))
+    anchors = list(dict.fromkeys(dataset["anchor"]))
+    emb = EmbeddingCache(cache_dir).get_or_encode(
+        anchors, lambda texts: encoder.encode_queries(texts, batch_size=batch_size), encoder.fingerprint(), "query")
+    row = {a: i for i, a in enumerate(anchors)}
+    return np.asarray(emb)[[row[a] for a in dataset["anchor"]]]
+
+
+def _batch_sampler(cfg: TrainConfig, model: Any, dataset: Any) -> Any:
+    if cfg.batch_sampler != "ngame":
+        return None
+    import functools
+
+    from negmine.batching import NgameBatchSampler
+
+    embeddings = ngame_embeddings(model, dataset)
+    return functools.partial(NgameBatchSampler, embeddings=embeddings, cluster_size=cfg.ngame_cluster_size)
+
+
+def _router_mapping(dataset: Any) -> dict[str, str]:
+    return {c: "query" if c == "anchor" else "document" for c in dataset.column_names if c != "scores"}
+
+
 def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, evaluator: Any = None) -> Any:
-    """A ready ``SentenceTransformerTrainer``; ``model``/``dataset``/``evaluator`` default to the config's."""
+    """A ready ``SentenceTransformerTrainer``; ``model``/``dataset``/``evaluator`` default to the config's. With
+    ``adore`` a plain model is wrapped by :func:`adore_model` (one that already has a ``Router`` is used as is)."""
     from sentence_transformers import SentenceTransformerTrainer
 
     dataset = build_dataset(cfg) if dataset is None else dataset
     model = load_model(cfg.model, cfg.max_seq_length) if model is None else model
+    batch_sampler = _batch_sampler(cfg, model, dataset)  # the start model's query embeddings
+    if cfg.adore and not _has_router(model):
+        model = adore_model(model)
     reference = load_model(cfg.reference_model, cfg.max_seq_length) if cfg.reference_model else None
     loss = build_loss(cfg.loss, model, cfg.loss_args, num_positive_columns(dataset), reference)
     evaluator = build_evaluator(cfg) if evaluator is None else evaluator
-    args = training_arguments(cfg, evaluator is not None)
+    args = training_arguments(cfg, evaluator is not None, batch_sampler,
+                              _router_mapping(dataset) if _has_router(model) else None)
     logger.info("training %s on %d rows (%s) with %s", cfg.model, len(dataset), ", ".join(dataset.column_names),
                 type(loss).__name__)
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+
+
+def _has_router(model: Any) -> bool:
+    return any(type(m).__name__ == "Router" for m in model.children())
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train, save the final model to ``out/final`` and write ``manifest.json`` and ``metrics.json``."""
     from negmine.io import write_json, write_manifest
 
+    if cfg.remine_every:
+        raise ConfigError(f"remine_every={cfg.remine_every}: re-mining with the student is run by "
+                          "negmine.dynamic.train_dynamic (negmine train does this when --remine-every is set)")
     out = Path(cfg.out)
     trainer = build_trainer(cfg)
     state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)

@@ -1,6 +1,8 @@
 """The directions between negmine's parts, checked on the source (``ast``), so they stay true.
 
 - relabel and training read mined files (``negmine.data.mined``) but never import ``negmine.mining``;
+- ``negmine.dynamic`` (re-mining with the student) sits above training and mining, the one library module that
+  imports both; only ``negmine.cli`` imports it;
 - ``negmine.index`` stores and searches vectors: it imports only ``negmine.io``, ``negmine.errors`` and
   ``negmine._optional`` (building an index from data and encoders is ``negmine.retrieve``'s job);
 - only ``negmine.cli`` prints;
@@ -80,6 +82,10 @@ def violations(root: Path, package: str = "negmine") -> list[str]:
                     _within(name, f"{package}.mining"):
                 found.append(f"{where}:{line}: {module.name} imports {name} (relabel and training read mined "
                              f"files through {package}.data.mined, never {package}.mining)")
+            if _within(name, f"{package}.dynamic") and not any(
+                    _within(module.name, allowed) for allowed in (f"{package}.dynamic", f"{package}.cli")):
+                found.append(f"{where}:{line}: {module.name} imports {name} ({package}.dynamic sits above training "
+                             f"and mining; only {package}.cli imports it)")
             if _within(module.name, f"{package}.index") and not any(
                     _within(name, allowed) for allowed in (f"{package}.index", f"{package}.io", f"{package}.errors",
                                                            f"{package}._optional")) and name != package:
@@ -128,6 +134,8 @@ CLEAN = {
     "pkg/relabel/api.py": "from pkg.data.mined import read_mined\nfrom . import rules\n",
     "pkg/relabel/rules.py": "",
     "pkg/training.py": "from pkg.data.mined import build_rows\n",
+    "pkg/dynamic.py": "from pkg.training import train\nfrom pkg.mining.api import run_mining\n",
+    "pkg/cli/train.py": "from pkg.dynamic import train_dynamic\n",
     "pkg/index/store.py": "from pkg.io import write_json\nfrom pkg import errors\nfrom ._x import y\n",
     "pkg/index/_x.py": "y = 1\n",
     "pkg/losses/infonce.py": "import torch\nfrom pkg._st_compat import embed_columns\nfrom ._common import Base\n",
@@ -144,6 +152,8 @@ def test_a_clean_package_passes(tmp_path):
     ("pkg/relabel/api.py", "def f():\n    from pkg.mining.api import x\n", "relabel and training read mined files"),
     ("pkg/relabel/api.py", "from ..mining import api\n", "relabel and training read mined files"),
     ("pkg/training.py", "import pkg.mining.api\n", "relabel and training read mined files"),
+    ("pkg/training.py", "def f():\n    from pkg.dynamic import train_dynamic\n", "pkg.dynamic sits above"),
+    ("pkg/mining/api.py", "from pkg import dynamic\n", "pkg.dynamic sits above"),
     ("pkg/index/store.py", "def build():\n    from pkg.retrieve import Retriever\n", "pkg.index imports only"),
     ("pkg/index/store.py", "from pkg.data.mined import x\n", "pkg.index imports only"),
     ("pkg/index/store.py", "from pkg import encoders\n", "pkg.index imports only"),

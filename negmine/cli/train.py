@@ -13,6 +13,8 @@ TRAIN_EXAMPLES = [
     "negmine train --data runs/scifact-minilm/mined.jsonl --model minilm --loss infonce --out runs/scifact-infonce",
     "negmine train --config training/scifact-minilm.toml --loss soft-infonce --loss-arg alpha=1.0 --loss-arg t=0.1",
     "negmine train --data relabeled.jsonl --max-positives 4 --loss dice --loss-arg infonce_weight=1.0 --out runs/d",
+    "negmine train --data runs/scifact-minilm/mined.jsonl --random-negatives 2 --batch-sampler ngame --out runs/star",
+    "negmine train --data runs/scifact-minilm/mined.jsonl --epochs 3 --remine-every 1 --adore --out runs/adore",
 ]
 
 
@@ -62,6 +64,23 @@ def train(
     eval_max_corpus: Annotated[int | None, typer.Option(help="Subsample the evaluation corpus.")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: no checkpoints).")] = None,
     resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder.")] = None,
+    random_negatives: Annotated[int | None, typer.Option(help="Random corpus negatives per row beside the hard ones "
+                                                              "(STAR; seeded, never a positive or a copy).")] = None,
+    corpus: Annotated[str | None, typer.Option(help="BEIR folder or dataset name of the random negatives (default: "
+                                                    "the data of the mining run's manifest.json).")] = None,
+    batch_sampler: Annotated[str | None, typer.Option(help="no-duplicates, or ngame: batches of queries close in "
+                                                           "the start model's embedding space (NGAME).")] = None,
+    ngame_cluster_size: Annotated[int | None, typer.Option(help="Rows per query cluster of --batch-sampler "
+                                                                "ngame.")] = None,
+    adore: Annotated[bool | None, typer.Option(
+        "--adore/--no-adore", help="Train the query side only; documents keep the start model, frozen.")] = None,
+    remine_every: Annotated[int | None, typer.Option(help="Re-mine with the student every N epochs (or steps, "
+                                                          "--remine-unit step); ANCE/ADORE.")] = None,
+    remine_unit: Annotated[str | None, typer.Option(help="epoch or step: the unit of --remine-every.")] = None,
+    remine_config: Annotated[str | None, typer.Option(help="Recipe TOML whose [mine] table sets the re-mining "
+                                                           "options (default: the mining manifest.json).")] = None,
+    remine_judge: Annotated[str | None, typer.Option(help="Relabel judge run on every re-mined round "
+                                                          "(cross-encoder:PATH, llm:URL@MODEL...).")] = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Train a sentence-transformers embedder on mined negatives with a negmine loss.
@@ -91,14 +110,25 @@ def train(
                      learning_rate=learning_rate, max_seq_length=max_seq_length, seed=seed, eval_data=eval_data,
                      eval_split=eval_split, eval_steps=eval_steps, eval_max_queries=eval_max_queries,
                      eval_max_corpus=eval_max_corpus, save_steps=save_steps,
-                     resume_from_checkpoint=resume_from_checkpoint)
+                     resume_from_checkpoint=resume_from_checkpoint, random_negatives=random_negatives,
+                     corpus=corpus, batch_sampler=batch_sampler, ngame_cluster_size=ngame_cluster_size, adore=adore,
+                     remine_every=remine_every, remine_unit=remine_unit, remine_config=remine_config,
+                     remine_judge=remine_judge)
     cfg = build_config(TrainConfig, file_values, overrides, source=str(config or ""))
     if not cfg.data:
         raise typer.BadParameter("no training data: pass --data or set data in the --config file", param_hint="--data")
     if dry_run:
         print_config(cfg.to_dict())
         return
-    result = run_training(cfg)
+    if cfg.remine_every:
+        from negmine.dynamic import train_dynamic
+
+        result = train_dynamic(cfg)
+    else:
+        result = run_training(cfg)
     rows = [("rows", str(result.num_rows)), ("steps", str(result.steps)), ("model", str(result.model_dir))]
+    for cost in getattr(result, "rounds", []):
+        remine = f", re-mined in {cost.remine_seconds:.1f} s" if cost.remine_seconds is not None else ""
+        rows.append((f"round {cost.round}", f"{cost.steps} steps in {cost.train_seconds:.1f} s{remine}"))
     rows += [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items()) if "ndcg" in k or "recall" in k]
     print_table(f"negmine train → {cfg.out}", rows)

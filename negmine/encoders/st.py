@@ -110,8 +110,14 @@ class SentenceTransformerEncoder:
                 normalize_embeddings=self.similarity == "cosine",
                 convert_to_numpy=True,
                 show_progress_bar=show_progress_bar,
+                **self._route(kind),
             )
         return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def _route(self, kind: str) -> dict[str, str]:
+        """``task`` for an asymmetric model (a ``Router``, e.g. negmine's ADORE model): queries through its ``query``
+        route, documents through ``document``; nothing for other models."""
+        return {"task": kind} if any(type(m).__name__ == "Router" for m in self.model.children()) else {}
 
     def encode_queries(
         self, queries: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool = False

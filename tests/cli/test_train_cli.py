@@ -75,3 +75,33 @@ def test_registered_in_negmine_cli():
 
     result = runner.invoke(negmine_app, ["train", "--help"])
     assert result.exit_code == 0 and "--loss" in result.output
+
+
+def test_training_dynamics_flags_reach_the_library():
+    result, run = invoke(["--data", "runs/x/mined.jsonl", "--random-negatives", "2", "--corpus", "scifact",
+                          "--batch-sampler", "ngame", "--ngame-cluster-size", "4", "--adore"])
+    assert result.exit_code == 0, result.output
+    (cfg,), _ = run.call_args
+    assert (cfg.random_negatives, cfg.corpus, cfg.batch_sampler, cfg.ngame_cluster_size, cfg.adore) == (
+        2, "scifact", "ngame", 4, True)
+
+
+def test_remine_every_runs_the_dynamic_loop():
+    with mock.patch("negmine.dynamic.train_dynamic") as dynamic, mock.patch("negmine.training.train") as plain:
+        dynamic.return_value.num_rows, dynamic.return_value.steps = 8, 6
+        dynamic.return_value.model_dir, dynamic.return_value.metrics = Path("out/final"), {}
+        dynamic.return_value.rounds = [mock.Mock(round=0, steps=3, train_seconds=1.0, remine_seconds=2.5),
+                                       mock.Mock(round=1, steps=3, train_seconds=1.0, remine_seconds=None)]
+        result = runner.invoke(app, ["train", "--data", "runs/x/mined.jsonl", "--epochs", "2", "--remine-every", "1",
+                                     "--remine-unit", "epoch", "--remine-judge", "cross-encoder:ce"])
+    assert result.exit_code == 0, result.output
+    assert not plain.called
+    (cfg,), _ = dynamic.call_args
+    assert (cfg.remine_every, cfg.remine_unit, cfg.remine_judge) == (1, "epoch", "cross-encoder:ce")
+    assert "re-mined in 2.5 s" in result.output
+
+
+def test_bad_batch_sampler_is_refused():
+    result, run = invoke(["--data", "runs/x/mined.jsonl", "--batch-sampler", "clusters"])
+    assert result.exit_code != 0 and not run.called
+    assert "batch_sampler='clusters' is not one of" in str(result.exception) + result.output

@@ -1,0 +1,285 @@
+"""Dynamic negatives: train, re-mine with the student, continue (ANCE, Xiong et al., ICLR 2021; ADORE, Zhan et al.,
+SIGIR 2021).
+
+This module sits **above** training and mining: it is the one place that imports both (``negmine.training`` never
+imports ``negmine.mining``; ``tests/test_architecture.py`` allows this direction only here and in ``negmine.cli``).
+
+The loop (:func:`train_dynamic`), for ``remine_every = N`` epochs (or steps, ``remine_unit = "step"``):
+
+1. train the model ``N`` epochs (steps) on the current negatives (a fresh trainer per round, so the learning-rate
+   schedule and the optimizer restart each round: "ANCE-lite", not ANCE's asynchronous index refresh);
+2. re-encode the corpus with the current student (the embedding cache is keyed by the weights, so each round's
+   checkpoint has its own entry), re-mine with the same mining options as the first round (the mining run's
+   ``manifest.json`` or ``remine_config``), **with** its false-negative guards: the ``cross_encoder`` rescoring of
+   the mining options and, when ``remine_judge`` is set, a relabel judge over every re-mined record (a stronger
+   student surfaces more false negatives; CET);
+3. continue with the new negatives, until the epochs (steps) are spent.
+
+ADORE (``adore = True``): the model is a sentence-transformers ``Router`` whose document side is the start model,
+frozen (:func:`negmine.training.adore_model`), so re-mining only re-encodes the queries; the corpus embeddings come
+from the cache entry of the start model.
+
+Costs are written to ``out/dynamic.json``: per round the training time and steps (seconds per step) and the
+re-mining time with its parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from negmine.data.mined import MinedRecord, read_records, write_mined
+from negmine.errors import ConfigError
+from negmine.mining.config import MineConfig
+from negmine.training import (
+    TrainConfig,
+    adore_model,
+    build_dataset,
+    build_trainer,
+    load_model,
+    query_side,
+    run_manifest,
+)
+
+__all__ = ["DynamicResult", "RoundCost", "remine", "remine_config", "round_schedule", "train_dynamic"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundCost:
+    round: int
+    train_seconds: float
+    steps: int
+    remine_seconds: float | None = None
+    remine_parts: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        return self.train_seconds / self.steps if self.steps else None
+
+
+@dataclass
+class DynamicResult:
+    out_dir: Path
+    model_dir: Path
+    rounds: list[RoundCost]
+    records: list[MinedRecord]
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.records)
+
+
+def round_schedule(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The ``epochs``/``max_steps`` of each round: ``remine_every`` epochs (steps) per round until ``epochs``
+    (``max_steps``) are spent; the last round takes what is left."""
+    n = cfg.remine_every
+    if n < 1:
+        raise ConfigError(f"remine_every={n!r}: expected an integer >= 1 for re-mining")
+    if cfg.remine_unit == "step":
+        if cfg.max_steps <= 0:
+            raise ConfigError("remine_unit='step' needs max_steps > 0 (the total number of steps)")
+        total = cfg.max_steps
+        return [{"epochs": cfg.epochs, "max_steps": min(n, total - start)} for start in range(0, total, n)]
+    if cfg.max_steps > 0:
+        raise ConfigError("remine_unit='epoch' counts epochs: unset max_steps, or use remine_unit='step'")
+    rounds = math.ceil(cfg.epochs / n - 1e-9)
+    return [{"epochs": min(float(n), cfg.epochs - r * n), "max_steps": -1} for r in range(rounds)]
+
+
+def remine_config(cfg: TrainConfig) -> MineConfig:
+    """The mining options of every re-mining round: ``remine_config``'s ``[mine]`` table, else the ``manifest.json``
+    of the mining run that wrote ``cfg.data``. Re-mining runs in memory (no ``out``) and never on a prebuilt index."""
+    from negmine.config import build_config, read_toml
+
+    if cfg.remine_config:
+        values, source = read_toml(cfg.remine_config, "mine"), cfg.remine_config
+    else:
+        manifest = run_manifest(cfg.data)
+        if manifest is None or manifest.get("stage") != "mine":
+            raise ConfigError(
+                f"remine_every needs the mining options: {cfg.data!r} has no mining manifest.json "
+                "beside it; pass remine_config (a recipe TOML with a [mine] table)"
+            )
+        values, source = dict(manifest.get("config", {})), str(Path(cfg.data).parent / "manifest.json")
+    known = {f.name for f in dataclasses.fields(MineConfig)}
+    values = {k: v for k, v in values.items() if k in known}
+    values.update(out="", index_dir=None, show_progress_bar=False, seed=cfg.seed)
+    return build_config(MineConfig, values, {}, source=source)
+
+
+class _SplitEncoder:
+    """ADORE's encoder for re-mining: queries by the trained query side; documents by the frozen start model
+    through the embedding cache (its entry from the start, so the corpus is not re-encoded)."""
+
+    def __init__(self, query_encoder: Any, document_encoder: Any, cache: Any, batch_size: int) -> None:
+        self.query_encoder, self.document_encoder = query_encoder, document_encoder
+        self.cache, self.batch_size = cache, batch_size
+        self.similarity = document_encoder.similarity
+
+    def encode_queries(self, queries: Any, *, batch_size: int = 32, show_progress_bar: bool = False) -> Any:
+        return self.query_encoder.encode_queries(queries, batch_size=batch_size)
+
+    def encode_corpus(self, docs: Any, *, batch_size: int = 32, show_progress_bar: bool = False) -> Any:
+        from negmine.encoders import encode_with_cache
+
+        return encode_with_cache(
+            self.document_encoder,
+            list(docs),
+            "document",
+            cache=self.cache,
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+        )
+
+    @property
+    def dimension(self) -> int:
+        return self.document_encoder.dimension
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "encoder": "adore",
+            "query": self.query_encoder.fingerprint(),
+            "document": self.document_encoder.fingerprint(),
+        }
+
+
+def _encoder(model: Any, start_model: Any, mine_cfg: MineConfig) -> tuple[Any, MineConfig]:
+    """The encoder re-mining uses, and the mining options to use it with."""
+    from negmine.encoders import EmbeddingCache, load_encoder
+
+    options = dict(
+        query_prompt=mine_cfg.query_prompt, corpus_prompt=mine_cfg.corpus_prompt, precision=mine_cfg.precision
+    )
+    if not any(type(m).__name__ == "Router" for m in model.children()):
+        return load_encoder(model, **options), mine_cfg
+    query_model = query_side(model)
+    cache = None if mine_cfg.no_cache else EmbeddingCache(mine_cfg.cache_dir)
+    encoder = _SplitEncoder(
+        load_encoder(query_model, **options), load_encoder(start_model, **options), cache, mine_cfg.batch_size
+    )
+    return encoder, dataclasses.replace(mine_cfg, no_cache=True)  # the split encoder caches the corpus itself
+
+
+def remine(
+    model: Any, start_model: Any, mine_cfg: MineConfig, data: Any, judge: Any = None
+) -> tuple[list[MinedRecord], dict[str, float]]:
+    """Mine ``data`` again with ``model`` (same options and guards as ``mine_cfg``; then ``judge``, if given, relabels
+    the records). Returns the records and the timings (seconds) of the parts."""
+    from negmine.mining.api import run_mining
+
+    start = time.perf_counter()
+    encoder, cfg = _encoder(model, start_model, mine_cfg)
+    was_training = model.training
+    model.eval()
+    try:
+        result = run_mining(cfg, data=data, encoder=encoder)
+    finally:
+        model.train(was_training)
+    timings = {k: float(v) for k, v in result.timings.items() if k != "total"}
+    records = result.records
+    if judge is not None:
+        from negmine.relabel.api import relabel_records
+
+        t = time.perf_counter()
+        records, _, _ = relabel_records(records, judge)
+        timings["judge"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start
+    return records, timings
+
+
+def _load_data(mine_cfg: MineConfig) -> Any:
+    from negmine.data import load_data
+
+    return load_data(
+        mine_cfg.data,
+        mine_cfg.split,
+        on_invalid=mine_cfg.on_invalid,
+        unknown_qrels=mine_cfg.unknown_qrels,
+        corpus=mine_cfg.corpus,
+    )
+
+
+def train_dynamic(
+    cfg: TrainConfig,
+    *,
+    mine_cfg: MineConfig | None = None,
+    data: Any = None,
+    judge: Any = None,
+    records: list[MinedRecord] | None = None,
+) -> DynamicResult:
+    """Train with re-mining every ``cfg.remine_every`` epochs (steps); see the module docstring.
+
+    Args:
+        cfg: the training options (``remine_every``, ``remine_unit``, ``adore``...).
+        mine_cfg: the re-mining options (default: :func:`remine_config`).
+        data: the :class:`~negmine.data.RetrievalData` mined (default: loaded from ``mine_cfg``); also the corpus of
+            random negatives.
+        judge: a relabel judge for every re-mined round (default: ``cfg.remine_judge`` loaded, if set).
+        records: the first round's records (default: ``cfg.data``'s).
+    """
+    from negmine.io import write_json, write_manifest
+
+    schedule = round_schedule(cfg)
+    mine_cfg = remine_config(cfg) if mine_cfg is None else mine_cfg
+    data = _load_data(mine_cfg) if data is None else data
+    if judge is None and cfg.remine_judge:
+        from negmine.relabel.factory import load_judge
+
+        judge = load_judge(cfg.remine_judge)
+    records = read_records(cfg.data) if records is None else records
+    out = Path(cfg.out)
+    start_model = load_model(cfg.model, cfg.max_seq_length)
+    model = adore_model(start_model) if cfg.adore else start_model
+    costs: list[RoundCost] = []
+    steps = 0
+    trainer = None
+    for r, part in enumerate(schedule):
+        last = r == len(schedule) - 1
+        round_cfg = dataclasses.replace(
+            cfg,
+            out=str(out / f"round-{r}"),
+            remine_every=0,
+            save_steps=0,
+            seed=cfg.seed + r,
+            eval_data=cfg.eval_data if last else None,
+            **part,
+        )
+        dataset = build_dataset(round_cfg, records, corpus=data)
+        trainer = build_trainer(round_cfg, model=model, dataset=dataset)
+        t = time.perf_counter()
+        state = trainer.train()
+        cost = RoundCost(r, time.perf_counter() - t, int(state.global_step))
+        steps += cost.steps
+        model = trainer.model
+        if not last:
+            records, timings = remine(model, start_model, mine_cfg, data, judge)
+            write_mined(out / f"round-{r + 1}" / "mined.jsonl", records)
+            cost.remine_seconds, cost.remine_parts = timings["total"], timings
+            logger.info("round %d: re-mined %d queries in %.1f s", r + 1, len(records), timings["total"])
+        costs.append(cost)
+    assert trainer is not None
+    model_dir = out / "final"
+    model.save_pretrained(str(model_dir))
+    metrics: dict[str, float] = {}
+    if trainer.evaluator is not None:
+        metrics = {k: float(v) for k, v in trainer.evaluator(model).items()}
+    rounds = [{**dataclasses.asdict(c), "seconds_per_step": c.seconds_per_step} for c in costs]
+    write_json(out / "dynamic.json", {"rounds": rounds, "schedule": schedule, "adore": cfg.adore})
+    write_json(out / "metrics.json", {"train": {"global_step": steps}, "eval": metrics})
+    write_manifest(
+        out,
+        "train",
+        {**cfg.to_dict(), "mine_config": mine_cfg.to_dict()},
+        inputs=[cfg.data] if cfg.data else [],
+        seed=cfg.seed,
+    )
+    return DynamicResult(out, model_dir, costs, records, steps, metrics)
