@@ -338,6 +338,13 @@ def ntuple_row(record: MinedRecord, start: int, num_pos: int, num_neg: int, with
     return row
 
 
+def split_records(records: Iterable[MinedRecord]) -> list[MinedRecord]:
+    """Records without per-positive negatives: a record with ``positive_negatives`` becomes one record per distinct
+    negative list (:meth:`MinedRecord.groups`); the others are returned as they are."""
+    return [r if r.positive_negatives is None else r.subset(p, n) for r in records
+            for p, n in ([([], [])] if r.positive_negatives is None else r.groups())]
+
+
 def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives: int | None = None,
                use_scores: bool = True) -> list[dict[str, Any]]:
     """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` for ``negmine train``.
@@ -350,9 +357,7 @@ def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives
     """
     if not records:
         raise DataError("no queries to train on")
-    # per-positive negatives: one record per distinct negative list
-    records = [r if r.positive_negatives is None else r.subset(p, n) for r in records for p, n in
-               ([([], [])] if r.positive_negatives is None else r.groups())]
+    records = split_records(records)
     if not records:
         raise DataError("no queries to train on")
     num_pos = min(max_positives, max(len(r.positives) for r in records))
