@@ -17,15 +17,15 @@ already), SciFact test nDCG@10, and the negatives mined on train with the same s
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _report import command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
 
 #### constants
 MODEL = "minilm"
@@ -149,21 +149,24 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    report = Report("encode_speed", "benchmarks/encode_speed.py", out=args.out)
     train = load_data(args.data, "train")
     start = time.perf_counter()
+    data: dict = {"batch_size": BATCH_SIZE, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                  "quantized_engine": torch.backends.quantized.engine}
     lines = ["# Encoding speed: fp32 vs bf16 vs int8\n",
              f"all-MiniLM-L6-v2 (max 256 tokens), SciFact, batch {BATCH_SIZE}, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads, quantized engine {torch.backends.quantized.engine}. Machine: "
-             f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average at start "
-             f"{os.getloadavg()[0]:.1f}); CPU flags: {cpu_flags()}.\n",
-             f"Command: `{command_line('benchmarks/encode_speed.py')}`\n"]
+             f"{torch.get_num_threads()} threads, quantized engine {torch.backends.quantized.engine}. Every section "
+             "below comes from this one invocation.\n"]
     if not args.skip_speed:
+        with report.phase("speed"):
+            data["speed"] = speed(args, train)
         lines += [f"## Speed on the first {args.docs} documents (best of {args.rounds} interleaved rounds)\n",
                   "| precision | docs/s | vs fp32 | cosine to fp32 (mean) | cosine to fp32 (min) |",
                   "|---|---:|---:|---:|---:|"]
         lines += [f"| {r['precision']} | {r['docs_per_s']:.1f} | {r['speedup']:.2f}× | {r['cos_mean']:.4f} | "
-                  f"{r['cos_min']:.4f} |" for r in speed(args, train)]
-    write(args, lines)
+                  f"{r['cos_min']:.4f} |" for r in data["speed"]]
+        report.write("\n".join(lines), data, echo=True)
     if args.full:
         test = load_data(args.data, "test")
         scope = (f"seeded subsample of SciFact test: {args.subset_queries} queries, {args.subset_docs} documents "
@@ -174,38 +177,28 @@ def main() -> None:
                   f"{NUM_NEGATIVES} negatives, top); overlap = shared negatives / negatives on queries both kept.\n",
                   "| precision | test nDCG@10 | Δ vs fp32 (points) | negative overlap with fp32 | queries kept |",
                   "|---|---:|---:|---:|---:|"]
-        rows = full(args, train, test)
+        with report.phase("full"):
+            rows = full(args, train, test)
         base = next((r["ndcg@10"] for r in rows if r["precision"] == "fp32"), float("nan"))
         for r in rows:
-            lines.append(f"| {r['precision']} | {r['ndcg@10']:.4f} | {100 * (r['ndcg@10'] - base):+.2f} | "
+            r["delta_points"] = 100 * (r["ndcg@10"] - base)
+            lines.append(f"| {r['precision']} | {r['ndcg@10']:.4f} | {r['delta_points']:+.2f} | "
                          f"{r['overlap']:.1%} ({r['overlap_queries']} queries) | {r['mined_queries']} |")
-        write(args, lines)
+        data["full"] = {"scope": scope, "rows": rows}
+        report.write("\n".join(lines), data, echo=True)
     if args.vs_st:
-        r = vs_st(args, train)
+        with report.phase("negmine vs sentence-transformers"):
+            r = vs_st(args, train)
+        data["vs_st"] = r
         lines += ["", "## Cold `negmine mine` vs sentence-transformers `mine_hard_negatives` (SciFact train)\n",
                   "| run | wall time (s) | ratio |", "|---|---:|---:|",
                   f"| sentence-transformers (fp32, faiss) | {r['st_s']:.1f} | 1.00 |",
                   f"| negmine mine, cold, {args.st_precision} | {r['negmine_s']:.1f} | {r['ratio']:.2f} |",
                   f"\nNegative overlap negmine ({args.st_precision}) vs sentence-transformers: "
                   f"{r['overlap_vs_st']:.1%} on {r['queries']} queries."]
-    lines.append(f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.")
-    write(args, lines)
-
-
-def cpu_flags() -> str:
-    try:
-        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"]
-    return ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in wanted)
-
-
-def write(args, lines: list[str]) -> None:
-    text = "\n".join(lines) + "\n"
-    print(text, flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    data["total_minutes"] = (time.perf_counter() - start) / 60
+    lines.append(f"\nTotal wall time {data['total_minutes']:.1f} min.")
+    report.write("\n".join(lines), data, echo=True)
 
 
 if __name__ == "__main__":

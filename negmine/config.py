@@ -22,8 +22,10 @@ def read_toml(path: str | os.PathLike, section: str | None = None) -> dict[str, 
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: invalid TOML ({err})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; pass a .toml file") from None
     if section and isinstance(table.get(section), dict):
         return table[section]
     return table

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+MAX_MESSAGE_CHARS = 500
+
 
 class NegmineError(Exception):
     """Base class of negmine's own errors."""
@@ -26,6 +28,8 @@ class DataError(NegmineError, ValueError):
             where.append(f"line {line}")
         if field is not None:
             where.append(f"field '{field}'")
+        if len(message) > MAX_MESSAGE_CHARS:  # a huge bad value (a 10 MB line) must not become a 10 MB message
+            message = message[:MAX_MESSAGE_CHARS] + f"… ({len(message):,} characters)"
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 

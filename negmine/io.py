@@ -10,7 +10,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +20,8 @@ from typing import IO, Any
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success.
 
-    A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one. The file gets the
+    A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one; a failed write (a
+    full disk) removes the temporary file and raises an ``OSError`` naming ``path``. The file gets the
     permissions a plain ``open`` would give it (the replaced file's, else ``0o666`` minus the umask), not the
     owner-only mode of the temporary file.
     """
@@ -37,9 +38,14 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # a failed write (ENOSPC, EIO, EDQUOT) names no file: name the one that was not written
+            named = OSError(err.errno, err.strerror or str(err), str(path))
+            named.add_note("not written; any previous version is kept")
+            raise named from err
         raise
 
 
@@ -53,6 +59,52 @@ def _create_temporary(path: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def iter_text_lines(path: str | os.PathLike, on_bom: Callable[[], None] | None = None,
+                    on_undecodable: Callable[[Exception], None] | None = None) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line)`` of a UTF-8 text file (``.gz`` too), the one reader of every JSONL/TSV input.
+
+    The file is read in binary and decoded line by line, so bytes that are not UTF-8 raise a
+    :class:`~negmine.errors.DataError` naming the file and line (not a ``UnicodeDecodeError`` from deep inside the
+    reader). A leading UTF-8 byte-order mark (Windows tools, spreadsheet exports) is dropped and ``on_bom`` is
+    called, so the caller can say so in its load report. With ``on_undecodable``, a line that is not UTF-8 is passed
+    to it as that error (it may raise, or count it and return to skip the line). Lines keep their line ending.
+    """
+    import gzip
+    import zlib
+
+    from negmine.errors import DataError
+
+    path = Path(path)
+    try:
+        handle = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    except IsADirectoryError:
+        raise DataError("is a folder, expected a file", path) from None
+    with handle:
+        try:
+            for lineno, raw in enumerate(handle, start=1):
+                if lineno == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM):]
+                    if on_bom is not None:
+                        on_bom()
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    error = DataError(f"not UTF-8 text (byte {err.start + 1} of the line is "
+                                      f"{raw[err.start:err.start + 1]!r})", path, lineno)
+                    if on_undecodable is None:
+                        raise error from None
+                    on_undecodable(error)
+                    continue
+                yield lineno, text
+        except (OSError, EOFError, zlib.error) as err:  # a truncated or corrupt .gz
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise DataError(f"unreadable ({type(err).__name__}: {err})", path) from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

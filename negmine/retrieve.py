@@ -20,8 +20,12 @@ import numpy as np
 from negmine.data import RetrievalData, load_data
 from negmine.encoders import EmbeddingCache, Encoder, encode_with_cache, load_encoder
 from negmine.index import IndexBackend, make_index
+from negmine.index.exact import exact_scores
 
 logger = logging.getLogger(__name__)
+
+#: extra candidates searched per query before the exact rescoring cuts back to ``top_k`` (see :meth:`Retriever.search`)
+RESCORE_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,13 @@ class Retriever:
     ) -> Retriever:
         """A retriever over a persisted index folder (``negmine index build``), instead of :meth:`build`: no corpus
         encoding; the document vectors (for positive scores) come memory-mapped from the folder. Checks first that
-        ``encoder`` is the one the index was built with and that ``data``'s corpus is the one indexed."""
+        ``encoder`` is the one the index was built with and that ``data``'s corpus (ids and texts) is the one
+        indexed."""
         from negmine.index.store import load_index_dir
 
         doc_ids = list(data.corpus)
-        loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify)
+        loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify,
+                                doc_texts=[data.doc_text(d) for d in doc_ids])
         retriever = cls(encoder, index=loaded.index, cache=cache, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
         retriever.doc_ids = doc_ids
@@ -141,7 +147,13 @@ class Retriever:
         self.doc_ids = list(data.corpus)
         self.doc_embeddings = self.encode_documents([data.doc_text(d) for d in self.doc_ids])
         if self.index is None:
-            self.index = make_index(self.doc_embeddings.shape[1], self.index_backend, self.factory)
+            if self.index_backend == "ray":  # exact search sharded over the connected Ray cluster (negmine[ray])
+                from negmine.distributed.search import RayShardedIndex
+
+                address = getattr(self.cache, "address", None)  # the RayEmbeddingCache's cluster
+                self.index = RayShardedIndex(self.doc_embeddings.shape[1], address=address)
+            else:
+                self.index = make_index(self.doc_embeddings.shape[1], self.index_backend, self.factory)
         if self.index.ntotal == 0:
             self.index.add(self.doc_embeddings)
         elif self.index.ntotal != len(self.doc_ids):
@@ -153,12 +165,22 @@ class Retriever:
     def search(
         self, query_ids: Sequence[str], query_texts: Sequence[str], top_k: int
     ) -> tuple[Candidates, np.ndarray]:
-        """Search ``top_k`` documents per query. Returns the candidates and the query embeddings."""
+        """Search ``top_k`` documents per query. Returns the candidates and the query embeddings.
+
+        The index returns ``top_k + RESCORE_MARGIN`` candidates; their scores are recomputed by
+        :func:`~negmine.index.exact.exact_scores` (float64 sums, independent of blocking and threads), put in canonical
+        order and cut to ``top_k``. So the candidates do not depend on the backend's float32 rounding: a search on one
+        machine and one sharded over a Ray cluster give the same bytes (exact backends; ANN ones return what they
+        found, rescored)."""
         if self.index is None:
             raise RuntimeError("call build() before search()")
         q_emb = self.encode_queries(query_texts)
-        scores, indices = canonical_order(*self.index.search(q_emb, min(top_k, self.index.ntotal)))
-        return Candidates(list(query_ids), self.doc_ids, indices, scores), q_emb
+        k = min(top_k, self.index.ntotal)
+        scores, indices = self.index.search(q_emb, min(k + RESCORE_MARGIN, self.index.ntotal))
+        if self.doc_embeddings is not None:
+            scores = exact_scores(q_emb, self.doc_embeddings, indices, getattr(self.index, "metric", "ip"))
+        scores, indices = canonical_order(scores, indices)
+        return Candidates(list(query_ids), self.doc_ids, indices[:, :k], scores[:, :k]), q_emb
 
     def get_config_dict(self) -> dict[str, Any]:
         index = (
@@ -176,7 +198,7 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
                 nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None,
                 train_size: int | None = None, seed: int = 0, recall_queries: int = 200, recall_k: int = 100,
                 max_memory_mb: float = 1024, shard_rows: int = 1_000_000, overwrite: bool = False,
-                show_progress_bar: bool = True) -> dict[str, Any]:
+                show_progress_bar: bool = True, ray_address: str | None = None) -> dict[str, Any]:
     """Encode a corpus (through the embedding cache) and persist an index over it: ``negmine index build``.
 
     The recall of an approximate index is measured against exact search on up to ``recall_queries`` queries of
@@ -191,6 +213,8 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
         factory, metric, nprobe, ef_search, rerank, train_size, seed, recall_queries, recall_k, max_memory_mb,
             shard_rows, overwrite: see :func:`negmine.index.store.build_index_dir`.
         model_path / precision / batch_size / cache_dir / no_cache: encoder options, as for ``negmine mine``.
+        ray_address: encode on this Ray cluster (``host:port`` or ``auto``; :mod:`negmine.distributed`): the same
+            cache entries and vectors as a local build.
 
     Returns:
         The manifest (also written to ``out/negmine_index.json``).
@@ -201,9 +225,14 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
     loaded = load_data(data, split, unknown_qrels=unknown_qrels)
     encoder = load_encoder(retriever, model_path=model_path, precision=precision)
     cache = None if no_cache else EmbeddingCache(cache_dir)
+    if ray_address:
+        from negmine.distributed.encode import ray_cache
+
+        cache = ray_cache(encoder, ray_address, cache, cache_dir=cache_dir, no_cache=no_cache, batch_size=batch_size)
     doc_ids = list(loaded.corpus)
     t = time.perf_counter()
-    doc_emb = unique_encode(encoder, [loaded.doc_text(d) for d in doc_ids], "document", cache, batch_size,
+    doc_texts = [loaded.doc_text(d) for d in doc_ids]
+    doc_emb = unique_encode(encoder, doc_texts, "document", cache, batch_size,
                             show_progress_bar, "Encoding corpus")
     encode_s = time.perf_counter() - t
     qids = loaded.split_query_ids
@@ -220,7 +249,7 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
                                rerank=rerank, train_size=train_size, seed=seed, queries=queries,
                                recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
                                shard_rows=shard_rows, source=f"{loaded.name or data} ({similarity})",
-                               overwrite=overwrite)
+                               overwrite=overwrite, doc_texts=doc_texts)
     manifest["timings"]["encode_corpus_s"] = encode_s
     write_json(Path(out) / MANIFEST, manifest)
     return manifest

@@ -71,3 +71,26 @@ def tiny_cross_encoder(folder, seed: int = 0):
     from sentence_transformers import CrossEncoder
 
     return CrossEncoder(str(folder), max_length=128)
+
+
+def importorskip(name: str, reason: str | None = None):
+    """``pytest.importorskip`` for a test module's optional dependency, except where every extra is expected.
+
+    A module-level ``pytest.importorskip`` makes a whole test file vanish from a run where the package is missing,
+    silently. Under CI (``CI`` set, as GitHub Actions does) or with ``NEGMINE_REQUIRE_OPTIONAL=1`` the import is
+    required and a missing package fails the run; on a developer machine it still skips.
+    """
+    import importlib
+    import os
+
+    import pytest
+
+    strict = os.environ.get("NEGMINE_REQUIRE_OPTIONAL", "").lower() in ("1", "true", "yes") or bool(
+        os.environ.get("CI"))
+    if strict:
+        try:
+            return importlib.import_module(name)
+        except ImportError as err:
+            pytest.fail(f"{name} is required here (CI / NEGMINE_REQUIRE_OPTIONAL) but cannot be imported: {err}",
+                        pytrace=False)
+    return pytest.importorskip(name, reason=reason)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from negmine._st_compat import batch_samplers, warmup_arguments
-from negmine.data.mined import MinedRecord, build_rows, read_records
+from negmine.data.mined import SCORE_SOURCES, MinedRecord, build_rows, read_records
 from negmine.errors import ConfigError
 
 __all__ = ["BATCH_SAMPLERS", "TrainConfig", "TrainResult", "adore_model", "build_dataset", "build_evaluator",
@@ -64,7 +64,7 @@ class TrainConfig:
         data: ``mined.jsonl`` (or a folder holding it), or a sentence-transformers n-tuple ``.jsonl``/``.parquet``
             file or folder (``Dataset.save_to_disk`` or a folder of such files).
         model: ``minilm`` (or another retriever preset name), a local model folder, or a hub id.
-        loss: ``infonce``, ``soft-infonce``, ``dice``, ``cwcl`` or ``mixing``.
+        loss: ``infonce``, ``soft-infonce``, ``dice``, ``cwcl``, ``mixing``, ``listwise`` or ``margin-mse``.
         out: output folder: ``checkpoints/``, the final model in ``final/``, ``manifest.json``, ``metrics.json``.
         loss_args: keyword arguments of the loss class (``temperature``, ``alpha``...); for ``mixing`` the ones
             :class:`~negmine.losses.HardNegativeMixing` does not take go to its InfoNCE base.
@@ -73,13 +73,19 @@ class TrainConfig:
         max_positives: positive columns per row (``P``); 1 = one row per (query, positive).
         num_negatives: hard-negative columns per row (default: the fewest of any query).
         use_scores: pass the teacher scores as the ``scores`` column (needed by ``soft-infonce``/``cwcl`` with
-            ``labels`` and by ``margin`` masking).
+            ``labels``, by ``listwise``/``margin-mse`` and by ``margin`` masking).
+        scores: which scores of ``mined.jsonl`` fill that column: ``retriever`` (the mining retriever's, default)
+            or ``teacher`` (``positive_teacher_scores``/``negative_teacher_scores`` written by ``negmine score``).
         eval_data / eval_split: BEIR folder or dataset name, and split, for in-training nDCG@10 (``None``: no eval).
+            The split defaults to ``dev`` (carve one with :func:`negmine.pipeline.carve_dev_split`): choosing
+            checkpoints or settings on ``test`` biases the reported test score upwards.
         eval_max_queries / eval_max_corpus: subsample the evaluation set (seeded) to keep evaluation cheap.
         save_steps: checkpoint every N steps into ``out/checkpoints`` (0: no checkpoints); also the default
             ``eval_steps``.
         epochs, max_steps, batch_size, learning_rate, warmup_ratio, weight_decay, max_seq_length, seed,
-            logging_steps, save_total_limit, resume_from_checkpoint: as in ``SentenceTransformerTrainingArguments``.
+            logging_steps, save_total_limit: as in ``SentenceTransformerTrainingArguments``.
+        resume_from_checkpoint: a checkpoint folder, or ``last``: the newest complete checkpoint in
+            ``out/checkpoints`` (a killed run resumes there; none: a fresh start).
         random_negatives: random corpus negatives per row beside the hard ones (STAR; 0 = none).
         corpus: BEIR folder or dataset name whose corpus gives the random negatives (default: the ``data`` of the
             mining run's ``manifest.json`` beside ``data``).
@@ -101,6 +107,7 @@ class TrainConfig:
     max_positives: int = 1
     num_negatives: int | None = None
     use_scores: bool = True
+    scores: str = "retriever"
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 32
@@ -110,7 +117,7 @@ class TrainConfig:
     max_seq_length: int | None = 256
     seed: int = 42
     eval_data: str | None = None
-    eval_split: str = "test"
+    eval_split: str = "dev"
     eval_steps: int | None = None
     eval_batch_size: int = 64
     eval_max_queries: int | None = None
@@ -139,6 +146,10 @@ class TrainConfig:
             close = difflib.get_close_matches(self.loss, LOSSES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"loss={self.loss!r} is not a negmine loss.{hint} Choose from {', '.join(LOSSES)}")
+        if self.scores not in SCORE_SOURCES:
+            raise ConfigError(f"scores={self.scores!r} is not one of {', '.join(SCORE_SOURCES)}")
+        if self.reference_model and self.loss not in _REFERENCE_PARAMETER:
+            raise ConfigError(f"loss {self.loss!r} takes no reference model; drop reference_model")
         if self.save_steps < 0:
             raise ConfigError(f"save_steps={self.save_steps!r} is not allowed; expected >= 0 (0 = no checkpoints)")
         for name in ("batch_size", "max_positives", "logging_steps", "eval_batch_size"):
@@ -195,7 +206,7 @@ def build_dataset(cfg: TrainConfig, records: list[MinedRecord] | None = None, co
     :class:`~negmine.data.RetrievalData`, defaults to :func:`random_negatives_corpus`'s with random negatives)."""
     from datasets import Dataset
 
-    records = read_records(cfg.data) if records is None else records
+    records = read_records(cfg.data, cfg.scores) if records is None else records
     num_negatives = cfg.num_negatives
     if cfg.random_negatives:
         from negmine.data.random_negatives import RandomNegatives, add_random_negatives
@@ -206,7 +217,7 @@ def build_dataset(cfg: TrainConfig, records: list[MinedRecord] | None = None, co
         hard = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
         records = add_random_negatives(records, sampler, hard)
         num_negatives = hard + cfg.random_negatives
-    rows = build_rows(records, cfg.max_positives, num_negatives, cfg.use_scores)
+    rows = build_rows(records, cfg.max_positives, num_negatives, cfg.use_scores, source=cfg.data)
     return Dataset.from_list(rows)
 
 
@@ -288,19 +299,18 @@ def query_side(model: Any) -> Any:
     return query
 
 
-def load_model(name: str, max_seq_length: int | None = None) -> Any:
-    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id."""
+def load_model(name: str, max_seq_length: int | None = None, option: str = "--model") -> Any:
+    """A ``SentenceTransformer`` from a preset name (``minilm``...), a local folder or a hub id, through the one model
+    resolver (:func:`negmine.encoders.presets.resolve_model`): a bad path is a one-line error naming ``option``."""
+    from negmine.encoders.presets import load_error, resolve_model
+
+    resolved = resolve_model(name, option=option)  # before the heavy import: a bad path fails at once
     from sentence_transformers import SentenceTransformer
 
-    from negmine.encoders.presets import PRESETS, resolve_model_location
-
-    revision = None
-    location = name
-    if name in PRESETS:
-        location, revision = resolve_model_location(PRESETS[name])
-    elif Path(name).expanduser().is_dir():
-        location = str(Path(name).expanduser())
-    model = SentenceTransformer(location, revision=revision)
+    try:
+        model = SentenceTransformer(resolved.location, revision=resolved.revision)
+    except (OSError, ValueError) as err:
+        raise load_error(option, name, err) from err
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
@@ -315,12 +325,18 @@ def build_loss(name: str, model: Any, loss_args: dict[str, Any] | None = None, n
     if reference is not None:
         args[_REFERENCE_PARAMETER[name]] = reference
     cls = LOSSES[name]
-    if cls is HardNegativeMixing:
-        own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
-        base_args = {k: v for k, v in args.items() if k not in own}
-        base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
-        return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
-    return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    try:
+        if cls is HardNegativeMixing:
+            own = set(inspect.signature(HardNegativeMixing.__init__).parameters) - {"self", "model", "base"}
+            base_args = {k: v for k, v in args.items() if k not in own}
+            base = InfoNCE(model, num_positive_columns=num_positive_columns, **_checked(InfoNCE, base_args, name))
+            return HardNegativeMixing(model, base, **{k: v for k, v in args.items() if k in own})
+        return cls(model, num_positive_columns=num_positive_columns, **_checked(cls, args, name))
+    except (ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        # the losses validate their arguments with a plain ValueError naming the parameter ("temperature=-1 ...")
+        raise ConfigError(f"--loss-arg {err} (loss {name!r})") from err
 
 
 def _checked(cls: type, args: dict[str, Any], name: str) -> dict[str, Any]:
@@ -426,7 +442,9 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
     batch_sampler = _batch_sampler(cfg, model, dataset)  # the start model's query embeddings
     if cfg.adore and not _has_router(model):
         model = adore_model(model)
-    reference = load_model(cfg.reference_model, cfg.max_seq_length) if cfg.reference_model else None
+    reference = None
+    if cfg.reference_model:
+        reference = load_model(cfg.reference_model, cfg.max_seq_length, "--reference-model")
     loss = build_loss(cfg.loss, model, cfg.loss_args, num_positive_columns(dataset), reference)
     evaluator = build_evaluator(cfg) if evaluator is None else evaluator
     args = training_arguments(cfg, evaluator is not None, batch_sampler,
@@ -434,6 +452,37 @@ def build_trainer(cfg: TrainConfig, model: Any = None, dataset: Any = None, eval
     logger.info("training %s on %d rows (%s) with %s", cfg.model, len(dataset), ", ".join(dataset.column_names),
                 type(loss).__name__)
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
+
+
+def last_checkpoint(out: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint in ``out/checkpoints`` (``checkpoint-N`` holding ``trainer_state.json``, which
+    the trainer writes last), or ``None``. A checkpoint cut short by a kill has no state file and is passed over."""
+    folder = Path(out) / "checkpoints"
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), path))
+    return max(found)[1] if found else None
+
+
+def resume_checkpoint(cfg: TrainConfig) -> str | None:
+    """``resume_from_checkpoint``: ``last`` (the newest complete checkpoint of ``cfg.out``, or a fresh start when
+    there is none), a checkpoint folder (which must exist), or ``None``."""
+    value = cfg.resume_from_checkpoint
+    if value is None:
+        return None
+    if value == "last":
+        found = last_checkpoint(cfg.out)
+        if found is None:
+            logger.info("no checkpoint in %s/checkpoints: starting from the first step", cfg.out)
+            return None
+        logger.info("resuming from %s", found)
+        return str(found)
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ConfigError(f"--resume-from-checkpoint {value}: not a complete checkpoint folder (no trainer_state.json)"
+                          "; pass 'last' for the newest one in --out")
+    return str(value)
 
 
 def _has_router(model: Any) -> bool:
@@ -448,8 +497,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ConfigError(f"remine_every={cfg.remine_every}: re-mining with the student is run by "
                           "negmine.dynamic.train_dynamic (negmine train does this when --remine-every is set)")
     out = Path(cfg.out)
+    resume = resume_checkpoint(cfg)
     trainer = build_trainer(cfg)
-    state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
+    state = trainer.train(resume_from_checkpoint=resume)
     model_dir = out / "final"
     trainer.model.save_pretrained(str(model_dir))
     metrics: dict[str, float] = {}

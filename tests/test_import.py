@@ -11,9 +11,15 @@ def test_import_negmine_is_light():
     assert out.stdout.strip() == ""
 
 
-def test_public_names_resolve():
-    for name in negmine.__all__:
-        assert getattr(negmine, name) is not None
+def test_public_names_resolve_to_their_defining_modules():
+    import importlib
+
+    assert negmine.__all__ == ["__version__", *negmine._EXPORTS]
+    for name, module in negmine._EXPORTS.items():
+        obj = getattr(negmine, name)
+        assert obj is getattr(importlib.import_module(module), name), name
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__name__ == name, f"negmine.{name} resolves to {obj.__name__}"
 
 
 def test_unknown_attribute():

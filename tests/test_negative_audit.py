@@ -72,8 +72,11 @@ def test_summary_counts_labels_scores_and_query_patterns(audit):
     low, high = s["intervals"]["off_topic"]
     assert low < 0.5 < high
     assert audit.wilson_interval(0, 80)[0] == 0.0
+    # the query bootstrap draws whole queries: the false negative sits in query a, so the resampled rate is 0 (b, b),
+    # 1/4 (a, b) or 1/2 (a, a), and the interval spans [0, 0.5]
+    assert s["query_intervals"]["false_negative"] == pytest.approx((0.0, 0.5))
     report = audit.report(s, sample, labels_with_ranks(labels), "mined.jsonl")
-    assert "| false_negative | 1 | 25.0 %" in report
+    assert "| false_negative | 1 | 25.0 % | [0.0, 50.0] |" in report
 
 
 def labels_with_ranks(labels):

@@ -50,3 +50,36 @@ def test_report_only_rebuilds_the_report_from_a_finished_run(script, tmp_path):
     saved = json.loads((results / "relabel_scifact_summary.json").read_text())
     assert saved["config"] == config and saved["relabeled"] == 1
     assert (results / "relabel_scifact_spotcheck.md").read_text().count("## ") == 4  # every negative (< 20 exist)
+    assert json.loads((results / "relabel_scifact.json").read_text())["data"]["summary"]["relabeled"] == 1
+    assert "Command: `python benchmarks/relabel_scifact.py" in report
+
+
+def test_passage_budget_follows_the_model_context(script):
+    assert script.passage_budget("truncated", 4096, 1.5) == {"stage1_words": 120, "stage2_words": 50}
+    assert script.passage_budget("full", 32768, 1.5) == {"stage1_words": None, "stage2_words": None}
+    small, large = script.passage_budget("context", 4096, 1.5), script.passage_budget("context", 8192, 1.5)
+    # stage 1 holds one passage: what n_ctx leaves after the prompt and the snippet, in words
+    assert small["stage1_words"] == int((4096 - script.PROMPT_OVERHEAD_TOKENS - script.SNIPPET_MAX_TOKENS) / 1.5)
+    # stage 2 holds a window of passages with their snippets: each gets a share
+    per_passage = (4096 - script.PROMPT_OVERHEAD_TOKENS - script.RANK_MAX_TOKENS) / script.WINDOW
+    assert small["stage2_words"] == int((per_passage - script.SNIPPET_MAX_TOKENS - 10) / 1.5)
+    assert large["stage1_words"] > small["stage1_words"] and large["stage2_words"] > small["stage2_words"]
+    with pytest.raises(SystemExit, match="n-ctx"):
+        script.passage_budget("context", 1024, 1.5)
+    records = [{"positives": ["a " * 10], "negatives": ["b " * 300, "c " * 100]}]
+    assert script.cut_share(records, 120) == pytest.approx(1 / 3) and script.cut_share(records, None) == 0.0
+
+
+def test_tokens_per_word_measures_with_the_local_tokenizer(script):
+    class Llm:
+        def tokenize(self, data, add_bos=False):
+            return list(data)  # one token per byte
+
+    class Client:
+        _llm = Llm()
+
+    records = [{"positives": ["ab cd"], "negatives": ["efg"]}]
+    tpw, source = script.tokens_per_word(Client(), records)
+    assert tpw == pytest.approx(8 / 3) and "measured" in source
+    assert script.tokens_per_word(object(), records) == (script.FALLBACK_TOKENS_PER_WORD,
+                                                         "assumed (no local tokenizer)")

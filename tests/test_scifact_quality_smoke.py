@@ -1,9 +1,11 @@
-"""benchmarks/scifact_quality.py in smoke mode: zero-shot, the peer baseline and negmine InfoNCE on a handful of real
-SciFact/ArguAna queries, 2 training steps; then a re-run that must skip every step; and the recipe file agreeing with
-the script's `best` row. About 70 s of CPU on a 2-core machine (most of it the two 2-step trainings)."""
+"""benchmarks/scifact_quality.py in smoke mode under the dev protocol: zero-shot, the peer and negmine InfoNCE on a
+handful of real SciFact/ArguAna queries, 2 training steps; the dev split; a re-run that must skip every stage; the
+dev choice of `best` (never the test scores); scifact.json's shape; Holm across rows; README's generated block.
+About 70 s of CPU on a 2-core machine (most of it the two 2-step trainings)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -23,67 +25,143 @@ def script(benchmark_script):
 def smoke_run(script, tmp_path_factory, beir_root, minilm_path):
     """One smoke run of the three rows (with ArguAna), then the same command again."""
     root = tmp_path_factory.mktemp("scifact_quality")
+    readme = root / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- scifact-table:start -->\nold\n<!-- scifact-table:end -->\nafter\n")
+    shared = {p: p.stat().st_mtime_ns for p in (beir_root / "scifact").rglob("*") if p.is_file()}
     argv = ["--smoke", "--recipe", ",".join(RECIPES), "--arguana", "--data-root", str(beir_root),
             "--runs", str(root / "runs"), "--out-table", str(root / "scifact.md")]
     first = script.main(argv)
     stamps = {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("*") if p.is_file()}
     second = script.main(argv)
-    return {"root": root, "runs": root / "runs", "first": first, "second": second, "stamps": stamps}
+    script.write_reports(root / "runs", root / "scifact.md", readme, True, argv)
+    return {"root": root, "runs": root / "runs", "first": first, "second": second, "stamps": stamps,
+            "readme": readme, "shared": shared, "beir_root": beir_root}
 
 
-def test_every_step_ran_and_wrote_its_outputs(smoke_run):
+def test_dev_split_lives_in_the_run_folder(smoke_run):
+    data = smoke_run["runs"] / "_data" / "scifact"
+    dev = (data / "qrels" / "dev.tsv").read_text().splitlines()[1:]
+    train = (data / "qrels" / "train-minus-dev.tsv").read_text().splitlines()[1:]
+    full = (smoke_run["beir_root"] / "scifact" / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    assert sorted(dev + train) == sorted(line for line in full if line.strip())
+    dev_ids, train_ids = {r.split("\t")[0] for r in dev}, {r.split("\t")[0] for r in train}
+    assert not dev_ids & train_ids and 0.15 < len(dev_ids) / (len(dev_ids) + len(train_ids)) < 0.25
+    assert not (data / "qrels" / "train.tsv").exists()
+    after = {p: p.stat().st_mtime_ns for p in (smoke_run["beir_root"] / "scifact").rglob("*") if p.is_file()}
+    assert after == smoke_run["shared"]  # the shared data is never written
+    # every recipe trains on train-minus-dev only: no dev query in any training file
+    mined = [json.loads(line)["query_id"] for line in
+             (smoke_run["runs"] / "_shared" / "mine-minilm" / "mined.jsonl").read_text().splitlines()]
+    assert mined and set(mined) <= train_ids
+    manifest = _json(smoke_run["runs"] / "_shared" / "st-mine" / "stage.json")
+    assert manifest["split"] == "train-minus-dev"
+
+
+def test_every_stage_ran_and_wrote_its_outputs(smoke_run):
     runs = smoke_run["runs"]
     steps = {(e["step"], e["status"]) for e in smoke_run["first"]}
     assert {e["status"] for e in smoke_run["first"]} == {"done"}
-    assert ("st mine", "done") in steps and ("mine minilm", "done") in steps
+    assert ("st mine minilm", "done") in steps and ("mine minilm", "done") in steps
     assert ("train peer-baseline seed 12", "done") in steps and ("train infonce seed 12", "done") in steps
     assert (runs / "_shared" / "st-mine" / "ntuple.jsonl").stat().st_size > 0
-    assert (runs / "_shared" / "mine-minilm" / "mined.jsonl").stat().st_size > 0
     for name in ("peer-baseline", "infonce"):
         train = runs / name / "12" / "train"
         assert (train / "final" / "config.json").is_file() and (train / "manifest.json").is_file()
-        record = _json(train / "run.json")
+        record = _json(train / "stage.json")
         assert record["steps"] == 2 and record["rows"] > 0 and record["seconds"] > 0
-        assert record["config"]["max_seq_length"] == 64 and record["commit"] and record["hardware"]
+        assert record["train_config"]["max_seq_length"] == 64 and record["commit"] and record["hardware"]["cores"]
+        assert record["load_average"]["samples"] >= 1
     assert not (runs / "zero-shot" / "12" / "train").exists()  # zero-shot trains nothing
-    assert not (runs / "peer-baseline" / "13").exists()  # smoke mode runs a row's first seed only
 
 
 @pytest.mark.parametrize("name", RECIPES)
-@pytest.mark.parametrize("dataset", ["scifact", "arguana"])
-def test_metrics_are_scores_with_per_query_values(smoke_run, name, dataset):
-    metrics = _json(smoke_run["runs"] / name / "12" / f"eval-{dataset}" / "metrics.json")
+@pytest.mark.parametrize("where", ["eval-dev", "eval-test", "eval-arguana"])
+def test_metrics_are_scores_with_per_query_values(smoke_run, name, where):
+    metrics = _json(smoke_run["runs"] / name / "12" / where / "metrics.json")
     assert metrics["num_queries"] == 8 and metrics["smoke"] is True
     for key in ("ndcg@10", "recall@100"):
         assert 0.0 <= metrics["metrics"][key] <= 1.0
         per_query = metrics["per_query"][key]
         assert len(per_query) == 8 and all(0.0 <= v <= 1.0 for v in per_query.values())
         assert metrics["metrics"][key] == pytest.approx(sum(per_query.values()) / len(per_query))
-    assert (smoke_run["runs"] / name / "12" / f"eval-{dataset}" / "run.trec").stat().st_size > 0
+    assert (smoke_run["runs"] / name / "12" / where / "run.trec").stat().st_size > 0
 
 
-def test_rerun_skips_every_step_and_rewrites_nothing(smoke_run):
+def test_rerun_skips_every_stage_and_rewrites_nothing(smoke_run):
     second = smoke_run["second"]
     assert second and {e["status"] for e in second} == {"skipped"}
     assert {e["step"] for e in second} == {e["step"] for e in smoke_run["first"]}
     after = {p: p.stat().st_mtime_ns for p in smoke_run["runs"].rglob("*") if p.is_file()}
-    changed = [p for p in smoke_run["stamps"] if after.get(p) != smoke_run["stamps"][p] and p.suffix != ".md"]
+    changed = [p for p in smoke_run["stamps"] if after.get(p) != smoke_run["stamps"][p]]
     assert changed == []
 
 
-def test_table_shows_measured_numbers_and_not_run_rows(script, smoke_run):
+def test_scifact_json_has_the_issue_shape(script, smoke_run):
+    data = _json(smoke_run["root"] / "scifact.json")
+    assert data["command"].startswith("python benchmarks/scifact_quality.py --smoke") and data["commit"]
+    assert data["hardware"]["cores"] >= 1 and "phases" in data
+    rows = {r["name"]: r for r in data["data"]["rows"]}
+    assert set(rows) == {r.name for r in script.RECIPES}
+    assert {r["role"] for r in rows.values()} <= {"zero-shot", "peer", "peer-teacher", "best", "ablation", "row"}
+    assert rows["zero-shot"]["role"] == "zero-shot" and rows["peer-baseline"]["role"] == "peer"
+    assert rows["peer-mpnet"]["role"] == "peer-teacher"
+    # only `infonce` has a dev score: it is the best row, chosen on dev, among 1 compared recipe
+    assert rows["infonce"]["role"] == "best" and rows["infonce"]["selected_on"] == "dev"
+    assert [r["name"] for r in rows.values() if r["selected_on"]] == ["infonce"]
+    assert data["data"]["protocol"]["recipes_compared_on_dev"] == 1
+    for name in RECIPES:
+        test = _json(smoke_run["runs"] / name / "12" / "eval-test" / "metrics.json")["metrics"]
+        assert rows[name]["seeds"] == {"12": {"ndcg@10": test["ndcg@10"], "recall@100": test["recall@100"]}}
+        assert rows[name]["single_seed"] is True
+    assert rows["mixing"]["seeds"] == {} and rows["mixing"]["vs_peer"] == {}
+    for metric in ("ndcg@10", "recall@100"):  # Holm over the two rows compared with the peer
+        tests = [rows[n]["vs_peer"][metric] for n in ("zero-shot", "infonce")]
+        from negmine.evaluation.significance import holm
+
+        assert [t["p_holm"] for t in tests] == pytest.approx(holm([t["p_value"] for t in tests]))
+    assert rows["infonce"]["recipe"]["loss"] == "infonce" and rows["cwcl"]["recipe"]["reference_model"] == "minilm"
+
+
+def test_report_and_readme_show_the_generated_numbers(script, smoke_run):
     table = (smoke_run["root"] / "scifact.md").read_text()
-    assert "SMOKE" in table and "Hardware" in table and "Commit of the runs" in table
+    assert "SMOKE" in table and "Command: `python benchmarks/scifact_quality.py --smoke" in table
+    assert "among 1 negmine recipe compared on dev" in table
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([\w-]+)`.*$", table, re.MULTILINE)}
     assert set(rows) == {r.name for r in script.RECIPES}
     for name in RECIPES:
-        measured = _json(smoke_run["runs"] / name / "12" / "eval-scifact" / "metrics.json")["metrics"]["ndcg@10"]
-        assert f"| {measured:.4f} |" in rows[name]
-    assert re.search(r"p=[0-9.e-]+", rows["infonce"])  # paired test against the peer baseline
-    stats = _json(smoke_run["runs"] / "_shared" / "mine-minilm" / "stats.json")
-    assert f"`mine-minilm`: {stats['queries']['total']} queries, {stats['negatives']['selected']} negatives" in table
+        measured = _json(smoke_run["runs"] / name / "12" / "eval-test" / "metrics.json")["metrics"]["ndcg@10"]
+        assert f"| {measured:.4f} |" in rows[name] and "(single seed)" in rows[name]
+    assert re.search(r"p=[0-9.e-]+, Holm [0-9.e-]+", rows["infonce"])
     for name in {r.name for r in script.RECIPES} - set(RECIPES):
-        assert rows[name].count("not run") >= 2 and not re.search(r"\d\.\d{4}", rows[name])
+        assert rows[name].count("not run") >= 3 and not re.search(r"\d\.\d{4}", rows[name])
+    readme = smoke_run["readme"].read_text()
+    assert readme.startswith("# x\n\nbefore\n<!-- scifact-table:start -->\n") and readme.endswith(
+        "<!-- scifact-table:end -->\nafter\n")
+    assert "old" not in readme and rows["infonce"] in readme
+
+
+def test_best_is_chosen_on_dev_never_on_test(script, tmp_path):
+    def put(name, split, value, seed=12):
+        folder = tmp_path / name / str(seed) / f"eval-{split}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"metrics": {"ndcg@10": value, "recall@100": value},
+                                                         "per_query": {"ndcg@10": {"q": value},
+                                                                       "recall@100": {"q": value}}}))
+
+    put("infonce", "dev", 0.70), put("infonce", "test", 0.60)
+    put("dice", "dev", 0.65), put("dice", "test", 0.90)  # better on test: must not matter
+    put("mixing", "test", 0.99)  # no dev score: not a candidate
+    put("cwcl", "dev", 0.99, seed=13)  # dev score on another seed only: not compared
+    put("peer-baseline", "dev", 0.99)  # not a negmine row
+    choice = script.choose_best(tmp_path)
+    assert choice["best"] == "infonce" and choice["compared"] == ["infonce", "dice"]
+    assert script.choose_best(tmp_path, ["dice"])["best"] == "dice"
+    assert script.choose_best(tmp_path / "empty")["best"] is None
+    assert [r.name for r in script.select_recipes("best", tmp_path)] == ["infonce"]
+    with pytest.raises(SystemExit, match="no negmine recipe has a dev score"):
+        script.select_recipes("best", tmp_path / "empty")
+    assert script.role_of(script.BY_NAME["infonce-pairs"], "infonce-pairs") == "best"
+    assert script.role_of(script.BY_NAME["infonce"], "infonce-pairs") == "ablation"
 
 
 def test_one_change_at_a_time_pairs_a_row_with_its_base_on_shared_seeds(script, smoke_run):
@@ -94,15 +172,16 @@ def test_one_change_at_a_time_pairs_a_row_with_its_base_on_shared_seeds(script, 
     rows["dice"] = {12: _shifted(measured, 0.25)}
     rows["mpnet-arhn-infonce"] = {12: measured}  # its base (mpnet-infonce) was not run: no line
     lines = script.one_change_at_a_time(rows)
-    assert len(lines) == 1 and lines[0].startswith("- `dice` − `infonce` (seed 12): +0.2500 [+0.2500, +0.2500]")
+    assert len(lines) == 1 and lines[0]["row"] == "dice" and lines[0]["base"] == "infonce"
+    assert lines[0]["diff"] == pytest.approx(0.25) and lines[0]["seeds_b"] == [12]
 
 
 def _shifted(seed_result: dict, delta: float) -> dict:
-    """A copy of one seed's results with every query's SciFact nDCG@10 moved by ``delta``."""
+    """A copy of one seed's results with every query's test nDCG@10 moved by ``delta``."""
     import copy
 
     out = copy.deepcopy(seed_result)
-    table = out["scifact"]["per_query"]["ndcg@10"]
+    table = out["test"]["per_query"]["ndcg@10"]
     for query in table:
         table[query] += delta
     return out
@@ -144,45 +223,44 @@ def test_relabel_step_merges_the_judged_subset(script, smoke_run, monkeypatch):
             assert new.positives == old.positives + old.negatives and new.negatives == []
         else:
             assert new == old
-    step = _json(merged.parent / "step.json")
+    step = _json(merged.parent / "stage.json")
     assert step["queries_judged"] == 3 and step["summary"]["relabeled"] == sum(len(r.negatives) for r in before[:3])
     assert script.relabel(ctx, mined, "minilm", "arhn") == merged and ctx.log[-1]["status"] == "skipped"
     assert specs == ["llm:/models/toy.gguf"]  # no judge built on the re-run
 
 
-def test_recipe_file_is_the_best_row(script):
+def test_recipe_file_is_a_grid_row(script):
+    """training/scifact-quality.toml holds one of the grid's negmine rows at the full scale (which row is best is
+    decided on dev by the protocol; re-point the file to scifact.json's best row when it is measured)."""
     from negmine.config import build_config, read_toml
     from negmine.mining import MineConfig
     from negmine.training import TrainConfig
 
     toml = REPO / "training" / "scifact-quality.toml"
-    best = script.BY_NAME[script.ALIASES["best"]]
     mine = build_config(MineConfig, read_toml(toml, "mine"), {})
     train = TrainConfig.from_file(toml)
     full = script.FULL
-    assert mine.retriever == best.teacher and mine.range_max == full.range_max
-    assert mine.num_negatives == full.num_negatives + script.SPARE_NEGATIVES
+    matching = [r for r in script.RECIPES if r.kind == "negmine" and r.teacher == mine.retriever
+                and (r.loss, dict(r.loss_args), r.max_positives) == (train.loss, train.loss_args, train.max_positives)]
+    assert matching, "the recipe file matches no row of the grid"
+    assert mine.range_max == full.range_max and mine.num_negatives == full.num_negatives + script.SPARE_NEGATIVES
     assert math.isclose(mine.percentage, 1 - script.RELATIVE_MARGIN) and mine.sampling == "top"
-    assert (train.loss, train.loss_args, train.max_positives) == (best.loss, dict(best.loss_args), best.max_positives)
     assert (train.num_negatives, train.batch_size, train.epochs, train.max_seq_length) == (
         full.num_negatives, full.batch_size, full.epochs, full.max_seq_length)
     assert (train.learning_rate, train.warmup_ratio) == (full.learning_rate, full.warmup_ratio)
-    assert train.seed == script.SEED
     relabels = "negmine relabel" in toml.read_text()
-    assert relabels == (best.false_negatives != "none")  # the file's CLI commands relabel iff the row does
+    assert relabels == any(r.false_negatives != "none" for r in matching)
 
 
-def test_recipe_selection(script):
-    assert [r.name for r in script.select_recipes("best")] == [script.BEST]
+def test_recipe_selection(script, tmp_path):
     assert len(script.select_recipes("all")) == len(script.RECIPES)
     with pytest.raises(SystemExit, match="unknown recipe"):
-        script.select_recipes("infonse")
+        script.select_recipes("infonse", tmp_path)
     peer = script.BY_NAME["peer-baseline"]
-    assert script.seeds_of(peer, None) == (12, 13, 14) and script.seeds_of(peer, None, smoke=True) == (12,)
-    assert script.seeds_of(peer, "1,2") == (1, 2) and script.seeds_of(script.BY_NAME["zero-shot"], "1,2") == (12,)
+    assert script.seeds_of(peer, None) == (12,) and script.seeds_of(peer, "1,2") == (1, 2)
+    assert script.seeds_of(script.BY_NAME["zero-shot"], "1,2") == (12,)
+    assert "cwcl" in script.CANDIDATES and "peer-baseline" not in script.CANDIDATES
 
 
 def _json(path: Path) -> dict:
-    import json
-
     return json.loads(path.read_text())

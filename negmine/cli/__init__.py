@@ -30,10 +30,12 @@ from negmine.cli.index import index_app  # noqa: E402
 from negmine.cli.mine import mine  # noqa: E402
 from negmine.cli.mteb import mteb_app  # noqa: E402
 from negmine.cli.relabel import relabel  # noqa: E402
+from negmine.cli.score import score  # noqa: E402
 from negmine.cli.train import train  # noqa: E402
 
 app.add_typer(index_app, name="index")
 app.command("mine", help=mine.__doc__)(mine)
+app.command("score", help=score.__doc__)(score)
 app.command("relabel", help=relabel.__doc__)(relabel)
 app.command("train", help=train.__doc__)(train)
 app.command("eval", help=eval_cmd.__doc__)(eval_cmd)
@@ -51,3 +53,17 @@ def main() -> None:
     except (NegmineError, ImportError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except OSError as err:  # the machine, not the code: a full disk, a read-only or missing folder, no permission
+        typer.secho(f"error: {describe_os_error(err)}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+def describe_os_error(err: OSError) -> str:
+    """``No space left on device (ENOSPC): runs/x/mined.jsonl (not written; ...)``: one line for an ``OSError``."""
+    import errno
+
+    what = err.strerror or str(err) or type(err).__name__
+    code = f" ({errno.errorcode.get(err.errno, err.errno)})" if err.errno else ""
+    where = f": {err.filename}" if err.filename else ""
+    notes = "; ".join(getattr(err, "__notes__", ()))
+    return f"{what}{code}{where}" + (f" ({notes})" if notes else "")

@@ -17,7 +17,8 @@ RetrieverOpt = Annotated[
     typer.Option(
         "--retriever",
         "-r",
-        help="Preset (minilm, bge, bge-small, e5, gte, mpnet, embeddinggemma), model folder or hub id.",
+        help="Preset (minilm, bge, bge-small, e5, gte, mpnet, embeddinggemma), model folder or hub id; bm25 "
+        "(negmine[bm25]); hybrid:bm25+minilm (reciprocal-rank fusion, k=60; use --strategy range).",
     ),
 ]
 ModelPathOpt = Annotated[

@@ -63,8 +63,13 @@ def eval_cmd(
     model_path: Annotated[str | None, typer.Option("--model-path", help="Local folder with a preset's "
                                                                         "weights.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
+    max_seq_length: Annotated[int | None, typer.Option("--max-seq-length", help="Token cap of the model (default: "
+                                                                                "the preset's/model's); part of the "
+                                                                                "cache key.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap/randomization tests.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    ray: Annotated[str | None, typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS "
+                                                          '(host:port) or auto (pip install "negmine[ray]").')] = None,
 ) -> None:
     """Evaluate a retriever on a BEIR split: nDCG@k, Recall@k, Precision@k, MRR@k and MAP (pytrec_eval).
 
@@ -94,11 +99,14 @@ def eval_cmd(
 
     result = evaluate_beir(model, data, split, k_values=ks, ignore_identical_ids=not keep_identical_ids,
                            unknown_qrels=unknown_qrels, batch_size=batch_size, cache=not no_cache,
-                           model_path=model_path, show_progress_bar=progress)
-    out_dir = out or Path("runs") / "eval" / f"{_slug(result.config['dataset'])}-{split}-{_slug(model)}"
+                           model_path=model_path, max_seq_length=max_seq_length, show_progress_bar=progress,
+                           ray_address=ray)
+    capped = f"-len{max_seq_length}" if max_seq_length is not None else ""
+    out_dir = out or Path("runs") / "eval" / f"{_slug(result.config['dataset'])}-{split}-{_slug(model)}{capped}"
     path = result.save(out_dir)
     config = {key: value for key, value in result.config.items() if key not in ("seconds", "cache_hits")}
-    write_manifest(out_dir, "eval", {**config, "batch_size": batch_size, "test": test}, seed=seed)
+    write_manifest(out_dir, "eval", {**config, "batch_size": batch_size, "max_seq_length": max_seq_length,
+                                         "test": test}, seed=seed)
 
     typer.echo(f"{result.config['dataset']}[{split}]: {result.num_queries:,} queries, "
                f"{result.config['num_documents']:,} documents, model {model}")

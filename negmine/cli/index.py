@@ -52,12 +52,14 @@ def build(
     max_memory_mb: Annotated[float, typer.Option(help="Memory bound of streamed exact search.")] = 1024,
     shard_rows: Annotated[int, typer.Option(help="Rows per on-disk embedding shard.")] = 1_000_000,
     precision: Annotated[str, typer.Option(help="Encoder precision (fp32, fp16, bf16, bf16-autocast, int8, "
-                                                "int8-mixed).")] = "fp32",
+                                                "int8-mixed, auto).")] = "fp32",
     batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 32,
     cache_dir: Annotated[str | None, typer.Option(help="Embedding cache folder.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the embedding cache.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index in --out.")] = False,
     seed: SeedOpt = 0,
+    ray: Annotated[str | None, typer.Option("--ray", help="Encode the corpus on a Ray cluster: ADDRESS (host:port) "
+                                                          'or auto (pip install "negmine[ray]").')] = None,
 ) -> None:
     """Encode the corpus of --data and write an index folder; prints its recall@k against exact search.
 
@@ -78,7 +80,7 @@ def build(
                            cache_dir=cache_dir, no_cache=no_cache, nprobe=nprobe, ef_search=ef_search, rerank=rerank,
                            train_size=train_size, seed=seed if seed is not None else 0,
                            recall_queries=recall_queries, recall_k=recall_k, max_memory_mb=max_memory_mb,
-                           shard_rows=shard_rows, overwrite=overwrite)
+                           shard_rows=shard_rows, overwrite=overwrite, ray_address=ray)
     recall = manifest.get("recall")
     rows = [("kind", manifest["kind"]), ("factory", manifest["factory"]), ("vectors", f"{manifest['ntotal']:,}"),
             ("dim", str(manifest["dim"])), ("metric", manifest["metric"]),

@@ -19,12 +19,15 @@ from negmine.cli._options import (
     print_config,
     print_table,
 )
+from negmine.cli.score import GuardOpt, TeacherOpt
 
 MINE_EXAMPLES = [
     "negmine mine --retriever minilm --data scifact --split train --out runs/scifact-minilm",
     "negmine mine --retriever bge --data ./beir/nq --strategy perc-pos --percentage 0.95 --range 0:50 "
     "--num-negatives 7 --sampling top --seed 0 --format n-tuple --out runs/nq-bge",
     "negmine mine --config training/scifact-minilm.toml --sampling softmax --temperature 0.05",
+    "negmine mine --retriever hybrid:bm25+minilm --strategy range --data trec-dl19 --split sparse "
+    "--out runs/dl19-hybrid",
 ]
 
 
@@ -78,7 +81,9 @@ def mine(
         ),
     ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
-    index: Annotated[str | None, typer.Option(help="Search backend: faiss or exact.")] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Search backend: faiss, exact (numpy) or torch (exact, on CUDA in fp16).")
+    ] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     index_dir: Annotated[
         str | None,
@@ -87,11 +92,25 @@ def mine(
             "indexing the corpus."
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS (host:port) or auto "
+                     '(pip install "negmine[ray]"). Same cache and same output bytes as a local run.'),
+    ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU)."),
+        typer.Option(help="Encoder precision: fp32, fp16, bf16 (CUDA), bf16-autocast, int8, int8-mixed (CPU), "
+                     "or auto (bf16-autocast on CPUs with AVX-512 BF16/AMX, fp16 on CUDA, else fp32; checked)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoding batch size.")] = None,
+    max_seq_length: Annotated[
+        int | None, typer.Option("--max-seq-length", help="Token cap of the retriever; part of the cache key.")
+    ] = None,
+    teacher: TeacherOpt = None,
+    teacher_max_seq_length: Annotated[
+        int | None, typer.Option("--teacher-max-seq-length", help="Token cap of a bi-encoder --teacher.")
+    ] = None,
+    guard: GuardOpt = None,
     cache_dir: Annotated[
         str | None, typer.Option(help="Embedding cache folder (default $NEGMINE_CACHE or ~/.cache/negmine).")
     ] = None,
@@ -110,6 +129,8 @@ def mine(
 
       negmine mine --retriever bge --data ./beir/nq --strategy perc-pos --percentage 0.95 --range 0:50
       --num-negatives 7 --sampling top --seed 0 --format n-tuple --out runs/nq-bge
+
+    With --teacher SPEC the mined file is then scored by that teacher into OUT/scored (as `negmine score`).
     """
     from negmine.config import build_config, read_toml
     from negmine.mining import MineConfig, run_mining
@@ -144,8 +165,10 @@ def mine(
         index=index,
         factory=factory,
         index_dir=index_dir,
+        ray_address=ray,
         precision=precision,
         batch_size=batch_size,
+        max_seq_length=max_seq_length,
         cache_dir=cache_dir,
         no_cache=no_cache,
         on_invalid=on_invalid,
@@ -156,6 +179,8 @@ def mine(
     if dry_run:
         print_config(cfg.to_dict())
         return
+    if guard is not None and teacher is None:
+        raise typer.BadParameter("--guard needs --teacher", param_hint="--guard")
     result = run_mining(cfg)
     print_table(
         f"negmine mine → {cfg.out}",
@@ -163,3 +188,14 @@ def mine(
     )
     for warning in result.stats.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    if teacher is not None:  # the shortcut for `negmine score --mined OUT --teacher SPEC --out OUT/scored`
+        from pathlib import Path
+
+        from negmine.scoring import ScoreConfig, score_mined
+
+        scored = score_mined(ScoreConfig(mined=str(Path(cfg.out) / "mined.jsonl"), teacher=teacher,
+                                         out=str(Path(cfg.out) / "scored"), max_seq_length=teacher_max_seq_length,
+                                         data=cfg.data, split=cfg.split, guard=guard, batch_size=cfg.batch_size,
+                                         cache_dir=cfg.cache_dir, no_cache=cfg.no_cache,
+                                         show_progress_bar=cfg.show_progress_bar))
+        print_table(f"negmine score → {scored.out_dir}", [(k, str(v)) for k, v in scored.stats.items()])

@@ -16,19 +16,20 @@ RELABEL_EXAMPLES = [
     "--cheap-judge cross-encoder:models/reranker --clear-below 0.05 --out runs/x/relabel",
     "negmine relabel --mined runs/x/mined.jsonl --judge llm-yes:models/Qwen2.5-1.5B-Instruct --mode filter "
     "--out runs/x/relabel",
+    "negmine relabel --mined runs/x/mined.jsonl --judge embedding:mpnet@0.6 --mode filter --out runs/x/relabel",
 ]
 
 
 def relabel(
     mined: Annotated[Path, typer.Option(help="mined.jsonl written by `negmine mine`.")],
     judge: Annotated[str, typer.Option(help="llm:URL@MODEL | llm:FILE.gguf | llm:HF_FOLDER | llm-yes:... | "
-                                            "cross-encoder:PATH")],
+                                            "cross-encoder:PATH | embedding:MODEL[@THRESHOLD]")],
     out: Annotated[Path, typer.Option(help="Output folder: mined.jsonl, judgments.jsonl, summary.json, "
                                            "manifest.json, cache.jsonl.")],
     mode: Annotated[str, typer.Option(help="relabel (R), filter (F) or both (R+F).")] = "both",
     on_unsure: Annotated[str, typer.Option(help="drop or keep negatives whose decision is unsure.")] = "drop",
-    cheap_judge: Annotated[str | None, typer.Option(help="Cascade: a cheap first judge "
-                                                             "(cross-encoder:PATH or llm-yes:...).")] = None,
+    cheap_judge: Annotated[str | None, typer.Option(help="Cascade: a cheap first judge (embedding:MODEL, "
+                                                             "cross-encoder:PATH or llm-yes:...).")] = None,
     clear_below: Annotated[float, typer.Option(help="Cascade: cheap score under which a negative is cleared "
                                                     "without the main judge.")] = 0.1,
     cache: Annotated[Path | None, typer.Option(help="Judgment cache (JSONL); default OUT/cache.jsonl. "
@@ -46,7 +47,9 @@ def relabel(
     threads: Annotated[int | None, typer.Option(help="CPU threads of an in-process llama.cpp judge (default: "
                                                      "llama.cpp's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size (transformers LLM, cross-encoder).")] = 8,
-    threshold: Annotated[float, typer.Option(help="Pointwise judges: score counted as 'has an answer'.")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="Pointwise judges: score counted as 'has an answer' (P(yes), "
+                                                   "cross-encoder probability, embedding cosine; "
+                                                   "embedding:MODEL@T overrides it).")] = 0.5,
     chunk_size: Annotated[int, typer.Option(help="Queries judged together.")] = 16,
     device: Annotated[str | None, typer.Option(help="cpu, cuda ... (in-process judges).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,

@@ -13,6 +13,8 @@ TRAIN_EXAMPLES = [
     "negmine train --data runs/scifact-minilm/mined.jsonl --model minilm --loss infonce --out runs/scifact-infonce",
     "negmine train --config training/scifact-minilm.toml --loss soft-infonce --loss-arg alpha=1.0 --loss-arg t=0.1",
     "negmine train --data relabeled.jsonl --max-positives 4 --loss dice --loss-arg infonce_weight=1.0 --out runs/d",
+    "negmine train --data runs/scored/mined.jsonl --scores teacher --loss listwise "
+    "--loss-arg teacher_temperature=0.02 --loss-arg infonce_weight=0.1 --out runs/distil",
     "negmine train --data runs/scifact-minilm/mined.jsonl --random-negatives 2 --batch-sampler ngame --out runs/star",
     "negmine train --data runs/scifact-minilm/mined.jsonl --epochs 3 --remine-every 1 --adore --out runs/adore",
 ]
@@ -36,7 +38,8 @@ def train(
         "--data", "-d", help="mined.jsonl (or its folder), or a sentence-transformers n-tuple file/folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="minilm (or another preset), a model folder or "
                                                                     "a hub id.")] = None,
-    loss: Annotated[str | None, typer.Option(help="infonce, soft-infonce, dice, cwcl or mixing.")] = None,
+    loss: Annotated[str | None, typer.Option(help="infonce, soft-infonce, dice, cwcl, mixing, listwise "
+                                                             "or margin-mse.")] = None,
     out: OutOpt = None,
     config: ConfigOpt = None,
     loss_arg: Annotated[list[str] | None, typer.Option("--loss-arg", help="KEY=VALUE argument of the loss class "
@@ -50,6 +53,9 @@ def train(
                                                            "of any query).")] = None,
     use_scores: Annotated[bool | None, typer.Option("--use-scores/--no-scores", help="Pass the teacher scores as "
                                                                                       "the labels column.")] = None,
+    scores: Annotated[str | None, typer.Option("--scores", help="Which scores of mined.jsonl the loss sees: "
+                                                                "retriever (default) or teacher (negmine "
+                                                                "score).")] = None,
     epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch (no-duplicates batching).")] = None,
@@ -63,7 +69,9 @@ def train(
     eval_max_queries: Annotated[int | None, typer.Option(help="Subsample the evaluation queries.")] = None,
     eval_max_corpus: Annotated[int | None, typer.Option(help="Subsample the evaluation corpus.")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (0: no checkpoints).")] = None,
-    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder.")] = None,
+    resume_from_checkpoint: Annotated[str | None, typer.Option(help="Resume from this checkpoint folder, or 'last': "
+                                                                    "the newest complete one in OUT/checkpoints "
+                                                                    "(rerun a killed run with it).")] = None,
     random_negatives: Annotated[int | None, typer.Option(help="Random corpus negatives per row beside the hard ones "
                                                               "(STAR; seeded, never a positive or a copy).")] = None,
     corpus: Annotated[str | None, typer.Option(help="BEIR folder or dataset name of the random negatives (default: "
@@ -106,7 +114,7 @@ def train(
         loss_args["temperature"] = temperature
     overrides = dict(data=data, model=model, loss=loss, out=out, loss_args=loss_args or None,
                      reference_model=reference_model, max_positives=max_positives, num_negatives=num_negatives,
-                     use_scores=use_scores, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                     use_scores=use_scores, scores=scores, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                      learning_rate=learning_rate, max_seq_length=max_seq_length, seed=seed, eval_data=eval_data,
                      eval_split=eval_split, eval_steps=eval_steps, eval_max_queries=eval_max_queries,
                      eval_max_corpus=eval_max_corpus, save_steps=save_steps,

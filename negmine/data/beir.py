@@ -9,10 +9,7 @@ qrels TSV without its header, and qrels that name unknown queries or documents e
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -23,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from negmine.errors import DataError
+from negmine.io import iter_text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +40,7 @@ class LoadReport:
 
     skipped: Counter = field(default_factory=Counter)
     kept_unknown: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)  # input read despite a quirk ("…: UTF-8 byte-order mark …")
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] += 1
@@ -50,8 +49,14 @@ class LoadReport:
     def total_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    def note_bom(self, path: str | os.PathLike) -> None:
+        self.notes.append(f"{Path(path).name}: starts with a UTF-8 byte-order mark; read as utf-8-sig")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"skipped": dict(self.skipped), "kept_unknown": dict(self.kept_unknown)}
+        out: dict[str, Any] = {"skipped": dict(self.skipped), "kept_unknown": dict(self.kept_unknown)}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass
@@ -157,12 +162,6 @@ def resolve_data_path(data: str | os.PathLike) -> Path | str:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def _find(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (folder / name).exists():
@@ -171,24 +170,31 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def iter_jsonl(path: Path, report: LoadReport, on_invalid: OnInvalid) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line, with strict JSON parsing."""
-    with _open_text(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-            except ValueError as err:
-                _invalid(
-                    report,
-                    on_invalid,
-                    f"{path.name}: malformed JSON",
-                    DataError(f"malformed JSON ({err})", path, lineno),
-                )
-                continue
-            yield lineno, obj
+    """Yield ``(line_number, object)`` for each non-blank line, with strict JSON parsing (a leading UTF-8 byte-order
+    mark is accepted and noted in ``report``; a line that is not UTF-8 is invalid like malformed JSON)."""
+    for lineno, line in iter_text_lines(path, on_bom=lambda: report.note_bom(path),
+                                        on_undecodable=lambda err: _invalid(report, on_invalid,
+                                                                            f"{path.name}: not UTF-8", err)):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        except (ValueError, RecursionError) as err:
+            _invalid(
+                report,
+                on_invalid,
+                f"{path.name}: malformed JSON",
+                DataError(f"malformed JSON ({_short(err)})", path, lineno),
+            )
+            continue
+        yield lineno, obj
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    text = str(err) or type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _invalid(report: LoadReport, on_invalid: OnInvalid, reason: str, error: DataError) -> None:
@@ -239,7 +245,7 @@ def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: O
             raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
         text = _require_str(obj, "text", path, lineno, allow_empty=True)
         if not text.strip() and not title.strip():
-            raise DataError("empty text (and no title)", path, lineno, "text")
+            raise DataError(f"document {str(obj.get('_id'))!r} has an empty text (and no title)", path, lineno, "text")
         return {"title": title, "text": text}
 
     return _load_id_table(path, parse, "documents", report, on_invalid)
@@ -264,40 +270,43 @@ def load_qrels(
     """Read a BEIR qrels TSV (header ``query-id  corpus-id  score``) and check its ids against corpus/queries."""
     report = report if report is not None else LoadReport()
     qrels: Qrels = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise DataError("empty qrels file", path, 1)
-        if tuple(h.strip().lower() for h in header[:3]) != QRELS_HEADER:
-            raise DataError(
-                f"expected the header {'<TAB>'.join(QRELS_HEADER)!r}, got {'<TAB>'.join(header)!r}", path, 1, "header"
-            )
-        for lineno, row in enumerate(reader, start=2):
-            if not row or not "".join(row).strip():
-                continue
-            try:
-                qid, doc_id, score = _parse_qrels_row(row, path, lineno)
-                _check_known(qid, doc_id, corpus, queries, path, lineno)
-            except DataError as err:
-                if err.field in ("query-id", "corpus-id") and "unknown" in str(err):
-                    if unknown_qrels == "keep":
-                        report.kept_unknown[f"{path.name}: unknown {err.field}"] += 1
-                    elif unknown_qrels == "skip":
-                        report.skip(f"{path.name}: unknown {err.field}")
-                        continue
-                    else:
-                        raise DataError(
-                            f"{str(err).rsplit(': ', 1)[-1]} (pass unknown_qrels='keep' or 'skip', "
-                            "CLI --unknown-qrels, to accept such rows)",
-                            path,
-                            lineno,
-                            err.field,
-                        ) from None
-                else:
-                    _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
+    lines = iter_text_lines(path, on_bom=lambda: report.note_bom(path),
+                            on_undecodable=lambda err: _invalid(report, on_invalid, f"{path.name}: not UTF-8", err))
+    header = next(lines, None)
+    if header is None:
+        raise DataError("empty qrels file", path, 1)
+    header_fields = header[1].rstrip("\r\n").split("\t")
+    if header[0] != 1 or tuple(h.strip().lower() for h in header_fields[:3]) != QRELS_HEADER:
+        raise DataError(
+            f"expected the header {'<TAB>'.join(QRELS_HEADER)!r}, got {_short('<TAB>'.join(header_fields))!r}", path,
+            header[0], "header"
+        )
+    for lineno, line in lines:
+        row = line.rstrip("\r\n").split("\t")
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            qid, doc_id, score = _parse_qrels_row(row, path, lineno)
+            _check_known(qid, doc_id, corpus, queries, path, lineno)
+        except DataError as err:
+            if err.field in ("query-id", "corpus-id") and "unknown" in str(err):
+                if unknown_qrels == "keep":
+                    report.kept_unknown[f"{path.name}: unknown {err.field}"] += 1
+                elif unknown_qrels == "skip":
+                    report.skip(f"{path.name}: unknown {err.field}")
                     continue
-            qrels.setdefault(qid, {})[doc_id] = score
+                else:
+                    raise DataError(
+                        f"{str(err).rsplit(': ', 1)[-1]} (pass unknown_qrels='keep' or 'skip', "
+                        "CLI --unknown-qrels, to accept such rows)",
+                        path,
+                        lineno,
+                        err.field,
+                    ) from None
+            else:
+                _invalid(report, on_invalid, f"{path.name}: bad {err.field}", err)
+                continue
+        qrels.setdefault(qid, {})[doc_id] = score
     if not qrels:
         raise DataError("no judgements", path)
     return qrels
@@ -318,7 +327,7 @@ def _parse_qrels_row(row: list[str], path: Path, lineno: int) -> tuple[str, str,
         raise DataError("empty", path, lineno, "corpus-id")
     try:
         score = int(float(raw))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise DataError(f"not a number: {raw!r}", path, lineno, "score") from None
     return qid, doc_id, score
 
@@ -368,6 +377,8 @@ def load_beir(
 def _log_report(data: RetrievalData) -> None:
     for reason, count in {**data.report.skipped, **data.report.kept_unknown}.items():
         logger.warning("%s: %d row(s) %s", data.name, count, reason)
+    for note in data.report.notes:
+        logger.warning("%s: %s", data.name, note)
 
 
 def load_hf_beir(hub_id: str, split: str = "test") -> RetrievalData:  # pragma: no cover - needs the network

@@ -7,7 +7,11 @@ and training all import it from here, so none of them depends on another.
 The file has one JSON object per line, ids beside texts so later stages can join back to the corpus::
 
     {"query_id", "query", "positive_ids", "positives", "positive_scores",
-     "negative_ids", "negatives", "negative_scores"[, "positive_negatives"]}
+     "negative_ids", "negatives", "negative_scores"[, "positive_negatives", "positive_teacher_scores",
+     "negative_teacher_scores"]}
+
+``*_teacher_scores`` (present once ``negmine score`` has run, :mod:`negmine.scoring`) are a teacher's scores of the
+same passages; the teacher's fingerprint is in that stage's ``manifest.json``.
 
 ``positive_negatives`` (optional) is written when the positives of a query have different negatives (mining with
 ``margin_reference "each"``: each (query, positive) row keeps the negatives that satisfy the margin relative to *its*
@@ -21,8 +25,8 @@ mined without scores) unless a reader asks for them (``require_scores``). Readin
 
 Extending the record
 --------------------
-New optional fields (planned: per-passage ``teacher_scores`` with the teacher's fingerprint; done:
-``positive_negatives``) are added in one place, here:
+New optional fields (so far ``positive_negatives`` and ``positive_teacher_scores``/``negative_teacher_scores``) are
+added in one place, here:
 
 1. an attribute on :class:`MinedRecord` after ``negative_scores``, defaulting to ``None`` ("absent");
 2. its name and validator in :data:`OPTIONAL_FIELDS` (the validator gets the raw JSON value, the file and the line,
@@ -47,6 +51,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +59,7 @@ from typing import Any
 
 from negmine.data.beir import text_id
 from negmine.errors import DataError
+from negmine.io import iter_text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,16 @@ _LIST_FIELDS = ("positive_ids", "positives", "positive_scores", "negative_ids", 
 #: the fields every record has, in the order they are written
 MINED_FIELDS = (*_ID_FIELDS, *_LIST_FIELDS)
 
+def _score_list(name: str) -> Callable[[Any, Path, int | None], list[float]]:
+    def check(value: Any, path: Path, lineno: int | None) -> list[float]:
+        if not isinstance(value, list):
+            raise DataError("not a list", path, lineno, name)
+        for item in value:
+            if not _valid_item(item, True):
+                raise DataError(f"list item {item!r} has the wrong type", path, lineno, name)
+        return list(value)
+
+    return check
 
 
 def _check_positive_negatives(value: Any, path: Path, lineno: int | None) -> list[list[int] | None]:
@@ -84,7 +100,11 @@ def _check_positive_negatives(value: Any, path: Path, lineno: int | None) -> lis
 
 
 #: optional fields: name -> validator(raw value, path, line) -> parsed value (see "Extending the record")
-OPTIONAL_FIELDS: dict[str, Callable[[Any, Path, int | None], Any]] = {"positive_negatives": _check_positive_negatives}
+OPTIONAL_FIELDS: dict[str, Callable[[Any, Path, int | None], Any]] = {
+    "positive_negatives": _check_positive_negatives,
+    "positive_teacher_scores": _score_list("positive_teacher_scores"),
+    "negative_teacher_scores": _score_list("negative_teacher_scores"),
+}
 
 
 @dataclass
@@ -102,6 +122,8 @@ class MinedRecord:
     # optional fields (OPTIONAL_FIELDS) go here, defaulting to None
     positive_negatives: list[list[int] | None] | None = None
     """Per positive: indices into the negatives, ``None`` when its row was dropped (module docstring)."""
+    positive_teacher_scores: list[float] | None = None  # negmine score: a teacher's score of each positive
+    negative_teacher_scores: list[float] | None = None  # ... and of each negative
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this version does not know, passed through unchanged."""
 
@@ -133,7 +155,12 @@ class MinedRecord:
             self.query_id, self.query, [self.positive_ids[p] for p in positives],
             [self.positives[p] for p in positives], [self.positive_scores[p] for p in positives] if scored else [],
             [self.negative_ids[i] for i in negatives], [self.negatives[i] for i in negatives],
-            [self.negative_scores[i] for i in negatives] if scored else [], extra=dict(self.extra))
+            [self.negative_scores[i] for i in negatives] if scored else [],
+            positive_teacher_scores=None if self.positive_teacher_scores is None
+            else [self.positive_teacher_scores[p] for p in positives],
+            negative_teacher_scores=None if self.negative_teacher_scores is None
+            else [self.negative_teacher_scores[i] for i in negatives],
+            extra=dict(self.extra))
 
     @property
     def has_scores(self) -> bool:
@@ -179,6 +206,7 @@ class MinedRecord:
                 if len(obj[key]) != n and not optional:
                     raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {n}", path, lineno, key)
         optional_values = {k: check(obj[k], path, lineno) for k, check in OPTIONAL_FIELDS.items() if k in obj}
+        _check_teacher_scores(obj, optional_values, path, lineno)
         per_positive = optional_values.get("positive_negatives")
         if per_positive is not None:
             n_pos, n_neg = len(obj["positive_ids"]), len(obj["negative_ids"])
@@ -194,9 +222,23 @@ class MinedRecord:
                    extra=extra)
 
 
+def _check_teacher_scores(obj: dict[str, Any], values: dict[str, Any], path: str | os.PathLike,
+                          lineno: int | None) -> None:
+    """Teacher scores come for positives and negatives alike, one per passage."""
+    given = [k for k in ("positive_teacher_scores", "negative_teacher_scores") if k in values]
+    if len(given) == 1:
+        missing = "negative_teacher_scores" if given[0] == "positive_teacher_scores" else "positive_teacher_scores"
+        raise DataError("teacher scores must be given for positives and negatives alike", path, lineno, missing)
+    for key in given:
+        prefix = key.split("_", 1)[0]
+        if len(values[key]) != len(obj[f"{prefix}_ids"]):
+            raise DataError(f"has {len(values[key])} items but {prefix}_ids has {len(obj[prefix + '_ids'])}", path,
+                            lineno, key)
+
+
 def _valid_item(item: Any, is_score: bool) -> bool:
     if is_score:
-        return isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        return _is_number(item)
     return isinstance(item, str)
 
 
@@ -227,19 +269,19 @@ def read_mined(path: str | os.PathLike, *, require_scores: bool = False) -> list
         raise DataError("file not found", path)
     records: list[MinedRecord] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise DataError(f"malformed JSON ({err})", path, lineno) from None
-            record = MinedRecord.from_dict(obj, path, lineno, require_scores=require_scores)
-            if record.query_id in seen:
-                raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
-            seen.add(record.query_id)
-            records.append(record)
+    on_bom = lambda: logger.warning("%s: starts with a UTF-8 byte-order mark; read as utf-8-sig", path)  # noqa: E731
+    for lineno, line in iter_text_lines(path, on_bom=on_bom):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+        record = MinedRecord.from_dict(obj, path, lineno, require_scores=require_scores)
+        if record.query_id in seen:
+            raise DataError(f"duplicate query_id {record.query_id!r}", path, lineno, "query_id")
+        seen.add(record.query_id)
+        records.append(record)
     return records
 
 
@@ -250,31 +292,53 @@ def write_mined(path: str | os.PathLike, records: Iterable[MinedRecord]) -> int:
     return write_jsonl(path, (r.to_dict() for r in records))
 
 
-def read_records(path: str | os.PathLike) -> list[MinedRecord]:
+SCORE_SOURCES = ("retriever", "teacher")
+
+
+def read_records(path: str | os.PathLike, scores: str = "retriever") -> list[MinedRecord]:
     """Training input as records: ``mined.jsonl`` (or a folder holding it), or a sentence-transformers n-tuple
     file/folder (``anchor, positive, negative_1..n[, scores]``, one row per (query, positive)) whose rows with the same
-    anchor are merged into one record (ids derived from the texts)."""
+    anchor are merged into one record (ids derived from the texts).
+
+    ``scores="teacher"`` puts a scored ``mined.jsonl``'s teacher scores (``negmine score``) where the retriever's
+    were, so every row builder and loss sees the teacher's."""
+    if scores not in SCORE_SOURCES:
+        raise ValueError(f"scores={scores!r} is not one of {', '.join(SCORE_SOURCES)}")
     path = Path(path)
     if path.is_dir() and (path / "mined.jsonl").exists():
         path = path / "mined.jsonl"
     if not path.exists():
         raise DataError("no such file or folder", path=path)
     if path.is_file() and path.name.endswith((".jsonl", ".json")) and _is_mined(path):
-        return read_mined(path)
+        records = read_mined(path)
+        return records if scores == "retriever" else [_teacher_view(r, path) for r in records]
+    if scores == "teacher":
+        raise DataError("teacher scores are read from a mined.jsonl scored by `negmine score`, not from a "
+                        "sentence-transformers file", path=path)
     from negmine.data.pairs import read_st_rows
 
     return records_from_st_rows(read_st_rows(path), str(path))
 
 
+def _teacher_view(record: MinedRecord, path: Path) -> MinedRecord:
+    """The record with its teacher scores in ``positive_scores``/``negative_scores``."""
+    import dataclasses
+
+    if record.positive_teacher_scores is None or record.negative_teacher_scores is None:
+        raise DataError(f"query {record.query_id!r} has no teacher scores; score the file first (negmine score "
+                        "--mined FILE --teacher SPEC)", path, field="positive_teacher_scores")
+    return dataclasses.replace(record, positive_scores=list(record.positive_teacher_scores),
+                               negative_scores=list(record.negative_teacher_scores))
+
+
 def _is_mined(path: Path) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"malformed JSON ({err})", path, 1) from None
-                return isinstance(first, dict) and "query_id" in first and "positives" in first
+    for lineno, line in iter_text_lines(path):
+        if line.strip():
+            try:
+                first = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                raise DataError(f"malformed JSON ({str(err)[:200]})", path, lineno) from None
+            return isinstance(first, dict) and "query_id" in first and "positives" in first
     raise DataError("empty file", path)
 
 
@@ -283,6 +347,8 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
     kept only when every row of the anchor carries a valid ``scores`` column."""
     by_anchor: dict[str, MinedRecord] = {}
     for lineno, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", source, lineno)
         anchor, positive = row.get("anchor"), row.get("positive")
         if not isinstance(anchor, str) or not isinstance(positive, str):
             raise DataError("expected string columns 'anchor' and 'positive' (sentence-transformers n-tuple)",
@@ -290,7 +356,8 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
         negatives = [row[k] for k in sorted((k for k in row if k.startswith("negative")), key=_column_number)
                      if isinstance(row[k], str)]
         scores = row.get("scores")
-        valid_scores = isinstance(scores, list) and len(scores) == 1 + len(negatives)
+        valid_scores = (isinstance(scores, list) and len(scores) == 1 + len(negatives)
+                        and all(_is_number(s) for s in scores))
         record = by_anchor.get(anchor)
         if record is None:
             by_anchor[anchor] = MinedRecord(
@@ -310,6 +377,15 @@ def records_from_st_rows(rows: list[dict[str, Any]], source: str) -> list[MinedR
     return list(by_anchor.values())
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _column_number(name: str) -> int:
     digits = name.rsplit("_", 1)[-1]
     return int(digits) if digits.isdigit() else 0
@@ -318,6 +394,13 @@ def _column_number(name: str) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 # sentence-transformers rows
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def negatives_histogram(records: list[MinedRecord]) -> str:
+    """``"negatives per query: 0 x 3 queries, 2 x 40 queries"``: how many queries have how many negatives."""
+    counts = Counter(len(r.negatives) for r in records)
+    return "negatives per query: " + ", ".join(f"{n} x {counts[n]} quer{'y' if counts[n] == 1 else 'ies'}"
+                                                for n in sorted(counts))
 
 
 def ntuple_row(record: MinedRecord, start: int, num_pos: int, num_neg: int, with_scores: bool) -> dict[str, Any]:
@@ -346,20 +429,20 @@ def split_records(records: Iterable[MinedRecord]) -> list[MinedRecord]:
 
 
 def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives: int | None = None,
-               use_scores: bool = True) -> list[dict[str, Any]]:
+               use_scores: bool = True, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` for ``negmine train``.
 
     ``P = min(max_positives, most positives of any query)``; a query with more than ``P`` positives is split over
     several rows of ``P`` positives (same anchor and negatives); one with fewer repeats its first positive in the spare
     columns with a ``NaN`` score. ``N = num_negatives`` (default: the fewest negatives of any query); queries with
     fewer are left out (logged), longer lists keep their first ``N``. ``scores`` is written when ``use_scores`` and
-    every kept query has teacher scores.
+    every kept query has teacher scores. ``source`` (the file the records came from) is named in the errors.
     """
     if not records:
-        raise DataError("no queries to train on")
+        raise DataError("no queries to train on", source)
     records = split_records(records)
     if not records:
-        raise DataError("no queries to train on")
+        raise DataError("no queries to train on", source)
     num_pos = min(max_positives, max(len(r.positives) for r in records))
     num_neg = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives
     kept = [r for r in records if len(r.negatives) >= num_neg]
@@ -367,7 +450,8 @@ def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives
         logger.warning("%d of %d queries have fewer than %d negatives and are left out", len(records) - len(kept),
                        len(records), num_neg)
     if not kept:
-        raise DataError(f"no query has {num_neg} negatives; lower num_negatives")
+        raise DataError(f"no query has {num_neg} negatives ({negatives_histogram(records)}); lower "
+                        "num_negatives (--num-negatives) or mine more", source)
     with_scores = use_scores and all(r.has_scores for r in kept)
     if use_scores and not with_scores:
         logger.info("not every query has teacher scores: training without a scores column")

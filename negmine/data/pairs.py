@@ -28,6 +28,7 @@ from negmine.data.beir import (
     text_id,
 )
 from negmine.errors import DataError
+from negmine.io import iter_text_lines
 
 QUERY_COLUMNS = ("query", "anchor", "question", "sentence1")
 POSITIVE_COLUMNS = ("positive", "pos", "answer", "document", "sentence2")
@@ -96,6 +97,9 @@ def _pick_text(row: dict[str, Any], names: tuple[str, ...], path: str, lineno: i
 def _as_list(value: Any, path: str, lineno: int, field_name: str) -> list[str]:
     if value is None:
         return []
+    if not isinstance(value, (str, list, tuple)):
+        raise DataError(f"expected a string or a list of strings, got {type(value).__name__}", path, lineno,
+                        field_name)
     values = [value] if isinstance(value, str) else list(value)
     for item in values:
         if not isinstance(item, str) or not item.strip():
@@ -165,13 +169,12 @@ def read_st_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
             rows.extend(datasets.Dataset.from_parquet(str(file)).to_list())
         elif file.name.endswith((".jsonl", ".json")):
-            with open(file, encoding="utf-8") as handle:
-                for lineno, line in enumerate(handle, start=1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError as err:
-                            raise DataError(f"malformed JSON ({err})", file, lineno) from None
+            for lineno, line in iter_text_lines(file):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except (ValueError, RecursionError) as err:
+                        raise DataError(f"malformed JSON ({str(err)[:200]})", file, lineno) from None
         else:
             raise DataError("unsupported file type (expected .jsonl, .parquet or a saved Dataset folder)", file)
     return rows

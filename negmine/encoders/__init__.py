@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from negmine.encoders.base import Encoder
 from negmine.encoders.cache import EmbeddingCache, default_cache_dir
 from negmine.encoders.hashing import HashingEncoder
-from negmine.encoders.presets import PRESETS, RetrieverPreset, get_preset, resolve_model_location
+from negmine.encoders.presets import (
+    PRESETS,
+    ResolvedModel,
+    RetrieverPreset,
+    get_preset,
+    resolve_model,
+    resolve_model_location,
+)
 
 __all__ = [
     "Encoder",
     "EmbeddingCache",
     "HashingEncoder",
     "PRESETS",
+    "ResolvedModel",
     "RetrieverPreset",
     "default_cache_dir",
     "get_preset",
     "load_encoder",
+    "resolve_model",
+    "resolve_model_location",
     "encode_with_cache",
 ]
 
@@ -33,9 +42,11 @@ def load_encoder(
     precision: str = "fp32",
     max_seq_length: int | None = None,
     device: str | None = None,
+    option: str = "--retriever",
 ) -> Encoder:
     """Resolve ``--retriever``: an :class:`Encoder` instance, ``hashing``, a preset name (``bge``, ``minilm``…),
-    a local model folder, or a hub id. Explicit prompts override a preset's."""
+    a local model folder, or a hub id (:func:`negmine.encoders.presets.resolve_model`). Explicit prompts override a
+    preset's. A path that does not exist or is not a model raises a one-line error naming ``option``."""
     from negmine.encoders.st import SentenceTransformerEncoder
 
     if not isinstance(retriever, (str, os.PathLike)):
@@ -52,12 +63,12 @@ def load_encoder(
     name = str(retriever)
     if name == "hashing":
         return HashingEncoder()
-    if name in PRESETS or (model_path is not None and not Path(name).exists() and "/" not in name):
-        preset = get_preset(name)
-        location, revision = resolve_model_location(preset, model_path)
+    resolved = resolve_model(name, model_path, option=option)
+    preset = resolved.preset
+    if preset is not None:
         return SentenceTransformerEncoder(
-            location,
-            revision=revision,
+            resolved.location,
+            revision=resolved.revision,
             name=preset.name,
             query_prompt=preset.query_prompt if query_prompt is None else query_prompt,
             corpus_prompt=preset.corpus_prompt if corpus_prompt is None else corpus_prompt,
@@ -65,20 +76,18 @@ def load_encoder(
             precision=precision,
             device=device,
             max_seq_length=max_seq_length or preset.max_seq_length,
+            option=option,
         )
-    if Path(name).expanduser().is_dir() or "/" in name:
-        location = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
-        return SentenceTransformerEncoder(
-            location,
-            query_prompt=query_prompt,
-            corpus_prompt=corpus_prompt,
-            precision=precision,
-            max_seq_length=max_seq_length,
-            device=device,
-            name=name,
-        )
-    get_preset(name)  # raises with a "did you mean"
-    raise AssertionError("unreachable")
+    return SentenceTransformerEncoder(
+        resolved.location,
+        query_prompt=query_prompt,
+        corpus_prompt=corpus_prompt,
+        precision=precision,
+        max_seq_length=max_seq_length,
+        device=device,
+        name=name,
+        option=option,
+    )
 
 
 def encode_with_cache(

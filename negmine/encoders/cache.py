@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,22 @@ class EmbeddingCache:
         number of texts it covered (cached blocks included), for progress bars.
         """
         texts = list(texts)
+        plan = self.plan(texts, fingerprint, kind)
+        if plan.cached is not None:
+            if progress:
+                progress(len(texts))
+            return plan.cached
+        blocks = []
+        for index, start in enumerate(range(0, len(texts), self.block_size)):
+            blocks.append(self._block(plan.block_path(index), plan.block_texts(index), encode))
+            if progress:
+                progress(min(self.block_size, len(texts) - start))
+        return self.finish(plan, blocks)
+
+    def plan(self, texts: Sequence[str], fingerprint: dict[str, Any], kind: str) -> CachePlan:
+        """Where ``texts`` live in the cache and in which blocks (the one layout local and Ray encoding share):
+        ``cached`` holds the embeddings when the entry is complete; otherwise ``meta.json`` is written."""
+        texts = list(texts)
         key = cache_key(fingerprint, kind, texts)
         folder = self.folder(key)
         final = folder / "embeddings.npy"
@@ -76,9 +93,7 @@ class EmbeddingCache:
             emb = np.load(final, mmap_mode="r")
             if emb.shape[0] == len(texts):
                 self.hits += 1
-                if progress:
-                    progress(len(texts))
-                return np.asarray(emb)
+                return CachePlan(folder, texts, np.zeros(0, dtype=np.int64), self.block_size, np.asarray(emb))
             logger.warning("embedding cache %s has %d rows for %d texts; re-encoding", final, emb.shape[0], len(texts))
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -92,35 +107,61 @@ class EmbeddingCache:
             },
         )
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        blocks = []
-        for start in range(0, len(texts), self.block_size):
-            blocks.append(
-                self._block(folder, start, [texts[i] for i in order[start : start + self.block_size]], encode)
-            )
-            if progress:
-                progress(min(self.block_size, len(texts) - start))
+        return CachePlan(folder, texts, order, self.block_size)
+
+    def finish(self, plan: CachePlan, blocks: list[np.ndarray]) -> np.ndarray:
+        """Merge the blocks (in sorted order) into ``embeddings.npy`` and return rows in the caller's order."""
         sorted_emb = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
         emb = np.empty_like(sorted_emb)
-        emb[order] = sorted_emb
-        with atomic_open(final, "wb") as handle:
+        emb[plan.order] = sorted_emb
+        with atomic_open(plan.folder / "embeddings.npy", "wb") as handle:
             np.save(handle, emb)
-        for path in folder.glob("block_*.npy"):
-            path.unlink()
+        for path in plan.folder.glob("block_*.npy"):
+            path.unlink(missing_ok=True)  # another process finishing the same key may have removed it already
         return emb
 
-    def _block(
-        self, folder: Path, start: int, texts: list[str], encode: Callable[[Sequence[str]], np.ndarray]
-    ) -> np.ndarray:
-        path = folder / f"block_{self.block_size}_{start // self.block_size:05d}.npy"
-        if path.exists():
-            try:
-                emb = np.load(path)
-                if emb.shape[0] == len(texts):
-                    return emb
-            except (OSError, ValueError):
-                logger.warning("unreadable cache block %s; re-encoding it", path)
-        emb = np.ascontiguousarray(encode(texts), dtype=np.float32)
-        self.encoded += len(texts)
+    @staticmethod
+    def read_block(path: Path, n: int) -> np.ndarray | None:
+        """A finished block of ``n`` rows, or ``None`` if it is missing or unreadable."""
+        if not path.exists():
+            return None
+        try:
+            emb = np.load(path)
+            if emb.shape[0] == n:
+                return emb
+        except (OSError, ValueError):
+            logger.warning("unreadable cache block %s; re-encoding it", path)
+        return None
+
+    def write_block(self, path: Path, emb: np.ndarray) -> np.ndarray:
+        emb = np.ascontiguousarray(emb, dtype=np.float32)
+        self.encoded += len(emb)
         with atomic_open(path, "wb") as handle:
             np.save(handle, emb)
         return emb
+
+    def _block(self, path: Path, texts: list[str], encode: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        emb = self.read_block(path, len(texts))
+        return emb if emb is not None else self.write_block(path, encode(texts))
+
+
+@dataclass
+class CachePlan:
+    """One cache entry being filled: its folder, the texts, their longest-first ``order`` and the block layout."""
+
+    folder: Path
+    texts: list[str]
+    order: np.ndarray
+    block_size: int
+    cached: np.ndarray | None = None
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-len(self.texts) // self.block_size)
+
+    def block_path(self, index: int) -> Path:
+        return self.folder / f"block_{self.block_size}_{index:05d}.npy"
+
+    def block_texts(self, index: int) -> list[str]:
+        start = index * self.block_size
+        return [self.texts[i] for i in self.order[start : start + self.block_size]]

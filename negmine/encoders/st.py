@@ -40,11 +40,14 @@ class SentenceTransformerEncoder:
             uses the model's own ``query``/``document`` prompts if its config defines them.
         similarity: ``cosine`` (vectors are L2-normalised, scores are cosines) or ``dot``.
         precision: ``fp32`` (default), ``fp16`` or ``bf16`` weights (fp16/bf16 are for CUDA; on CPU prefer fp32),
-            ``bf16-autocast``, or ``int8`` / ``int8-mixed`` (CPU dynamic quantization);
-            see :mod:`negmine.encoders.fast`.
+            ``bf16-autocast``, ``int8`` / ``int8-mixed`` (CPU dynamic quantization), or ``auto`` (chosen for the
+            hardware after an equivalence check; :attr:`precision` is then the choice and :attr:`precision_choice`
+            says why); see :mod:`negmine.encoders.fast`.
         max_seq_length: truncate inputs to this many tokens (default: the model's own).
         revision: the hub revision to load (ignored for local folders).
         device: ``cpu``, ``cuda``, ``cuda:1``… (default: sentence-transformers' choice).
+        option: the option that named the model (``--retriever``), quoted in the error of a model that fails to load.
+        cpu_flags: the CPU feature flags ``auto`` decides on (default: ``/proc/cpuinfo``; tests inject sets).
     """
 
     def __init__(
@@ -59,35 +62,101 @@ class SentenceTransformerEncoder:
         revision: str | None = None,
         device: str | None = None,
         name: str | None = None,
+        option: str = "model",
+        cpu_flags: frozenset[str] | set[str] | None = None,
     ) -> None:
         if similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self._model_arg, self._model = model, None
+        if precision not in PRECISIONS and precision != "auto":
+            raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}, got {precision!r}")
+        self._model_arg, self._model, self._base = model, None, None
         self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt
-        self.similarity, self.precision = similarity, precision
+        self.similarity = similarity
         self.max_seq_length, self.revision, self.device = max_seq_length, revision, device
         self.name = name or (model if isinstance(model, str) else type(model).__name__)
         self._weights_hash: str | None = None
+        self._option = option
+        self.requested_precision = precision
+        #: for ``auto``: what was tried, what was chosen and why (recorded in manifests); ``None`` otherwise
+        self.precision_choice: dict[str, Any] | None = None
+        self._precision: str | None = precision
+        if precision == "auto":
+            from negmine.encoders.fast import auto_precision_candidate
+
+            candidate, reason = auto_precision_candidate(self._device_type(), cpu_flags)
+            self.precision_choice = {"requested": "auto", "candidate": candidate, "reason": reason}
+            self._precision = None
+            if candidate == "fp32":  # nothing to check: decided without loading the model
+                self._precision = "fp32"
+                self.precision_choice.update(chosen="fp32", check=None)
+
+    def _device_type(self) -> str:
+        if self.device is not None:
+            return str(self.device).split(":")[0]
+        torch = require("torch", "SentenceTransformerEncoder")
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @property
-    def model(self) -> Any:
-        if self._model is None:
+    def precision(self) -> str:
+        """The concrete precision (``auto`` is resolved here, before anything fingerprints or encodes)."""
+        if self._precision is None:
+            self._precision = self._resolve_auto()
+        return self._precision
+
+    def _resolve_auto(self) -> str:
+        """Encode a fixed sample in fp32 and in the candidate precision; keep the candidate if every cosine >=
+        :data:`~negmine.encoders.fast.AUTO_MIN_COSINE`."""
+        from negmine.encoders.fast import AUTO_MIN_COSINE, AUTO_SAMPLE, encode_context, prepare_model
+
+        assert self.precision_choice is not None
+        candidate, base = self.precision_choice["candidate"], self._base_model()
+        texts = list(AUTO_SAMPLE)
+        ref = base.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        model = prepare_model(base, candidate)
+        with encode_context(model, candidate):
+            got = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        cosines = (np.asarray(ref, dtype=np.float64) * np.asarray(got, dtype=np.float64)).sum(1)
+        ok = bool(cosines.min() >= AUTO_MIN_COSINE)
+        if not ok and model is base and candidate in ("fp16", "bf16"):
+            base.float()  # .to(half) converted in place: back to fp32
+        chosen = candidate if ok else "fp32"
+        self.precision_choice.update(chosen=chosen, check={"texts": len(texts), "min_cosine_required": AUTO_MIN_COSINE,
+                                                           "cosine_min": float(cosines.min()),
+                                                           "cosine_mean": float(cosines.mean())})
+        logger.info("precision auto: %s (%s; cosine to fp32 >= %.6f)", chosen, self.precision_choice["reason"],
+                    cosines.min())
+        return chosen
+
+    def _base_model(self) -> Any:
+        """The loaded model before any precision is applied (kept only until :attr:`model` is built)."""
+        if self._base is None:
             st = require("sentence_transformers", "SentenceTransformerEncoder")
             if isinstance(self._model_arg, st.SentenceTransformer):
                 model = self._model_arg
             else:
-                model = st.SentenceTransformer(self._model_arg, revision=self.revision, device=self.device)
+                try:
+                    model = st.SentenceTransformer(self._model_arg, revision=self.revision, device=self.device)
+                except (OSError, ValueError) as err:  # offline hub id, corrupt or partial weights
+                    from negmine.encoders.presets import load_error
+
+                    raise load_error(self._option, self._model_arg, err) from err
             if self.max_seq_length is not None:
                 model.max_seq_length = self.max_seq_length
-            if self.precision != "fp32":
+            self._base = model
+        return self._base
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            precision = self.precision  # resolves "auto" first (it may load the model to check the candidate)
+            model = self._base_model()
+            if precision != "fp32":
                 from negmine.encoders.fast import INT8_PRECISIONS, prepare_model
 
-                if self.precision in INT8_PRECISIONS:  # quantized models are identified by their fp32 weights
+                if precision in INT8_PRECISIONS:  # quantized models are identified by their fp32 weights
                     self._weights_hash = weights_hash(model)
-                model = prepare_model(model, self.precision)
-            self._model = model
+                model = prepare_model(model, precision)
+            self._model, self._base = model, None
         return self._model
 
     def _prompt(self, kind: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from negmine.data import RetrievalData, UnknownQrels, load_data
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
-from negmine.errors import ConfigError, DataError, ModelNotFoundError
+from negmine.errors import DataError
 from negmine.evaluation.metrics import DEFAULT_K_VALUES, check_k_values, evaluate_per_query, format_table
 
 logger = logging.getLogger(__name__)
@@ -107,38 +107,23 @@ def _resolve_cache(cache: EmbeddingCache | bool | None) -> EmbeddingCache | None
     return cache
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep in model and model.count(os.sep) > 1
-
-
 def resolve_encoder(model: Any, *, model_path: str | os.PathLike | None = None, query_prompt: str | None = None,
                     corpus_prompt: str | None = None, max_seq_length: int | None = None,
                     device: str | None = None) -> Encoder:
-    """``load_encoder`` plus an early, clear error for a model folder that does not exist or cannot be loaded."""
-    if isinstance(model, (str, os.PathLike)):
-        name = str(model)
-        if not name.strip():
-            raise ConfigError("--model is empty: pass a preset (minilm, bge, ...), a model folder or a hub id")
-        if _looks_like_path(name) and not Path(name).expanduser().exists():
-            raise ModelNotFoundError(f"model folder {name} does not exist")
-        if Path(name).expanduser().is_file():
-            raise ModelNotFoundError(f"model path {name} is a file; pass the model folder (the one holding "
-                                     "config.json / modules.json)")
+    """``load_encoder`` (the one model resolver) plus loading the weights now, so a model that cannot be loaded fails
+    before any data work, with a one-line error."""
     encoder = load_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-                           max_seq_length=max_seq_length, device=device)
+                           max_seq_length=max_seq_length, device=device, option="--model")
     from negmine.encoders.st import SentenceTransformerEncoder
 
     if isinstance(encoder, SentenceTransformerEncoder):
-        try:
-            _ = encoder.model  # load now, so a bad folder fails before any data work
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"could not load model {str(model)!r}: {err}") from err
+        _ = encoder.model  # load now (a failure raises ModelNotFoundError naming --model)
     return encoder
 
 
 def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_ids: Sequence[str] | None = None,
              ignore_identical_ids: bool = True, cache: EmbeddingCache | None = None, batch_size: int = 32,
-             show_progress_bar: bool = False) -> dict[str, dict[str, float]]:
+             show_progress_bar: bool = False, index_backend: str = "exact") -> dict[str, dict[str, float]]:
     """Exact dense retrieval of the top ``top_k`` documents for each query: a TREC-style run.
 
     Args:
@@ -151,6 +136,7 @@ def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_i
         cache: embedding cache; ``None`` encodes without caching.
         batch_size: encoding batch size.
         show_progress_bar: progress bars while encoding.
+        index_backend: ``exact`` (numpy), or ``ray`` (sharded over the connected Ray cluster; same results).
     """
     from negmine.retrieve import Retriever
 
@@ -164,7 +150,7 @@ def retrieve(encoder: Encoder, data: RetrievalData, top_k: int = 100, *, query_i
     if not query_ids:
         raise DataError(f"no queries to evaluate in {data.name or 'the data'}[{data.split}]: no qrels query has a "
                         "positive judgement and a text", field="qrels")
-    retriever = Retriever(encoder, index_backend="exact", cache=cache, batch_size=batch_size,
+    retriever = Retriever(encoder, index_backend=index_backend, cache=cache, batch_size=batch_size,
                           show_progress_bar=show_progress_bar)
     retriever.build(data)
     extra = 1 if ignore_identical_ids else 0
@@ -197,7 +183,7 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
                   cache: EmbeddingCache | bool | None = True, model_path: str | os.PathLike | None = None,
                   query_prompt: str | None = None, corpus_prompt: str | None = None,
                   max_seq_length: int | None = None, device: str | None = None,
-                  show_progress_bar: bool = False) -> EvaluationResult:
+                  show_progress_bar: bool = False, ray_address: str | None = None) -> EvaluationResult:
     """Evaluate a dense retriever on a BEIR dataset: nDCG@k, Recall@k, Precision@k, MRR@k, MAP@k and MAP.
 
     Args:
@@ -215,6 +201,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
         model_path: local weights folder for a preset (offline use).
         query_prompt / corpus_prompt / max_seq_length / device: encoder overrides (default: the preset's/model's).
         show_progress_bar: progress bars while encoding.
+        ray_address: encode and search on this Ray cluster (``host:port`` or ``auto``; :mod:`negmine.distributed`);
+            the same run as a local evaluation.
 
     Returns:
         An :class:`EvaluationResult`; ``.save(folder)`` writes ``metrics.json`` and ``run.trec``.
@@ -239,9 +227,14 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
     encoder = resolve_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
                               max_seq_length=max_seq_length, device=device)
     store = _resolve_cache(cache)
+    if ray_address:
+        from negmine.distributed.encode import ray_cache
+
+        store = ray_cache(encoder, ray_address, store, no_cache=store is None, batch_size=batch_size)
     hits_before = store.hits if store is not None else 0
     run = retrieve(encoder, loaded, max(ks), ignore_identical_ids=ignore_identical_ids, cache=store,
-                   batch_size=batch_size, show_progress_bar=show_progress_bar)
+                   batch_size=batch_size, show_progress_bar=show_progress_bar,
+                   index_backend="ray" if ray_address else "exact")
     qrels = {q: loaded.qrels[q] for q in loaded.split_query_ids}  # qrels queries without a text are left out
     means, per_query = evaluate_per_query(qrels, run, ks, ignore_identical_ids=ignore_identical_ids)
     fingerprint = encoder.fingerprint()

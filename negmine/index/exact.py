@@ -48,6 +48,29 @@ def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
 
 
+def exact_scores(queries: np.ndarray, docs: Any, indices: np.ndarray, metric: Metric = "ip",
+                 block: int = 256) -> np.ndarray:
+    """Scores of the pairs (query row ``i``, document row ``indices[i, j]``), each summed in float64 in a fixed order
+    and rounded to float32; ``-inf`` where ``indices`` is ``-1``.
+
+    A float32 matrix product's last bit depends on how it is blocked and on the BLAS thread count, so two searches of
+    the same vectors (FAISS vs numpy, one machine vs shards on a cluster) can disagree in the last bit and swap
+    near-ties. These scores depend on the two vectors alone: every backend and cluster layout agrees bit for bit.
+    ``docs`` is an array or anything with ``rows(ids)`` (a memory-mapped ``ShardStore``)."""
+    queries = np.asarray(queries, dtype=np.float32)
+    out = np.full(indices.shape, -np.inf, dtype=np.float32)
+    for start in range(0, len(indices), block):
+        ids = indices[start : start + block]
+        valid = ids >= 0
+        flat = np.where(valid, ids, 0).ravel()
+        rows = docs.rows(flat) if hasattr(docs, "rows") else np.asarray(docs)[flat]
+        d = np.asarray(rows, dtype=np.float64).reshape(*ids.shape, -1)
+        q = queries[start : start + block].astype(np.float64)[:, None, :]
+        sims = (q * d).sum(-1) if metric == "ip" else -((q - d) ** 2).sum(-1)
+        out[start : start + block] = np.where(valid, sims, -np.inf).astype(np.float32)
+    return out
+
+
 class ExactIndex:
     """Brute-force inner-product (or negated-L2) search in blocks of queries and corpus rows.
 

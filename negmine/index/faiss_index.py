@@ -59,7 +59,10 @@ class FaissIndex:
         try:
             self.index = faiss.index_factory(self._dim, factory, faiss_metric)
         except RuntimeError as err:
-            raise ValueError(f"invalid FAISS factory string {factory!r}: {err}") from None
+            from negmine.errors import ConfigError
+
+            reason = str(err).strip().splitlines()[-1].rsplit(": ", 1)[-1]  # faiss prefixes its C++ location
+            raise ConfigError(f"invalid FAISS factory string {factory!r}: {reason}") from None
 
     @property
     def ntotal(self) -> int:

@@ -5,6 +5,7 @@ Layout of a folder::
     negmine_index.json   manifest: kind, factory, dim, metric, ntotal, the encoder fingerprint, the corpus ids hash,
                          sha256 + size of every file, the measured recall@k and the build options
     doc_ids.json         corpus ids, row i = index id i
+    doc_texts.npy        one 8-byte hash of each document text (refuses a corpus whose texts changed)
     embeddings/          the document vectors as memory-mapped shards (ShardStore): positive scores when mining,
                          exact re-ranking for compressed indexes, and the data of the streamed exact index
     index/               the index itself (index.faiss + index.json), absent for ``streamed``
@@ -14,7 +15,8 @@ Building one from a dataset (encoding the corpus) and searching it belong to the
 any search: that the manifest and every file exist and match their recorded size and
 (for folders up to ``verify_limit_bytes``) sha256; the dimension; that the encoder asking for it has the fingerprint
 the vectors were made with (a different model, prompt, max length or precision is an error, listing what differs);
-and, when given, that the corpus ids are the ones indexed.
+and, when given, that the corpus ids are the ones indexed and their texts the ones embedded (``doc_texts.npy``: one
+8-byte hash per document, so a changed text under an unchanged id is refused, naming the documents).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from negmine.index.streamed import ShardStore, ShardStoreError, StreamedExactInd
 logger = logging.getLogger(__name__)
 
 MANIFEST = "negmine_index.json"
+TEXT_DIGESTS = "doc_texts.npy"
 FORMAT_VERSION = 1
 KINDS = ("faiss", "streamed")
 
@@ -56,6 +59,19 @@ def doc_ids_digest(doc_ids: Sequence[str]) -> str:
         digest.update(str(doc_id).encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def doc_text_digests(texts: Sequence[str]) -> np.ndarray:
+    """One uint64 per document (the first 8 bytes of the sha256 of its text): stored beside an index so that a corpus
+    whose texts changed under the same ids is refused, naming the documents that differ."""
+    out = np.empty(len(texts), dtype="<u8")
+    for i, text in enumerate(texts):
+        out[i] = int.from_bytes(hashlib.sha256(str(text).encode("utf-8")).digest()[:8], "little")
+    return out
+
+
+def doc_texts_digest(digests: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(digests, dtype="<u8").tobytes()).hexdigest()
 
 
 def _file_table(root: Path, with_sha: bool = True) -> dict[str, dict[str, Any]]:
@@ -85,7 +101,7 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
                     train_size: int | None = None, seed: int = 0, queries: np.ndarray | None = None,
                     recall_queries: int = 200, recall_k: int = 100, max_memory_mb: float = 1024,
                     shard_rows: int = 1_000_000, source: str | None = None, overwrite: bool = False,
-                    ) -> dict[str, Any]:
+                    doc_texts: Sequence[str] | None = None) -> dict[str, Any]:
     """Build an index over ``embeddings`` and persist it with its manifest; returns the manifest.
 
     Args:
@@ -102,7 +118,9 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
         max_memory_mb: memory bound of streamed exact search (the index and the recall oracle).
         shard_rows: rows per embedding shard on disk.
         source: a description of the corpus (recorded).
-        overwrite: replace an existing index folder.
+        overwrite: replace an existing index folder (a folder left by an interrupted build is always replaced).
+        doc_texts: the texts the vectors were made from, row order; their hashes are stored (``doc_texts.npy``) and
+            :func:`load_index_dir` refuses a corpus whose texts differ, even under the same ids.
     """
     from negmine.io import write_json
 
@@ -113,6 +131,8 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
         raise IndexStoreError(f"{n} embeddings for {len(doc_ids)} document ids")
     if n == 0:
         raise IndexStoreError("cannot build an index over an empty corpus")
+    if doc_texts is not None and len(doc_texts) != n:
+        raise IndexStoreError(f"{len(doc_texts)} document texts for {n} embeddings")
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -132,12 +152,21 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
         timings["recall_s"] = time.perf_counter() - t
 
     write_json(out / "doc_ids.json", doc_ids)
+    texts_sha = None
+    if doc_texts is not None:
+        from negmine.io import atomic_open
+
+        digests = doc_text_digests(doc_texts)
+        with atomic_open(out / TEXT_DIGESTS, "wb") as handle:
+            np.save(handle, digests)
+        texts_sha = doc_texts_digest(digests)
     manifest = {
         "format": FORMAT_VERSION, "kind": kind, "factory": index.factory if kind == "faiss" else "streamed",
         "requested_factory": factory, "dim": store.dim, "metric": metric, "ntotal": n, "approximate": approximate,
         "index_config": index.get_config_dict(), "encoder": encoder_fingerprint,
         "encoder_sha256": fingerprint_digest(encoder_fingerprint) if encoder_fingerprint is not None else None,
-        "corpus": {"n": n, "doc_ids_sha256": doc_ids_digest(doc_ids), "source": source},
+        "corpus": {"n": n, "doc_ids_sha256": doc_ids_digest(doc_ids), "source": source,
+                   **({"doc_texts_sha256": texts_sha} if texts_sha is not None else {})},
         "recall": recall, "timings": timings, "files": _file_table(out),
     }
     write_json(out / MANIFEST, manifest)  # written last: its presence means a complete folder
@@ -145,13 +174,20 @@ def build_index_dir(out: str | os.PathLike, embeddings: np.ndarray | ShardStore,
 
 
 def _prepare_folder(out: Path, overwrite: bool) -> Path:
-    """Create ``out``; an index already there is an error unless ``overwrite`` (then its parts are removed)."""
-    if (out / MANIFEST).exists() or (out / "index").exists():
-        if not overwrite:
-            raise IndexStoreError(f"{out}: an index already exists there (pass overwrite / --overwrite)")
-        for name in ("index", "embeddings"):
-            shutil.rmtree(out / name, ignore_errors=True)
+    """Create ``out``; a complete index already there is an error unless ``overwrite`` (then its parts are removed).
+    The parts of an interrupted build (no manifest) are removed, so rerunning a killed build just works."""
+    parts = [out / name for name in ("index", "embeddings", "doc_ids.json", TEXT_DIGESTS)]
+    if (out / MANIFEST).exists() and not overwrite:
+        raise IndexStoreError(f"{out}: an index already exists there (pass overwrite / --overwrite)")
+    if (out / MANIFEST).exists() or any(p.exists() for p in parts):
+        if not (out / MANIFEST).exists():  # the manifest is written last: no manifest = an interrupted build
+            logger.warning("%s: replacing the parts of an interrupted build", out)
         (out / MANIFEST).unlink(missing_ok=True)
+        for part in parts:
+            if part.is_dir():
+                shutil.rmtree(part)
+            else:
+                part.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -264,7 +300,7 @@ def check_fingerprint(path: str | os.PathLike, manifest: dict[str, Any], fingerp
 
 def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, Any] | None = None,
                    dim: int | None = None, doc_ids: Sequence[str] | None = None, verify: str = "auto",
-                   max_memory_mb: float | None = None) -> LoadedIndex:
+                   max_memory_mb: float | None = None, doc_texts: Sequence[str] | None = None) -> LoadedIndex:
     """Load a folder written by :func:`build_index_dir`, checking integrity and compatibility first.
 
     Args:
@@ -272,6 +308,8 @@ def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, An
         encoder_fingerprint: the query encoder's ``fingerprint()``; must equal the recorded one.
         dim: the query dimension; must equal the index's.
         doc_ids: the corpus ids mining will use; must equal the indexed ones (same order).
+        doc_texts: the texts of those documents as they would be encoded; must be the indexed ones (an index built
+            without text hashes is refused).
         verify: ``auto`` (sha256 up to 4 GiB of files, sizes above), ``sha256`` or ``size``.
         max_memory_mb: override the memory bound of a streamed index.
     """
@@ -296,7 +334,9 @@ def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, An
         if len(doc_ids) != len(ids) or doc_ids_digest(doc_ids) != doc_ids_digest(ids):
             raise IndexStoreError(f"{path}: indexed for another corpus ({len(ids):,} documents, ids hash "
                                   f"{doc_ids_digest(ids)[:12]}) than the one being mined ({len(doc_ids):,} documents, "
-                                  f"{doc_ids_digest(doc_ids)[:12]})")
+                                  f"{doc_ids_digest(doc_ids)[:12]}){_first_id_difference(ids, doc_ids)}")
+    if doc_texts is not None:
+        check_texts(path, manifest, ids, doc_texts)
     try:
         store = ShardStore.open(path / "embeddings")
     except ShardStoreError as err:
@@ -318,3 +358,39 @@ def load_index_dir(path: str | os.PathLike, *, encoder_fingerprint: dict[str, An
     else:
         raise IndexStoreError(f"{path}: unknown index kind {manifest['kind']!r} (expected one of {KINDS})")
     return LoadedIndex(index, store, ids, manifest)
+
+
+def _first_id_difference(indexed: Sequence[str], current: Sequence[str]) -> str:
+    for i, (a, b) in enumerate(zip(indexed, current)):
+        if a != b:
+            return f"; first difference at row {i}: indexed id {a!r}, corpus id {b!r}"
+    return ""
+
+
+def check_texts(path: str | os.PathLike, manifest: dict[str, Any], ids: Sequence[str], doc_texts: Sequence[str]
+                ) -> None:
+    """Raise unless ``doc_texts`` (row order) are the texts the index was built from, naming what differs."""
+    path = Path(path)
+    recorded = (manifest.get("corpus") or {}).get("doc_texts_sha256")
+    if recorded is None:
+        raise IndexStoreError(f"{path}: the index records no hash of its document texts (built by an older negmine), "
+                              f"so it cannot be checked against this corpus; rebuild it with `negmine index build "
+                              f"--overwrite`")
+    if len(doc_texts) != len(ids):
+        raise IndexStoreError(f"{path}: indexed {len(ids):,} documents, the corpus has {len(doc_texts):,}")
+    digests = doc_text_digests(doc_texts)
+    if doc_texts_digest(digests) == recorded:
+        return
+    try:
+        stored = np.load(path / TEXT_DIGESTS)
+    except (OSError, ValueError) as err:
+        raise IndexStoreError(f"{path / TEXT_DIGESTS}: unreadable ({err})") from None
+    if stored.shape != digests.shape:
+        raise IndexStoreError(f"{path / TEXT_DIGESTS}: holds {stored.shape[0]} hashes for {len(ids)} documents")
+    changed = np.flatnonzero(stored != digests)
+    if len(changed) == 0:  # the recorded digest and the per-document file disagree
+        raise IndexStoreError(f"{path}: {TEXT_DIGESTS} does not match the manifest's doc_texts_sha256 (corrupted)")
+    examples = ", ".join(repr(ids[i]) for i in changed[:5]) + (", ..." if len(changed) > 5 else "")
+    raise IndexStoreError(f"{path}: built from other texts: {len(changed):,} of {len(ids):,} documents have the same "
+                          f"id but a different text (e.g. {examples}); its vectors and scores would belong to the "
+                          f"old texts. Rebuild the index from this corpus (negmine index build --overwrite)")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from negmine.losses.cwcl import CWCL
 from negmine.losses.dice import Dice
 from negmine.losses.infonce import InfoNCE
+from negmine.losses.listwise import ListwiseDistillation
+from negmine.losses.margin_mse import MarginMSE
 from negmine.losses.mixing import HardNegativeMixing
 from negmine.losses.soft_infonce import SoftInfoNCE
 
@@ -24,6 +26,9 @@ LOSSES = {
     "dice": Dice,
     "cwcl": CWCL,
     "mixing": HardNegativeMixing,
+    "listwise": ListwiseDistillation,
+    "margin-mse": MarginMSE,
 }
 
-__all__ = ["CWCL", "Dice", "HardNegativeMixing", "InfoNCE", "LOSSES", "SoftInfoNCE"]
+__all__ = ["CWCL", "Dice", "HardNegativeMixing", "InfoNCE", "LOSSES", "ListwiseDistillation", "MarginMSE",
+           "SoftInfoNCE"]

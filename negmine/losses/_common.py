@@ -156,12 +156,14 @@ class CandidateLoss(nn.Module):
     embeddings; then calls :meth:`compute_loss_from_embeddings`.
     """
 
-    reference_model: nn.Module | None = None
-
     def __init__(self, model: nn.Module, temperature: float = 0.05, similarity: Similarity = "cosine",
                  num_positive_columns: int = 1, mask_identical_texts: bool = True, margin: float | None = None,
                  margin_strategy: MarginStrategy = "absolute") -> None:
         super().__init__()
+        # an instance attribute, not a class one: nn.Module keeps a module-valued attribute in ``_modules`` and
+        # reaches it through ``__getattr__``, which a class attribute of the same name would shadow (forward would
+        # then never compute the reference embeddings of a frozen guide / estimator / reference model)
+        self.reference_model: nn.Module | None = None
         check_range("temperature", temperature, 0.0, None, low_inclusive=False)
         check_choice("similarity", similarity, ("cosine", "dot"))
         check_int("num_positive_columns", num_positive_columns, low=1)

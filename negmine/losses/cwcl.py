@@ -32,10 +32,14 @@ class CWCL(CandidateLoss):
         The reference similarity ``r_ij`` comes from a frozen source:
 
         * ``reference="labels"``: the mined teacher scores ``s(q_i, c_j)`` (the ``scores`` column); in-batch pairs,
-          which the teacher never scored, get weight 0 (plain negatives).
-        * ``reference=<frozen SentenceTransformer>``: the paper's intra-modal weight, the reference model's cosine
-          between the row's positive document and candidate ``j`` (the highest over the row's positives), for every
-          pair of the batch.
+          which the teacher never scored, get weight 0 (plain negatives). These are query-document scores: this mode
+          is **soft-label distillation** from the teacher, not the paper's CWCL, and tables name it so.
+        * ``reference=<frozen SentenceTransformer>``: **the paper's CWCL weights** (Srinivasa et al., eq. 4), which
+          compare samples inside one modality through a frozen encoder: the reference model's cosine between the
+          row's positive document and candidate ``j`` (the highest over the row's positives), for every pair of the
+          batch, in-batch pairs included. With ``power=1, threshold=0, rescale=True`` (the defaults) this is the
+          paper's ``w_ij = (<p_i, c_j> + 1) / 2``. Pass the initial student (loaded once more, frozen) to follow the
+          paper's setting of a frozen pretrained encoder.
 
         With every negative weight 0 (e.g. ``threshold`` above all weights) the target is one-hot and the loss equals
         :class:`~negmine.losses.InfoNCE`; with several positives it is uniform over them, i.e.

@@ -14,12 +14,14 @@ import numpy as np
 from negmine.data import RetrievalData, load_data
 from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
+from negmine.index.exact import exact_scores
 from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
 from negmine.mining.miner import CorpusView, HardNegativeMiner, RescoreFn, SearchFn
 from negmine.mining.stats import MiningStats, drop_warning
-from negmine.retrieve import Candidates, Retriever, canonical_order
+from negmine.retrieve import RESCORE_MARGIN, Candidates, Retriever, canonical_order
+from negmine.sparse import PairScorer
 
 logger = logging.getLogger(__name__)
 
@@ -87,20 +89,22 @@ def run_mining(
     start = time.perf_counter()
     data = _load_data(config, data)
     logger.info("%s", data.summary())
-    encoder, cache = _load_encoder(config, encoder, cache)
     timings["load"] = time.perf_counter() - start
-    retriever = _index_corpus(config, data, encoder, cache)
+    retriever = _make_retriever(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
     t = time.perf_counter()
-    q_emb = retriever.encode_queries([data.queries[q] for q in query_ids])
+    # a retriever without document vectors (BM25, rank fusion) has no query vectors either: it searches texts
+    q_emb = retriever.encode_queries([data.queries[q] for q in query_ids]) if _is_dense(retriever) else None
     encode_queries = time.perf_counter() - t
     t = time.perf_counter()
     search_seconds: list[float] = []
-    search = _searcher(retriever, query_ids, q_emb, search_seconds)
+    search, scorer = _searcher(retriever, query_ids, [data.queries[q] for q in query_ids], q_emb, search_seconds)
     rescore = _rescorer(config, data, view) if config.cross_encoder else None
-    records, stats = _make_miner(config)(data, query_ids, q_emb, retriever.doc_embeddings, search, view, rescore)
+    records, stats = _make_miner(config)(
+        data, query_ids, q_emb, retriever.doc_embeddings, search, view, rescore, scorer=scorer
+    )
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
     stats.settings.update(positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
     warning = drop_warning(stats, config.too_few)
@@ -129,29 +133,101 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
     return dataclasses.replace(data, positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
 
 
-def _searcher(retriever: Retriever, query_ids: list[str], q_emb: np.ndarray, seconds: list[float]) -> SearchFn:
+def _is_dense(retriever: Any) -> bool:
+    return getattr(retriever, "doc_embeddings", None) is not None
+
+
+def _searcher(
+    retriever: Any, query_ids: list[str], query_texts: list[str], q_emb: np.ndarray | None, seconds: list[float]
+) -> tuple[SearchFn, PairScorer | None]:
     """Search the queries at given positions ``k`` deep (the miner calls this block by block); appends the time of
-    each call to ``seconds``."""
+    each call to ``seconds``.
 
-    def search(positions: np.ndarray, k: int) -> Candidates:
+    Also returns the teacher scorer of (query position, doc rows) for a retriever without document vectors (BM25,
+    rank fusion; ``None`` for a dense one: the miner scores with the embeddings). Such a retriever searches texts and
+    its ``pair_scorer()`` scores the queries of its last search, so each block's scorer is kept for its queries.
+    """
+    if _is_dense(retriever):
+        assert q_emb is not None
+
+        def search(positions: np.ndarray, k: int) -> Candidates:
+            # as Retriever.search: a margin of extra candidates rescored exactly (float64), canonical order, cut to k
+            t = time.perf_counter()
+            index = retriever.index
+            k = min(k, index.ntotal)
+            q = q_emb[positions]
+            scores, indices = index.search(q, min(k + RESCORE_MARGIN, index.ntotal))
+            scores = exact_scores(q, retriever.doc_embeddings, indices, getattr(index, "metric", "ip"))
+            scores, indices = canonical_order(scores, indices)
+            seconds.append(time.perf_counter() - t)
+            return Candidates([query_ids[i] for i in positions], retriever.doc_ids, indices[:, :k], scores[:, :k])
+
+        return search, None
+
+    block_scorers: dict[int, tuple[PairScorer, int]] = {}  # query position -> (its block's scorer, row in block)
+
+    def sparse_search(positions: np.ndarray, k: int) -> Candidates:
         t = time.perf_counter()
-        scores, indices = canonical_order(*retriever.index.search(q_emb[positions], min(k, retriever.index.ntotal)))
+        ids = [query_ids[i] for i in positions]
+        cand, _ = retriever.search(ids, [query_texts[i] for i in positions], k)
+        block_scorer = retriever.pair_scorer()
+        for row, position in enumerate(positions.tolist()):
+            block_scorers[position] = (block_scorer, row)
         seconds.append(time.perf_counter() - t)
-        return Candidates([query_ids[i] for i in positions], retriever.doc_ids, indices, scores)
+        return cand
 
-    return search
+    def scorer(position: int, doc_rows: Any) -> np.ndarray:
+        block_scorer, row = block_scorers[int(position)]
+        return block_scorer(row, doc_rows)
+
+    return sparse_search, scorer
 
 
-def _load_encoder(
-    config: MineConfig, encoder: Any, cache: EmbeddingCache | None
-) -> tuple[Encoder, EmbeddingCache | None]:
+def _make_retriever(config: MineConfig, data: RetrievalData, encoder: Any, cache: EmbeddingCache | None) -> Any:
+    """A built retriever: the dense :class:`Retriever`, or for ``bm25`` / ``hybrid:A+B`` one from
+    :mod:`negmine.sparse` (whose dense parts are built like the dense retriever)."""
+    from negmine import sparse
+
+    kind = "dense" if encoder is not None else sparse.retriever_kind(config.retriever)
+    if kind == "dense":
+        enc, cache = _load_encoder(config, encoder, cache)
+        return _index_corpus(config, data, enc, cache)
+    parts = ["bm25"] if kind == "bm25" else sparse.hybrid_parts(config.retriever)
+    members = []
+    for part in parts:
+        if part == "bm25":
+            member: Any = sparse.BM25Retriever(show_progress_bar=config.show_progress_bar)
+            member.build(data)
+        else:
+            enc, cache = _load_encoder(config, part, cache)
+            member = _index_corpus(config, data, enc, cache)
+        members.append(member)
+    if kind == "bm25":
+        return members[0]
+    fusion = sparse.FusionRetriever(members, parts, k=config.rrf_k, depth=config.rrf_depth)
+    fusion.build(data)  # checks that the parts index the same corpus order
+    return fusion
+
+
+def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
+                  ) -> tuple[Encoder, EmbeddingCache | None]:
+    if isinstance(config.cross_encoder, str) and config.cross_encoder:
+        from negmine.encoders.presets import resolve_model
+
+        resolve_model(config.cross_encoder, option="--cross-encoder")  # a bad path fails before any encoding
     enc: Encoder = load_encoder(
         encoder if encoder is not None else config.retriever,
         model_path=config.model_path,
         query_prompt=config.query_prompt,
         corpus_prompt=config.corpus_prompt,
         precision=config.precision,
+        max_seq_length=config.max_seq_length,
     )
+    if config.ray_address:  # thin hook: everything Ray lives in negmine.distributed
+        from negmine.distributed.encode import ray_cache
+
+        cache = ray_cache(enc, config.ray_address, cache, cache_dir=config.cache_dir, no_cache=config.no_cache,
+                          batch_size=config.batch_size)
     if cache is None and not config.no_cache:
         cache = EmbeddingCache(config.cache_dir)
     return enc, cache
@@ -165,7 +241,8 @@ def _index_corpus(
     options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
     if config.index_dir:
         return Retriever.from_index_dir(config.index_dir, data, encoder, **options)
-    retriever = Retriever(encoder, index_backend=config.index, factory=config.factory, **options)
+    backend = "ray" if config.ray_address else config.index  # --ray: exact search sharded on the cluster
+    retriever = Retriever(encoder, index_backend=backend, factory=config.factory, **options)
     retriever.build(data)
     return retriever
 
@@ -173,11 +250,11 @@ def _index_corpus(
 def _rescorer(config: MineConfig, data: RetrievalData, view: CorpusView) -> RescoreFn:
     """Re-score a block's candidates (and its queries' positives) with ``config.cross_encoder``."""
     from negmine._optional import require
-    from negmine.mining.rescore import rescore_with_cross_encoder
+    from negmine.mining.rescore import load_cross_encoder, rescore_with_cross_encoder
 
     model: Any = config.cross_encoder
     if isinstance(model, str):
-        model = require("sentence_transformers", "cross-encoder rescoring").CrossEncoder(model)
+        model = load_cross_encoder(model, require("sentence_transformers", "cross-encoder rescoring"))
 
     def rescore(candidates: Candidates, positive_rows: list[np.ndarray]) -> tuple[Candidates, list[np.ndarray]]:
         return rescore_with_cross_encoder(
@@ -207,11 +284,18 @@ def _make_miner(config: MineConfig) -> HardNegativeMiner:
     )
 
 
+def precision_record(encoder: Any) -> dict[str, Any]:
+    """The precision the vectors were made in; for ``auto``, what was tried, chosen and why."""
+    choice = getattr(encoder, "precision_choice", None)
+    return choice or {"requested": getattr(encoder, "requested_precision", None),
+                      "chosen": getattr(encoder, "precision", None)}
+
+
 def output_file_name(fmt: str) -> str:
     return f"{fmt}.jsonl"
 
 
-def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retriever) -> Path:
+def write_outputs(result: MiningResult, data: RetrievalData, retriever: Any) -> Path:
     """Write every artifact of the stage atomically; the manifest is written last (its presence = a complete run)."""
     from negmine.plots import score_histogram
 
@@ -236,6 +320,6 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
         },
         inputs=data.sources,
         seed=config.seed,
-        extra={"timings_s": result.timings},
+        extra={"timings_s": result.timings, "precision": precision_record(getattr(retriever, "encoder", None))},
     )
     return out

@@ -57,6 +57,16 @@ class MineConfig:
         cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
         index_dir: search a persisted index folder (``negmine index build``) instead of encoding and indexing the
             corpus; its model fingerprint and corpus ids are checked against this run's.
+        max_seq_length: token cap of the retriever (default: the preset's/model's); part of its fingerprint, so of
+            the embedding cache key.
+        rrf_k / rrf_depth: ``hybrid:`` retrievers (reciprocal-rank fusion, :mod:`negmine.sparse`): the RRF constant
+            and how many documents each component contributes.
+
+    ``retriever`` may also be ``bm25`` (the ``bm25`` extra) or ``hybrid:bm25+minilm`` (RRF of its parts). Their
+    scores are BM25 points or fused ``1/(k+rank)`` sums, not cosines: ``abs``/``margin-pos``/``perc-pos`` are refused
+    on fused scores (unless ``cross_encoder`` rescores), and ``near_duplicate``/``index_dir`` need a dense retriever.
+        ray_address: run encoding and search on this Ray cluster (``host:port`` or ``auto``; ``negmine[ray]``): the
+            same cache entries and the same ``mined.jsonl`` bytes as a one-machine run (:mod:`negmine.distributed`).
     """
 
     retriever: str = "minilm"
@@ -90,8 +100,12 @@ class MineConfig:
     index: str = "faiss"
     factory: str = "Flat"
     index_dir: str | None = None
+    rrf_k: int = 60
+    rrf_depth: int = 100
+    ray_address: str | None = None
     batch_size: int = 32
     precision: str = "fp32"
+    max_seq_length: int | None = None
     cache_dir: str | None = None
     no_cache: bool = False
     on_invalid: str = "error"
@@ -115,6 +129,10 @@ class MineConfig:
         for name in self.strategies:
             self._check("strategy", name, tuple(STRATEGIES))
         self.filters()  # validates the numbers
+        from negmine.sparse import check_score_filters
+
+        check_score_filters(self.retriever, self.strategies, rescored=bool(self.cross_encoder),
+                            near_duplicate=self.near_duplicate, index_dir=self.index_dir)
         if self.num_negatives < 1:
             raise ConfigError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if self.num_negatives > self.range_max - self.range_min:

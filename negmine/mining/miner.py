@@ -26,6 +26,12 @@ from negmine.mining.filters import MARGIN_REFERENCES, Compose, FilterInput
 from negmine.mining.sampling import check_sampling, sample
 from negmine.mining.stats import MiningStats
 from negmine.retrieve import Candidates
+from negmine.sparse import PairScorer
+
+
+def embedding_scorer(q_emb: np.ndarray, d_emb: np.ndarray) -> PairScorer:
+    """The dense teacher's score of (query row, doc rows): inner products of the embeddings."""
+    return lambda row, doc_rows: d_emb[np.asarray(doc_rows, dtype=np.int64)] @ q_emb[row]
 
 logger = logging.getLogger(__name__)
 
@@ -159,16 +165,25 @@ class HardNegativeMiner:
         self,
         data: RetrievalData,
         query_ids: Sequence[str],
-        q_emb: np.ndarray,
-        d_emb: np.ndarray,
+        q_emb: np.ndarray | None,
+        d_emb: np.ndarray | None,
         search: SearchFn,
         view: CorpusView,
         rescore: RescoreFn | None = None,
+        scorer: PairScorer | None = None,
     ) -> tuple[list[MinedRecord], MiningStats]:
         """Mine the queries ``query_ids`` (rows of ``q_emb``) against the corpus of ``view`` (rows of ``d_emb``).
 
         ``rescore`` replaces the candidates' and positives' scores (cross-encoder rescoring) block by block.
+
+        ``q_emb``/``d_emb`` may be ``None`` for a retriever without vectors (BM25, rank fusion); its ``scorer``
+        then gives the teacher score of any (query position, doc rows) pair — the positives' scores and padded
+        negatives' — and ``near_duplicate`` is unavailable.
         """
+        if scorer is None:
+            if q_emb is None or d_emb is None:
+                raise ValueError("a retriever without embeddings must pass a scorer")
+            scorer = embedding_scorer(q_emb, d_emb)
         plans, skipped = plan_queries(data, view, query_ids, self.range_max())
         stats = MiningStats(queries=len(query_ids), margin_reference=self.margin_reference)
         if skipped:
@@ -178,14 +193,14 @@ class HardNegativeMiner:
         stats.blocks = len(blocks)
         survivors: dict[int, tuple] = {}  # per query: its survivors only (at most the rank range), not its candidates
         for block in blocks:
-            for plan, args in zip(block, self._mine_block(block, data, q_emb, d_emb, search, view, rescore, stats)):
+            for plan, args in zip(block, self._mine_block(block, data, d_emb, scorer, search, view, rescore, stats)):
                 survivors[plan.position] = (plan, args)
         # sampling and padding draw from one generator in query order, whatever the blocks
         rng = np.random.default_rng(self.seed)
         results: dict[int, MinedRecord] = {}
         for position in sorted(survivors):
             plan, args = survivors.pop(position)
-            record = self._select(plan, query_ids[position], data, view, q_emb, d_emb, rng, stats, *args)
+            record = self._select(plan, query_ids[position], data, view, scorer, rng, stats, *args)
             if record is not None:
                 results[position] = record
         records = [results[p] for p in sorted(results)]
@@ -199,8 +214,8 @@ class HardNegativeMiner:
         self,
         block: list[QueryPlan],
         data: RetrievalData,
-        q_emb: np.ndarray,
-        d_emb: np.ndarray,
+        d_emb: np.ndarray | None,
+        scorer: PairScorer,
         search: SearchFn,
         view: CorpusView,
         rescore: RescoreFn | None,
@@ -219,7 +234,7 @@ class HardNegativeMiner:
         if rescore is not None:
             cand, pos_scores = rescore(cand, [p.positive_rows for p in block])
         else:
-            pos_scores = [d_emb[p.positive_rows] @ q_emb[p.position] for p in block]
+            pos_scores = [scorer(p.position, p.positive_rows) for p in block]
         pos_scores = [np.asarray(s, dtype=np.float32).reshape(-1) for s in pos_scores]
         idx, scores = cand.indices, cand.scores.astype(np.float32, copy=False)
         stats.retrieved += int(idx.size - beyond.sum())
@@ -263,10 +278,12 @@ class HardNegativeMiner:
         return ~(padding | positive | self_hit | equal_text | graded)
 
     def _near_duplicates(
-        self, block: list[QueryPlan], idx: np.ndarray, d_emb: np.ndarray, alive: np.ndarray, stats: MiningStats
+        self, block: list[QueryPlan], idx: np.ndarray, d_emb: np.ndarray | None, alive: np.ndarray, stats: MiningStats
     ) -> np.ndarray:
         if self.near_duplicate is None:
             return alive
+        if d_emb is None:
+            raise ValueError("near_duplicate compares document vectors; this retriever has none")
         removed = np.zeros_like(alive)
         for row, plan in enumerate(block):
             cand = np.flatnonzero(alive[row])
@@ -288,8 +305,7 @@ class HardNegativeMiner:
         qid: str,
         data: RetrievalData,
         view: CorpusView,
-        q_emb: np.ndarray,
-        d_emb: np.ndarray,
+        scorer: PairScorer,
         rng: np.random.Generator,
         stats: MiningStats,
         rows: np.ndarray,
@@ -348,7 +364,10 @@ class HardNegativeMiner:
         stats.selected += len(neg_rows)
         stats.pad_negatives += len(padded)
         score_of = {int(r): float(s) for r, s in zip(rows, scores)}
-        neg_scores = [score_of[r] if r in score_of else float(d_emb[r] @ q_emb[plan.position]) for r in neg_rows]
+        unscored = [r for r in neg_rows if r not in score_of]  # padded: the teacher scores them
+        if unscored:
+            score_of.update(zip(unscored, map(float, scorer(plan.position, unscored))))
+        neg_scores = [score_of[r] for r in neg_rows]
         pos_rows = [int(r) for r in plan.positive_rows]
         shared = all(p == per_positive[0] for p in per_positive) and len(per_positive[0]) == len(neg_rows)
         return MinedRecord(

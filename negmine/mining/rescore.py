@@ -26,7 +26,7 @@ def rescore_with_cross_encoder(
     like with like.
     """
     st = require("sentence_transformers", "cross-encoder rescoring")
-    ce = model if not isinstance(model, str) else st.CrossEncoder(model)
+    ce = model if not isinstance(model, str) else load_cross_encoder(model, st)
     scores = np.full(candidates.scores.shape, -np.inf, dtype=np.float32)
     pos_scores: list[np.ndarray] = []
     for row in tqdm(range(len(query_texts)), desc="Rescoring with cross-encoder", disable=not show_progress_bar):
@@ -45,3 +45,15 @@ def rescore_with_cross_encoder(
         np.take_along_axis(candidates.indices, order, 1),
         np.take_along_axis(scores, order, 1),
     ), pos_scores
+
+
+def load_cross_encoder(name: str, st: object = None) -> object:
+    """A ``CrossEncoder`` through the one model resolver: a bad path is a one-line error naming --cross-encoder."""
+    from negmine.encoders.presets import load_error, resolve_model
+
+    resolved = resolve_model(name, option="--cross-encoder")
+    st = st or require("sentence_transformers", "cross-encoder rescoring")
+    try:
+        return st.CrossEncoder(resolved.location)
+    except (OSError, ValueError) as err:
+        raise load_error("--cross-encoder", name, err) from err

@@ -16,6 +16,7 @@ Judges (all behind :class:`~negmine.relabel.base.Judge`; the ARHN rules in :mod:
                           window). Prompts are *ARHN-style*: the paper's exact prompts are not published.
 ``PointwiseLLMJudge``     P(yes) from the first answer token's logits: one forward pass per pair.
 ``CrossEncoderJudge``     a sentence-transformers reranker's probability.
+``EmbeddingJudge``        a bi-encoder's cosine (``embedding:MODEL@THRESHOLD``): the cheapest first stage.
 ``CascadeJudge``          a cheap judge clears confident negatives; the LLM judges the rest.
 ========================  =================================================================================
 
@@ -55,6 +56,7 @@ _EXPORTS = {
     "PointwiseLLMJudge": "negmine.relabel.llm",
     "CrossEncoderJudge": "negmine.relabel.cross_encoder",
     "CascadeJudge": "negmine.relabel.cascade",
+    "EmbeddingJudge": "negmine.relabel.embedding",
     "OpenAIChatClient": "negmine.relabel.clients",
     "LlamaCppChatClient": "negmine.relabel.clients",
     "TransformersChatClient": "negmine.relabel.clients",

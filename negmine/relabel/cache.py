@@ -44,7 +44,8 @@ class JudgmentCache:
 
     def _load(self) -> None:
         assert self.path is not None
-        with open(self.path, encoding="utf-8") as handle:
+        # errors="replace": a run killed mid-write may have cut a multi-byte character; that line is then ignored
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().split("\n")
         bad = 0
         for lineno, line in enumerate(lines, start=1):
@@ -77,11 +78,11 @@ class JudgmentCache:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             line = json.dumps({"key": key, "value": value}, ensure_ascii=False)
-            with open(self.path, "a+", encoding="utf-8") as handle:
+            with open(self.path, "ab+") as handle:  # bytes: a line cut inside a character must not break this
                 handle.seek(0, os.SEEK_END)
                 if handle.tell() > 0:  # a previous run may have died mid-line: start on a fresh line
                     handle.seek(handle.tell() - 1)
-                    if handle.read(1) != "\n":
-                        handle.write("\n")
-                handle.write(line + "\n")
+                    if handle.read(1) != b"\n":
+                        handle.write(b"\n")
+                handle.write((line + "\n").encode("utf-8"))
                 handle.flush()

@@ -5,6 +5,10 @@
   are retried with exponential backoff and jitter; a 400 (e.g. a prompt longer than the context) becomes an
   error completion that is recorded as *unsure*; other failures raise :class:`~negmine.relabel.base.JudgeError`.
   The API key comes from ``NEGMINE_LLM_API_KEY`` or ``OPENAI_API_KEY`` and is never logged or written anywhere.
+- :class:`MultiServerChatClient` spreads the requests over several such servers serving the same model (one vLLM
+  per GPU or node): each request goes to the server with the fewest requests in flight, and one that fails after its
+  own retries is tried on the others. Its config (the cache key) is a single server's, so the number of servers
+  never invalidates cached judgments.
 - :class:`LlamaCppChatClient` runs a GGUF file in-process (``llama-cpp-python``), one request at a time.
 - :class:`TransformersChatClient` runs a Hugging Face causal LM in-process, batched with left padding.
 
@@ -174,6 +178,80 @@ class OpenAIChatClient:
             return _yes_no_probability(top)
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(one, conversations))
+
+
+class MultiServerChatClient:
+    """Several :class:`OpenAIChatClient` (same model, same settings) used as one, ``concurrency`` = their sum.
+
+    Args:
+        clients: one client per server; their ``get_config_dict()`` must agree (same model, temperature, seed).
+    """
+
+    def __init__(self, clients: Sequence[OpenAIChatClient]) -> None:
+        clients = list(clients)
+        if not clients:
+            raise ConfigError("MultiServerChatClient needs at least one server")
+        configs = [c.get_config_dict() for c in clients]
+        if any(config != configs[0] for config in configs[1:]):
+            raise ConfigError(f"the servers must serve the same model with the same settings, got {configs}")
+        self.clients = clients
+        self.concurrency = sum(c.concurrency for c in clients)
+        self.usage = Usage()
+        for client in clients:  # one set of counters for the judge's report
+            client.usage = self.usage
+        self._inflight = [0] * len(clients)
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return ",".join(c.base_url for c in self.clients)
+
+    @property
+    def model(self) -> str:
+        return self.clients[0].model
+
+    def __repr__(self) -> str:
+        return f"MultiServerChatClient({self.clients!r})"
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return self.clients[0].get_config_dict()
+
+    def _run(self, call: Any) -> Any:
+        """``call(client)`` on the least busy server; on a :class:`JudgeError` (its retries spent) the next one."""
+        failed: list[int] = []
+        while True:
+            with self._lock:
+                candidates = [i for i in range(len(self.clients)) if i not in failed]
+                index = min(candidates, key=lambda i: (self._inflight[i], i))
+                self._inflight[index] += 1
+            try:
+                return call(self.clients[index])
+            except JudgeError as err:
+                failed.append(index)
+                if len(failed) == len(self.clients):
+                    raise JudgeError(f"every server failed; last: {err}") from err
+                self.usage.add(failovers=1)
+                logger.warning("%s failed (%s); trying another server", self.clients[index].base_url, err)
+            finally:
+                with self._lock:
+                    self._inflight[index] -= 1
+
+    def complete(self, messages: list[Message], *, max_tokens: int, stop: Sequence[str] | None = None) -> Completion:
+        return self._run(lambda client: client.complete(messages, max_tokens=max_tokens, stop=stop))
+
+    def complete_many(self, conversations: Sequence[list[Message]], *, max_tokens: int,
+                      stop: Sequence[str] | None = None) -> list[Completion]:
+        if len(conversations) <= 1:
+            return [self.complete(c, max_tokens=max_tokens, stop=stop) for c in conversations]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            return list(pool.map(lambda c: self.complete(c, max_tokens=max_tokens, stop=stop), conversations))
+
+    def yes_probability(self, conversations: Sequence[list[Message]]) -> list[float | None]:
+        def one(messages: list[Message]) -> float | None:
+            return self._run(lambda client: client.yes_probability([messages])[0])
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(conversations)))) as pool:
             return list(pool.map(one, conversations))
 
 

@@ -95,7 +95,7 @@ def test_cli_error_is_one_line_and_exit_code_2(toy_beir: Path, tmp_path: Path) -
                            str(tmp_path / "nope" / "model"), "--data", str(toy_beir)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "error: model folder" in proc.stderr and "does not exist" in proc.stderr
+    assert "error: --model " in proc.stderr and "model folder does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+from negmine.testing import importorskip
+
+importorskip("torch")
 
 from negmine.encoders.cache import cache_key  # noqa: E402
 

@@ -117,7 +117,7 @@ def test_scifact_reproduces_mteb(scifact_minilm) -> None:
     metrics = scifact_minilm.metrics
     print(f"SciFact nDCG@10 = {metrics['ndcg@10']:.5f} ({scifact_minilm.config['fixture_seconds']} s)")
     assert scifact_minilm.num_queries == 300
-    assert abs(metrics["ndcg@10"] - 0.6451) <= 0.001
+    assert metrics["ndcg@10"] == pytest.approx(0.64508, abs=2e-4)  # the README's 0.64508 (MTEB publishes 0.6451)
     assert metrics["recall@100"] > metrics["recall@10"] > metrics["recall@1"]
 
 
@@ -135,7 +135,9 @@ def test_arguana_reproduces_mteb_with_identical_id_rule(arguana_minilm, arguana_
     print(f"ArguAna nDCG@10 = {metrics['ndcg@10']:.5f} ({arguana_minilm.config['fixture_seconds']} s)")
     assert arguana_minilm.num_queries == 1406  # the 5 queries whose positive is missing still count (as 0)
     assert arguana_minilm.config["unknown_qrels"] == {"test.tsv: unknown corpus-id": 5}
-    assert abs(metrics["ndcg@10"] - 0.5017) <= 0.005
+    # README and mteb_submit.md state 0.50167 (MTEB publishes 0.5017): agree at that precision, allowing about one
+    # rank swap between float32 kernels (one query's nDCG@10 over 1,406 queries moves the mean by < 2e-4)
+    assert metrics["ndcg@10"] == pytest.approx(0.50167, abs=2e-4)
     # the rule matters: keeping identical ids puts each query's own argument on top
     keep = evaluate_beir("minilm", arguana_dir, "test", unknown_qrels="keep", ignore_identical_ids=False,
                          k_values=(10,))

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from negmine.errors import ConfigError, DataError
+from negmine.testing import importorskip
 
-mteb = pytest.importorskip("mteb")
+mteb = importorskip("mteb")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("faiss")
+from negmine.testing import importorskip
+
+importorskip("faiss")
 
 from negmine.index import ExactIndex  # noqa: E402
 from negmine.index.ann import (  # noqa: E402

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-faiss = pytest.importorskip("faiss")
+from negmine.testing import importorskip
+
+faiss = importorskip("faiss")
 
 from negmine.index.gpu import GPU_MAX_K, GpuFaissIndex, gpu_count, require_faiss_gpu  # noqa: E402
 
@@ -13,7 +15,8 @@ HAS_GPU = gpu_count() > 0
 
 
 def test_module_imports_and_reports_no_gpu_cleanly():
-    assert gpu_count() >= 0
+    expected = int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
+    assert gpu_count() == expected and isinstance(gpu_count(), int)
     if not hasattr(faiss, "StandardGpuResources"):
         assert gpu_count() == 0
         with pytest.raises(ImportError, match=r"negmine\[gpu\]"):

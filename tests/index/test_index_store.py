@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("faiss")
+from negmine.testing import importorskip
+
+importorskip("faiss")
 
 from negmine.index.store import MANIFEST, IndexStoreError, build_index_dir, load_index_dir, read_manifest  # noqa: E402
 
@@ -142,7 +144,8 @@ def test_mine_with_a_persisted_index_equals_mining_without(tmp_path):
     expected = mine_hard_negatives(data, encoder, index="exact", **options)  # the numpy oracle
     doc_ids = list(data.corpus)
     emb = unique_encode(encoder, [data.doc_text(d) for d in doc_ids], "document", None, 32, False, "")
-    build_index_dir(tmp_path / "ix", emb, doc_ids, factory="streamed", encoder_fingerprint=encoder.fingerprint())
+    build_index_dir(tmp_path / "ix", emb, doc_ids, factory="streamed", encoder_fingerprint=encoder.fingerprint(),
+                    doc_texts=[data.doc_text(d) for d in doc_ids])
     got = mine_hard_negatives(data, encoder, index_dir=str(tmp_path / "ix"), **options)
     assert [(r.query_id, r.positive_ids, r.negative_ids) for r in got.records] == [
         (r.query_id, r.positive_ids, r.negative_ids) for r in expected.records]

@@ -159,3 +159,46 @@ def cwcl(embeddings, status, temperature, raw, power=1.0, threshold=0.0, rescale
         norm = sum(w.values())
         total = total - sum(w[j] / norm * torch.log(s[i][j].exp() / z) for j in members)
     return total / len(status)
+
+
+def own_list(status, labels, batch):
+    """Per row: the (column, candidate index) pairs of its distillation list (own pos/neg, known teacher score)."""
+    out = []
+    for i, row in enumerate(status):
+        items = []
+        for c in range(len(labels[i])):
+            j = c * batch + i
+            if row[j] in ("pos", "neg") and not math.isnan(float(labels[i][c])):
+                items.append((c, j))
+        out.append(items)
+    return out
+
+
+def listwise_kl(embeddings, status, labels, temperature, teacher_temperature, similarity="cosine"):
+    """mean_i sum_j p^T_ij (log p^T_ij - log p^S_ij) over each row's own list, term by term."""
+    s = logits(embeddings, temperature, similarity)
+    batch = embeddings[0].size(0)
+    total = 0.0
+    for i, items in enumerate(own_list(status, labels, batch)):
+        t_exp = [math.exp(float(labels[i][c]) / teacher_temperature) for c, _ in items]
+        s_exp = [s[i][j].exp() for _, j in items]
+        t_sum, s_sum = sum(t_exp), sum(s_exp)
+        for k in range(len(items)):
+            p_t = t_exp[k] / t_sum
+            total = total + p_t * (math.log(p_t) - torch.log(s_exp[k] / s_sum))
+    return total / batch
+
+
+def margin_mse(embeddings, status, labels, num_pos, similarity="dot"):
+    """mean_i mean_{(p, n)} ((s_p - s_n) - (y_p - y_n))^2 over each row's own valid pairs."""
+    s = logits(embeddings, 1.0, similarity)
+    batch = embeddings[0].size(0)
+    row_losses = []
+    for i, items in enumerate(own_list(status, labels, batch)):
+        pos = [(c, j) for c, j in items if c < num_pos]
+        neg = [(c, j) for c, j in items if c >= num_pos]
+        terms = [((s[i][jp] - s[i][jn]) - (float(labels[i][cp]) - float(labels[i][cn]))) ** 2
+                 for cp, jp in pos for cn, jn in neg]
+        if terms:
+            row_losses.append(sum(terms) / len(terms))
+    return sum(row_losses) / len(row_losses)

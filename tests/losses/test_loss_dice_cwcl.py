@@ -93,6 +93,17 @@ def test_cwcl_with_reference_embeddings_uses_positive_to_candidate_similarity():
     torch.testing.assert_close(got_model, ref.cwcl(emb, ref.classify(emb), 0.05, raw_dd, 2.0))
 
 
+def test_a_reference_module_reaches_forward():
+    """A frozen reference model is an nn.Module: forward must see it (a class attribute once shadowed it)."""
+    from negmine.losses import SoftInfoNCE
+
+    reference = torch.nn.Linear(1, 1)
+    assert CWCL(None, reference=reference).reference_model is reference
+    assert InfoNCE(None, guide=reference).reference_model is reference
+    assert SoftInfoNCE(None, estimator=reference).reference_model is reference
+    assert CWCL(None).reference_model is None and InfoNCE(None).reference_model is None
+
+
 def test_cwcl_one_hot_equals_infonce():
     emb = columns(seed=5)
     keys = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 3]), torch.tensor([9, 10, 11])]

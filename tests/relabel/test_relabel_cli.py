@@ -63,9 +63,10 @@ def test_llm_target_that_is_nothing_known():
         load_judge("llm:qwen", options=JudgeOptions())
 
 
-def test_missing_gguf_is_a_config_error(tmp_path):
-    pytest.importorskip("llama_cpp")
-    with pytest.raises(ConfigError, match="GGUF file not found"):
+def test_missing_gguf_is_a_model_not_found_error(tmp_path):
+    from negmine.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no such GGUF file"):  # found before llama_cpp is imported
         load_judge(f"llm:{tmp_path / 'nope.gguf'}")
 
 

@@ -4,12 +4,15 @@ and the cascade."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+from negmine.testing import importorskip
+
+torch = importorskip("torch")
+transformers = importorskip("transformers")
+tokenizers = importorskip("tokenizers")
 
 from negmine.relabel.api import relabel_records  # noqa: E402
 from negmine.relabel.base import Label  # noqa: E402
@@ -89,10 +92,16 @@ def test_arhn_judge_through_transformers_records_every_pair(tiny_llm):
     record = {"query_id": "q", "query": "what causes scurvy ?", "positive_ids": ["p"],
               "positives": ["lack of vitamin c"], "positive_scores": [1.0], "negative_ids": ["a", "b"],
               "negatives": ["sailors", "rickets"], "negative_scores": [0.5, 0.4]}
-    _, rows, summary = relabel_records([record], judge)
+    records, rows, summary = relabel_records([record], judge)
     assert len(rows) == 3
-    # a random model rarely follows the format; whatever it said is recorded, nothing is dropped silently
-    assert summary.relabeled + summary.filtered + summary.kept + summary.unsure == 2
+    # a random model rarely follows the format; whatever it said is recorded, nothing is dropped silently: the
+    # summary counts the rows' decisions, and the output record holds what they say
+    decisions = Counter(r["decision"] for r in rows if r["role"] == "negative")
+    assert (summary.relabeled, summary.filtered, summary.kept, summary.unsure) == (
+        decisions["relabel"], decisions["filter"], decisions["keep"], decisions["unsure"])
+    out = records[0]
+    assert len(out.positives) == 1 + decisions["relabel"]
+    assert len(out.negatives) == decisions["keep"] + decisions["unsure"] - summary.unsure_dropped
     assert summary.usage["stage1_calls"] == 3
 
 

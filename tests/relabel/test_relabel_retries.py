@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-pytest.importorskip("openai")
+from negmine.testing import importorskip
+
+importorskip("openai")
 
 from negmine.relabel.api import relabel_file  # noqa: E402
 from negmine.relabel.base import JudgeError  # noqa: E402

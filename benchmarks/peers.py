@@ -1,0 +1,147 @@
+"""The same-teacher sentence-transformers peer (issue 23, ``role: "peer-teacher"``): what a sentence-transformers user
+would do with a teacher stronger than the student, using sentence-transformers alone.
+
+1. ``sentence_transformers.util.mine_hard_negatives`` with the **teacher** model (and its prompts) over the
+   (query, positive) pairs of the train split, ``n-tuple`` output, optionally ``output_scores=True`` (the teacher's
+   scores ``[positive, negatives...]``);
+2. training the **student** with ``SentenceTransformerTrainer`` and one of
+   ``MultipleNegativesRankingLoss`` (``mnrl``: the mined negatives, no scores), ``DistillKLDivLoss`` (``distill-kl``,
+   the teacher's scores as labels) or ``MarginMSELoss`` (``margin-mse``, the same scores; it takes the margins).
+
+:func:`mine_peer_teacher` and :func:`train_peer_teacher` are the two steps; :func:`peer_teacher` runs both. The
+training arguments come from a :class:`negmine.training.TrainConfig` (the same trainer settings as negmine's rows:
+no-duplicates batches, seed, warm-up), so only the mining and the loss differ. ``benchmarks/scifact_quality.py``
+wires these into its table.
+
+    from peers import peer_teacher
+    model_dir = peer_teacher(data, teacher="embeddinggemma", student="minilm", out="runs/peer-teacher/12",
+                             loss="distill-kl", train_config=cfg)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PEER_LOSSES = ("mnrl", "distill-kl", "margin-mse")
+
+
+@dataclass
+class PeerMining:
+    """Settings of the peer's ``mine_hard_negatives`` call (issue 7's peer values by default)."""
+
+    range_max: int = 50
+    relative_margin: float | None = 0.05
+    num_negatives: int = 7
+    sampling_strategy: str = "top"
+    batch_size: int = 32
+    use_faiss: bool = True
+    max_seq_length: int | None = None  # the teacher's token cap (EmbeddingGemma is encoded with one)
+
+
+def teacher_prompts(teacher: str) -> tuple[str | None, str | None]:
+    """``(query_prompt, corpus_prompt)`` of a teacher: a preset's (as a sentence-transformers user would copy them
+    from the model card); ``(None, None)`` for a folder or hub id, or a preset without prompts."""
+    from negmine.encoders.presets import PRESETS
+
+    preset = PRESETS.get(teacher)
+    if preset is None:
+        return None, None
+    return preset.query_prompt or None, preset.corpus_prompt or None
+
+
+def teacher_model(teacher: str, model_path: str | None = None, max_seq_length: int | None = None
+                  ) -> tuple[Any, str | None, str | None]:
+    """``(SentenceTransformer, query_prompt, corpus_prompt)`` of a teacher (:func:`teacher_prompts`)."""
+    from negmine.training import load_model
+
+    return (load_model(model_path or teacher, max_seq_length), *teacher_prompts(teacher))
+
+
+def mine_peer_teacher(data: Any, teacher: str, *, output_scores: bool = False, settings: PeerMining | None = None,
+                      model_path: str | None = None, verbose: bool = False) -> Any:
+    """sentence-transformers' ``mine_hard_negatives`` with the teacher over ``data``'s train pairs (a
+    :class:`negmine.data.RetrievalData`); returns the ``n-tuple`` ``datasets.Dataset``."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    settings = settings or PeerMining()
+    pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
+    dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
+    model, query_prompt, corpus_prompt = teacher_model(teacher, model_path, settings.max_seq_length)
+    return mine_hard_negatives(dataset, model, corpus=[data.doc_text(d) for d in data.corpus],
+                               range_max=settings.range_max, relative_margin=settings.relative_margin,
+                               num_negatives=settings.num_negatives, sampling_strategy=settings.sampling_strategy,
+                               query_prompt=query_prompt, corpus_prompt=corpus_prompt, output_format="n-tuple",
+                               output_scores=output_scores, use_faiss=settings.use_faiss,
+                               batch_size=settings.batch_size, verbose=verbose)
+
+
+def peer_loss(name: str, model: Any, loss_args: dict[str, Any] | None = None) -> Any:
+    """The sentence-transformers loss of a peer row (its defaults unless ``loss_args`` says otherwise)."""
+    from sentence_transformers.sentence_transformer.losses import (
+        DistillKLDivLoss,
+        MarginMSELoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if name not in PEER_LOSSES:
+        raise ValueError(f"peer loss {name!r} is not one of {', '.join(PEER_LOSSES)}")
+    cls = {"mnrl": MultipleNegativesRankingLoss, "distill-kl": DistillKLDivLoss, "margin-mse": MarginMSELoss}[name]
+    return cls(model, **(loss_args or {}))
+
+
+def train_peer_teacher(dataset: Any, cfg: Any, loss: str = "mnrl", loss_args: dict[str, Any] | None = None
+                       ) -> tuple[int, int]:
+    """Train ``cfg.model`` on the peer's n-tuples with a sentence-transformers loss and ``cfg``'s trainer settings;
+    saves ``cfg.out/final`` and a manifest; returns ``(rows, steps)``. ``mnrl`` drops a ``scores`` column; the
+    distillation losses need it (``mine_peer_teacher(..., output_scores=True)``)."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from negmine.io import write_manifest
+    from negmine.training import load_model, training_arguments
+
+    if loss == "mnrl" and "scores" in dataset.column_names:
+        dataset = dataset.remove_columns("scores")
+    if loss != "mnrl" and "scores" not in dataset.column_names:
+        raise ValueError(f"peer loss {loss!r} needs the teacher's scores: mine with output_scores=True")
+    model = load_model(cfg.model, cfg.max_seq_length)
+    trainer = SentenceTransformerTrainer(model=model, args=training_arguments(cfg, False), train_dataset=dataset,
+                                         loss=peer_loss(loss, model, loss_args))
+    state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
+    trainer.model.save_pretrained(str(Path(cfg.out) / "final"))
+    write_manifest(cfg.out, "train", {**cfg.to_dict(), "loss": loss, "loss_args": loss_args or {},
+                                      "role": "peer-teacher"}, seed=cfg.seed)
+    return len(dataset), int(state.global_step)
+
+
+def peer_teacher(data: Any, teacher: str, cfg: Any, *, loss: str = "mnrl", loss_args: dict[str, Any] | None = None,
+                 settings: PeerMining | None = None, model_path: str | None = None,
+                 mined_cache: str | Path | None = None) -> Path:
+    """Mine with the teacher (or reuse ``mined_cache``, an n-tuple ``.jsonl`` written by an earlier call), train the
+    student ``cfg.model`` with ``loss``; returns the final model folder. Writes ``cfg.out/peer.json``."""
+    from datasets import Dataset
+
+    start = time.perf_counter()
+    mined_path = Path(mined_cache) if mined_cache is not None else None
+    if mined_path is not None and mined_path.is_file():
+        rows = [json.loads(line) for line in mined_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        dataset = Dataset.from_list(rows)
+    else:
+        dataset = mine_peer_teacher(data, teacher, output_scores=loss != "mnrl", settings=settings,
+                                    model_path=model_path)
+        if mined_path is not None:
+            mined_path.parent.mkdir(parents=True, exist_ok=True)
+            dataset.to_json(str(mined_path))
+    mined_seconds = time.perf_counter() - start
+    rows_count, steps = train_peer_teacher(dataset, cfg, loss, loss_args)
+    from negmine.io import write_json
+
+    write_json(Path(cfg.out) / "peer.json", {"role": "peer-teacher", "teacher": teacher, "loss": loss,
+                                            "loss_args": loss_args or {}, "rows": rows_count, "steps": steps,
+                                            "mine_seconds": mined_seconds,
+                                            "seconds": time.perf_counter() - start})
+    return Path(cfg.out) / "final"
