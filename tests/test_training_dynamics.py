@@ -235,7 +235,8 @@ def _mine_cfg(minilm_path, **kw):
     from negmine.mining.config import MineConfig
 
     options = dict(retriever=str(minilm_path), data="scifact-sample", out="", num_negatives=2, range_max=20,
-                   output_scores=True, show_progress_bar=False, batch_size=64)
+                   output_scores=True, show_progress_bar=False, batch_size=64,
+                   margin_reference="lowest")  # one negative list per query: the counts below assume it
     return MineConfig(**{**options, **kw})
 
 

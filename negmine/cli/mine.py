@@ -42,6 +42,20 @@ def mine(
         str | None, typer.Option(help="Filters, ANDed: range, abs, margin-pos, perc-pos (comma-separated).")
     ] = None,
     range_: Annotated[str | None, typer.Option("--range", help="Rank range MIN:MAX (e.g. 0:50).")] = None,
+    margin_reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The positive p of margin-pos/perc-pos: each (a row per (query, positive), its negatives "
+            "measured against that positive; default), lowest or highest positive of the query."
+        ),
+    ] = None,
+    positive_grade: Annotated[
+        int | None, typer.Option(help="Graded qrels: score >= this is a positive (default 1).")
+    ] = None,
+    exclude_grade: Annotated[
+        int | None,
+        typer.Option(help="Graded qrels: exclude-grade <= score < positive-grade is never a positive nor a negative."),
+    ] = None,
     percentage: Annotated[float | None, typer.Option(help="perc-pos: keep s(q,n) < percentage * s(q,p).")] = None,
     margin: Annotated[float | None, typer.Option(help="margin-pos: keep s(q,n) < s(q,p) - margin.")] = None,
     max_score: Annotated[float | None, typer.Option(help="abs: keep s(q,n) < max-score.")] = None,
@@ -60,6 +74,12 @@ def mine(
     near_duplicate: Annotated[
         float | None, typer.Option(help="Exclude candidates with cosine to a positive above this.")
     ] = None,
+    block_candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="Most candidates (queries x search depth) held at once: bounds peak memory (default 1,000,000)."
+        ),
+    ] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="Rescore candidates with this CrossEncoder.")] = None,
     index: Annotated[
         str | None, typer.Option(help="Search backend: faiss, exact (numpy) or torch (exact, on CUDA in fp16).")
@@ -67,8 +87,10 @@ def mine(
     factory: Annotated[str | None, typer.Option(help="FAISS factory string (default Flat = exact).")] = None,
     index_dir: Annotated[
         str | None,
-        typer.Option(help="A persisted index folder (negmine index build) to search instead of encoding and "
-                     "indexing the corpus."),
+        typer.Option(
+            help="A persisted index folder (negmine index build) to search instead of encoding and "
+            "indexing the corpus."
+        ),
     ] = None,
     ray: Annotated[
         str | None,
@@ -121,6 +143,10 @@ def mine(
         out=out,
         model_path=model_path,
         strategy=strategy,
+        margin_reference=margin_reference,
+        positive_grade=positive_grade,
+        exclude_grade=exclude_grade,
+        block_candidates=block_candidates,
         range_min=range_min,
         range_max=range_max,
         percentage=percentage,
@@ -160,6 +186,8 @@ def mine(
         f"negmine mine → {cfg.out}",
         result.stats.table() + [(f"time: {k}", f"{v:.1f} s") for k, v in result.timings.items()],
     )
+    for warning in result.stats.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if teacher is not None:  # the shortcut for `negmine score --mined OUT --teacher SPEC --out OUT/scored`
         from pathlib import Path
 

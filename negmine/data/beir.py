@@ -61,7 +61,12 @@ class LoadReport:
 
 @dataclass
 class RetrievalData:
-    """A corpus, queries and the qrels of one split. Every qrels document with score > 0 is a positive."""
+    """A corpus, queries and the qrels of one split.
+
+    Graded qrels: a document whose qrels score is ``>= positive_grade`` (default 1: every score > 0) is a positive;
+    with ``exclude_grade`` set, one scoring ``>= exclude_grade`` and ``< positive_grade`` is *excluded*: never a
+    positive and never mined as a negative (TREC's grade 1 "related" with ``positive_grade=2, exclude_grade=1``).
+    """
 
     corpus: Corpus
     queries: Queries
@@ -70,13 +75,28 @@ class RetrievalData:
     split: str = ""
     sources: list[str] = field(default_factory=list)
     report: LoadReport = field(default_factory=LoadReport)
+    positive_grade: int = 1
+    exclude_grade: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.exclude_grade is not None and self.exclude_grade >= self.positive_grade:
+            raise ValueError(
+                f"exclude_grade ({self.exclude_grade}) must be below positive_grade ({self.positive_grade})"
+            )
 
     def doc_text(self, doc_id: str) -> str:
         return doc_text(self.corpus[doc_id])
 
     def positives(self, query_id: str) -> list[str]:
-        """Ids of the positives of a query (qrels score > 0), in qrels order."""
-        return [doc_id for doc_id, rel in self.qrels.get(query_id, {}).items() if rel > 0]
+        """Ids of the positives of a query (qrels score >= ``positive_grade``), in qrels order."""
+        return [doc_id for doc_id, rel in self.qrels.get(query_id, {}).items() if rel >= self.positive_grade]
+
+    def excluded(self, query_id: str) -> list[str]:
+        """Ids graded ``exclude_grade <= score < positive_grade`` for a query: neither positives nor negatives."""
+        if self.exclude_grade is None:
+            return []
+        low, high = self.exclude_grade, self.positive_grade
+        return [doc_id for doc_id, rel in self.qrels.get(query_id, {}).items() if low <= rel < high]
 
     @property
     def split_query_ids(self) -> list[str]:

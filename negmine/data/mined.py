@@ -7,10 +7,17 @@ and training all import it from here, so none of them depends on another.
 The file has one JSON object per line, ids beside texts so later stages can join back to the corpus::
 
     {"query_id", "query", "positive_ids", "positives", "positive_scores",
-     "negative_ids", "negatives", "negative_scores"[, "positive_teacher_scores", "negative_teacher_scores"]}
+     "negative_ids", "negatives", "negative_scores"[, "positive_negatives", "positive_teacher_scores",
+     "negative_teacher_scores"]}
 
 ``*_teacher_scores`` (present once ``negmine score`` has run, :mod:`negmine.scoring`) are a teacher's scores of the
 same passages; the teacher's fingerprint is in that stage's ``manifest.json``.
+
+``positive_negatives`` (optional) is written when the positives of a query have different negatives (mining with
+``margin_reference "each"``: each (query, positive) row keeps the negatives that satisfy the margin relative to *its*
+positive): one entry per positive, a list of indices into ``negative_ids``, or ``null`` for a positive whose row was
+dropped for too few negatives (it has no training row but stays a positive). Without it every positive uses every
+negative.
 
 Score lists hold the miner's (teacher's) score of each passage, higher = more similar; they may be empty (a file
 mined without scores) unless a reader asks for them (``require_scores``). Reading is strict: every bad line raises
@@ -18,8 +25,8 @@ mined without scores) unless a reader asks for them (``require_scores``). Readin
 
 Extending the record
 --------------------
-New optional fields (so far ``positive_teacher_scores``/``negative_teacher_scores``; planned: per-positive negatives,
-i.e. one row per (query, positive) with its own negatives) are added in one place, here:
+New optional fields (so far ``positive_negatives`` and ``positive_teacher_scores``/``negative_teacher_scores``) are
+added in one place, here:
 
 1. an attribute on :class:`MinedRecord` after ``negative_scores``, defaulting to ``None`` ("absent");
 2. its name and validator in :data:`OPTIONAL_FIELDS` (the validator gets the raw JSON value, the file and the line,
@@ -76,8 +83,25 @@ def _score_list(name: str) -> Callable[[Any, Path, int | None], list[float]]:
     return check
 
 
+def _check_positive_negatives(value: Any, path: Path, lineno: int | None) -> list[list[int] | None]:
+    """Structure of ``positive_negatives``: a list whose items are ``null`` or lists of distinct indices (their
+    count and range are checked against the record in :meth:`MinedRecord.from_dict`)."""
+    key = "positive_negatives"
+    if not isinstance(value, list):
+        raise DataError("must be a list with one item per positive", path, lineno, key)
+    for negs in value:
+        if negs is None:
+            continue
+        if not isinstance(negs, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in negs):
+            raise DataError(f"item {negs!r} is not a list of indices into negative_ids", path, lineno, key)
+        if len(set(negs)) != len(negs):
+            raise DataError(f"item {negs!r} repeats a negative", path, lineno, key)
+    return [None if negs is None else list(negs) for negs in value]
+
+
 #: optional fields: name -> validator(raw value, path, line) -> parsed value (see "Extending the record")
 OPTIONAL_FIELDS: dict[str, Callable[[Any, Path, int | None], Any]] = {
+    "positive_negatives": _check_positive_negatives,
     "positive_teacher_scores": _score_list("positive_teacher_scores"),
     "negative_teacher_scores": _score_list("negative_teacher_scores"),
 }
@@ -96,10 +120,47 @@ class MinedRecord:
     negatives: list[str] = field(default_factory=list)
     negative_scores: list[float] = field(default_factory=list)
     # optional fields (OPTIONAL_FIELDS) go here, defaulting to None
+    positive_negatives: list[list[int] | None] | None = None
+    """Per positive: indices into the negatives, ``None`` when its row was dropped (module docstring)."""
     positive_teacher_scores: list[float] | None = None  # negmine score: a teacher's score of each positive
     negative_teacher_scores: list[float] | None = None  # ... and of each negative
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this version does not know, passed through unchanged."""
+
+    def negatives_of(self, positive: int) -> list[int]:
+        """Indices into ``negatives`` of the negatives of one positive."""
+        if self.positive_negatives is None:
+            return list(range(len(self.negative_ids)))
+        return list(self.positive_negatives[positive] or [])
+
+    def has_row(self, positive: int) -> bool:
+        """Whether a positive has a training row (``False`` when its row was dropped for too few negatives)."""
+        return self.positive_negatives is None or self.positive_negatives[positive] is not None
+
+    def groups(self) -> list[tuple[list[int], list[int]]]:
+        """(positive indices, negative indices) for each distinct negative list, in order of first appearance: one
+        group of everything without per-positive negatives; positives whose row was dropped are left out."""
+        if self.positive_negatives is None:
+            return [(list(range(len(self.positive_ids))), list(range(len(self.negative_ids))))]
+        by_list: dict[tuple[int, ...], list[int]] = {}
+        for p, negs in enumerate(self.positive_negatives):
+            if negs is not None:
+                by_list.setdefault(tuple(negs), []).append(p)
+        return [(positives, list(negs)) for negs, positives in by_list.items()]
+
+    def subset(self, positives: list[int], negatives: list[int]) -> MinedRecord:
+        """The record of some positives with some negatives (no per-positive field): one group of :meth:`groups`."""
+        scored = self.has_scores
+        return MinedRecord(
+            self.query_id, self.query, [self.positive_ids[p] for p in positives],
+            [self.positives[p] for p in positives], [self.positive_scores[p] for p in positives] if scored else [],
+            [self.negative_ids[i] for i in negatives], [self.negatives[i] for i in negatives],
+            [self.negative_scores[i] for i in negatives] if scored else [],
+            positive_teacher_scores=None if self.positive_teacher_scores is None
+            else [self.positive_teacher_scores[p] for p in positives],
+            negative_teacher_scores=None if self.negative_teacher_scores is None
+            else [self.negative_teacher_scores[i] for i in negatives],
+            extra=dict(self.extra))
 
     @property
     def has_scores(self) -> bool:
@@ -146,6 +207,16 @@ class MinedRecord:
                     raise DataError(f"has {len(obj[key])} items but {prefix}_ids has {n}", path, lineno, key)
         optional_values = {k: check(obj[k], path, lineno) for k, check in OPTIONAL_FIELDS.items() if k in obj}
         _check_teacher_scores(obj, optional_values, path, lineno)
+        per_positive = optional_values.get("positive_negatives")
+        if per_positive is not None:
+            n_pos, n_neg = len(obj["positive_ids"]), len(obj["negative_ids"])
+            if len(per_positive) != n_pos:
+                raise DataError(f"must be a list with one item per positive ({n_pos})", path, lineno,
+                                "positive_negatives")
+            for negs in per_positive:
+                if negs is not None and not all(0 <= i < n_neg for i in negs):
+                    raise DataError(f"item {negs!r} is not a list of indices into negative_ids (0..{n_neg - 1})",
+                                    path, lineno, "positive_negatives")
         extra = {k: v for k, v in obj.items() if k not in MINED_FIELDS and k not in OPTIONAL_FIELDS}
         return cls(**{k: obj[k] for k in _ID_FIELDS}, **{k: list(obj[k]) for k in _LIST_FIELDS}, **optional_values,
                    extra=extra)
@@ -350,6 +421,13 @@ def ntuple_row(record: MinedRecord, start: int, num_pos: int, num_neg: int, with
     return row
 
 
+def split_records(records: Iterable[MinedRecord]) -> list[MinedRecord]:
+    """Records without per-positive negatives: a record with ``positive_negatives`` becomes one record per distinct
+    negative list (:meth:`MinedRecord.groups`); the others are returned as they are."""
+    return [r if r.positive_negatives is None else r.subset(p, n) for r in records
+            for p, n in ([([], [])] if r.positive_negatives is None else r.groups())]
+
+
 def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives: int | None = None,
                use_scores: bool = True, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Training rows ``anchor, positive[, positive_2..P], negative_1..N[, scores]`` for ``negmine train``.
@@ -360,6 +438,9 @@ def build_rows(records: list[MinedRecord], max_positives: int = 1, num_negatives
     fewer are left out (logged), longer lists keep their first ``N``. ``scores`` is written when ``use_scores`` and
     every kept query has teacher scores. ``source`` (the file the records came from) is named in the errors.
     """
+    if not records:
+        raise DataError("no queries to train on", source)
+    records = split_records(records)
     if not records:
         raise DataError("no queries to train on", source)
     num_pos = min(max_positives, max(len(r.positives) for r in records))
@@ -384,16 +465,20 @@ def iter_rows(records: Iterable[MinedRecord], fmt: str, output_scores: bool = Fa
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     for r in records:
         if fmt == "flag":
-            yield {
-                "query": r.query,
-                "pos": r.positives,
-                "neg": r.negatives,
-                "pos_scores": r.positive_scores,
-                "neg_scores": r.negative_scores,
-            }
+            for sub in [r] if r.positive_negatives is None else [r.subset(p, n) for p, n in r.groups()]:
+                yield {
+                    "query": sub.query,
+                    "pos": sub.positives,
+                    "neg": sub.negatives,
+                    "pos_scores": sub.positive_scores,
+                    "neg_scores": sub.negative_scores,
+                }
             continue
         for p, positive in enumerate(r.positives):
-            yield from _pair_rows(r, p, positive, fmt, output_scores)
+            if r.positive_negatives is None:
+                yield from _pair_rows(r, p, positive, fmt, output_scores)
+            elif r.has_row(p):  # not dropped for too few negatives
+                yield from _pair_rows(r.subset([p], r.negatives_of(p)), 0, positive, fmt, output_scores)
 
 
 def _scores(record: MinedRecord, positive: int) -> list[float]:

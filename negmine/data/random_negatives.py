@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from negmine.data.mined import MinedRecord
+from negmine.data.mined import MinedRecord, split_records
 from negmine.errors import ConfigError, DataError
 
 __all__ = ["RandomNegatives", "add_random_negatives"]
@@ -100,6 +100,7 @@ def add_random_negatives(
     """Copies of ``records`` whose negatives are the first ``num_negatives`` hard ones (default: the fewest of any
     record, as in :func:`~negmine.data.mined.build_rows`) followed by ``sampler.k`` random ones. A random negative
     has no teacher score: when the record has scores, its score is ``NaN`` ("unknown", which the losses skip)."""
+    records = split_records(records)  # per-positive negatives: one record per distinct negative list
     if not records:
         raise DataError("no queries to train on")
     keep = min(len(r.negatives) for r in records) if num_negatives is None else num_negatives

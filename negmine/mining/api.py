@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,12 +14,14 @@ import numpy as np
 from negmine.data import RetrievalData, load_data
 from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
+from negmine.index.exact import exact_scores
 from negmine.io import write_json, write_jsonl, write_manifest
 from negmine.mining.config import MineConfig
 from negmine.mining.filters import Compose
-from negmine.mining.miner import CorpusView, HardNegativeMiner
-from negmine.mining.stats import MiningStats
-from negmine.retrieve import Candidates, Retriever
+from negmine.mining.miner import CorpusView, HardNegativeMiner, RescoreFn, SearchFn
+from negmine.mining.stats import MiningStats, drop_warning
+from negmine.retrieve import RESCORE_MARGIN, Candidates, Retriever, canonical_order
+from negmine.sparse import PairScorer
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +94,25 @@ def run_mining(
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
-    top_k = config.range_max + max((view.excludable(q) for q in query_ids), default=1)
     t = time.perf_counter()
-    candidates, q_emb = retriever.search(query_ids, [data.queries[q] for q in query_ids], top_k)
-    timings["encode_queries+search"] = time.perf_counter() - t
-    positive_scores = None
-    if config.cross_encoder:
-        candidates, positive_scores = _rescore(config, data, query_ids, view, candidates)
+    # a retriever without document vectors (BM25, rank fusion) has no query vectors either: it searches texts
+    q_emb = retriever.encode_queries([data.queries[q] for q in query_ids]) if _is_dense(retriever) else None
+    encode_queries = time.perf_counter() - t
     t = time.perf_counter()
-    scorer = retriever.pair_scorer() if retriever.doc_embeddings is None else None  # BM25 / rank fusion
+    search_seconds: list[float] = []
+    search, scorer = _searcher(retriever, query_ids, [data.queries[q] for q in query_ids], q_emb, search_seconds)
+    rescore = _rescorer(config, data, view) if config.cross_encoder else None
     records, stats = _make_miner(config)(
-        data, candidates, q_emb, retriever.doc_embeddings, view, positive_scores, scorer=scorer
+        data, query_ids, q_emb, retriever.doc_embeddings, search, view, rescore, scorer=scorer
     )
     stats.rows = sum(1 for _ in iter_rows(records, config.format, config.output_scores))
-    timings["mine"] = time.perf_counter() - t
+    stats.settings.update(positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
+    warning = drop_warning(stats, config.too_few)
+    if warning:
+        stats.warnings.append(warning)
+    # the search runs block by block inside the miner: its time is measured per call
+    timings["encode_queries+search"] = encode_queries + sum(search_seconds)
+    timings["mine"] = time.perf_counter() - t - sum(search_seconds)
     result = MiningResult(records, stats, config, timings=timings)
     if config.out:
         result.out_dir = write_outputs(result, data, retriever)
@@ -113,15 +121,66 @@ def run_mining(
 
 
 def _load_data(config: MineConfig, data: Any) -> RetrievalData:
-    if isinstance(data, RetrievalData):
-        return data
-    return load_data(
-        config.data if data is None else data,
-        config.split,
-        on_invalid=config.on_invalid,
-        unknown_qrels=config.unknown_qrels,
-        corpus=config.corpus,
-    )
+    if not isinstance(data, RetrievalData):
+        data = load_data(
+            config.data if data is None else data,
+            config.split,
+            on_invalid=config.on_invalid,
+            unknown_qrels=config.unknown_qrels,
+            corpus=config.corpus,
+        )
+    # graded qrels: a copy, so a caller's data object keeps its own grades
+    return dataclasses.replace(data, positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)
+
+
+def _is_dense(retriever: Any) -> bool:
+    return getattr(retriever, "doc_embeddings", None) is not None
+
+
+def _searcher(
+    retriever: Any, query_ids: list[str], query_texts: list[str], q_emb: np.ndarray | None, seconds: list[float]
+) -> tuple[SearchFn, PairScorer | None]:
+    """Search the queries at given positions ``k`` deep (the miner calls this block by block); appends the time of
+    each call to ``seconds``.
+
+    Also returns the teacher scorer of (query position, doc rows) for a retriever without document vectors (BM25,
+    rank fusion; ``None`` for a dense one: the miner scores with the embeddings). Such a retriever searches texts and
+    its ``pair_scorer()`` scores the queries of its last search, so each block's scorer is kept for its queries.
+    """
+    if _is_dense(retriever):
+        assert q_emb is not None
+
+        def search(positions: np.ndarray, k: int) -> Candidates:
+            # as Retriever.search: a margin of extra candidates rescored exactly (float64), canonical order, cut to k
+            t = time.perf_counter()
+            index = retriever.index
+            k = min(k, index.ntotal)
+            q = q_emb[positions]
+            scores, indices = index.search(q, min(k + RESCORE_MARGIN, index.ntotal))
+            scores = exact_scores(q, retriever.doc_embeddings, indices, getattr(index, "metric", "ip"))
+            scores, indices = canonical_order(scores, indices)
+            seconds.append(time.perf_counter() - t)
+            return Candidates([query_ids[i] for i in positions], retriever.doc_ids, indices[:, :k], scores[:, :k])
+
+        return search, None
+
+    block_scorers: dict[int, tuple[PairScorer, int]] = {}  # query position -> (its block's scorer, row in block)
+
+    def sparse_search(positions: np.ndarray, k: int) -> Candidates:
+        t = time.perf_counter()
+        ids = [query_ids[i] for i in positions]
+        cand, _ = retriever.search(ids, [query_texts[i] for i in positions], k)
+        block_scorer = retriever.pair_scorer()
+        for row, position in enumerate(positions.tolist()):
+            block_scorers[position] = (block_scorer, row)
+        seconds.append(time.perf_counter() - t)
+        return cand
+
+    def scorer(position: int, doc_rows: Any) -> np.ndarray:
+        block_scorer, row = block_scorers[int(position)]
+        return block_scorer(row, doc_rows)
+
+    return sparse_search, scorer
 
 
 def _make_retriever(config: MineConfig, data: RetrievalData, encoder: Any, cache: EmbeddingCache | None) -> Any:
@@ -174,8 +233,9 @@ def _load_encoder(config: MineConfig, encoder: Any, cache: EmbeddingCache | None
     return enc, cache
 
 
-def _index_corpus(config: MineConfig, data: RetrievalData, encoder: Encoder, cache: EmbeddingCache | None
-                  ) -> Retriever:
+def _index_corpus(
+    config: MineConfig, data: RetrievalData, encoder: Encoder, cache: EmbeddingCache | None
+) -> Retriever:
     """A retriever over a persisted index (``index_dir``), or one that encodes the corpus (through the cache) and
     indexes it."""
     options = dict(cache=cache, batch_size=config.batch_size, show_progress_bar=config.show_progress_bar)
@@ -187,22 +247,27 @@ def _index_corpus(config: MineConfig, data: RetrievalData, encoder: Encoder, cac
     return retriever
 
 
-def _rescore(
-    config: MineConfig, data: RetrievalData, query_ids: list[str], view: CorpusView, candidates: Candidates
-) -> tuple[Candidates, list[np.ndarray]]:
-    """Re-score the candidates of ``query_ids`` (and their positives) with ``config.cross_encoder``."""
-    from negmine.mining.rescore import rescore_with_cross_encoder
+def _rescorer(config: MineConfig, data: RetrievalData, view: CorpusView) -> RescoreFn:
+    """Re-score a block's candidates (and its queries' positives) with ``config.cross_encoder``."""
+    from negmine._optional import require
+    from negmine.mining.rescore import load_cross_encoder, rescore_with_cross_encoder
 
-    pos_rows = [[view.row[d] for d in data.positives(q) if d in view.row] for q in query_ids]
-    return rescore_with_cross_encoder(
-        config.cross_encoder,
-        candidates,
-        [data.queries[q] for q in query_ids],
-        view.texts,
-        pos_rows,
-        batch_size=config.batch_size,
-        show_progress_bar=config.show_progress_bar,
-    )
+    model: Any = config.cross_encoder
+    if isinstance(model, str):
+        model = load_cross_encoder(model, require("sentence_transformers", "cross-encoder rescoring"))
+
+    def rescore(candidates: Candidates, positive_rows: list[np.ndarray]) -> tuple[Candidates, list[np.ndarray]]:
+        return rescore_with_cross_encoder(
+            model,
+            candidates,
+            [data.queries[q] for q in candidates.query_ids],
+            view.texts,
+            [list(map(int, p)) for p in positive_rows],
+            batch_size=config.batch_size,
+            show_progress_bar=config.show_progress_bar,
+        )
+
+    return rescore
 
 
 def _make_miner(config: MineConfig) -> HardNegativeMiner:
@@ -214,6 +279,8 @@ def _make_miner(config: MineConfig) -> HardNegativeMiner:
         config.seed,
         config.too_few,
         config.near_duplicate,
+        config.margin_reference,
+        config.block_candidates,
     )
 
 
@@ -228,7 +295,7 @@ def output_file_name(fmt: str) -> str:
     return f"{fmt}.jsonl"
 
 
-def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retriever) -> Path:
+def write_outputs(result: MiningResult, data: RetrievalData, retriever: Any) -> Path:
     """Write every artifact of the stage atomically; the manifest is written last (its presence = a complete run)."""
     from negmine.plots import score_histogram
 
@@ -253,6 +320,6 @@ def write_outputs(result: MiningResult, data: RetrievalData, retriever: Retrieve
         },
         inputs=data.sources,
         seed=config.seed,
-        extra={"timings_s": result.timings, "precision": precision_record(retriever.encoder)},
+        extra={"timings_s": result.timings, "precision": precision_record(getattr(retriever, "encoder", None))},
     )
     return out

@@ -10,6 +10,7 @@ from negmine.data import OnInvalid, UnknownQrels
 from negmine.data.mined import FORMATS
 from negmine.errors import ConfigError
 from negmine.mining.filters import (
+    MARGIN_REFERENCES,
     STRATEGIES,
     CandidateFilter,
     PositiveMargin,
@@ -35,14 +36,23 @@ class MineConfig:
             ``max_score``/``min_score``), ``margin-pos`` (TopK-MarginPos, ``margin``), ``perc-pos`` (TopK-PercPos,
             ``percentage``). The rank range always applies.
         range_min / range_max: keep candidates ranked in ``[range_min, range_max)`` among documents that can be
-            negatives (known positives, the query itself and copies of a positive's text are not counted).
-        num_negatives: negatives per query.
+            negatives (known positives, the query itself, copies of a positive's text and excluded-grade documents are
+            not counted).
+        margin_reference: the positive that margin-pos / perc-pos measure against: ``each`` (default; a training
+            row per (query, positive) whose negatives satisfy the margin relative to that positive, every positive of
+            the query still excluded), ``lowest`` (what sentence-transformers 6.x's ``mine_hard_negatives`` does) or
+            ``highest`` positive of the query (one negative list per query).
+        positive_grade: qrels with score >= this are positives (default 1).
+        exclude_grade: qrels with ``exclude_grade <= score < positive_grade`` are neither positives nor negatives.
+        num_negatives: negatives per training row (per query with ``lowest``/``highest``).
         sampling: ``top``, ``random`` or ``softmax`` (``temperature``), seeded by ``seed``.
         format: ``n-tuple``, ``triplet``, ``labeled-pair``, ``labeled-list`` (sentence-transformers) or ``flag``
             (FlagEmbedding JSONL). ``mined.jsonl`` (ids + texts + scores) is always written too.
         output_scores: add the teacher ``scores`` column ([positive, negatives…]) to sentence-transformers formats.
-        too_few: queries with fewer than ``num_negatives`` survivors are dropped (``drop``), kept with fewer
-            (``keep``; not with n-tuple) or padded with random corpus documents (``pad``).
+        too_few: rows (``each``) or queries with fewer than ``num_negatives`` survivors are dropped (``drop``), kept
+            with fewer (``keep``; not with n-tuple) or padded with random corpus documents (``pad``).
+        block_candidates: the most candidates (queries × search depth) held at once; queries are searched in blocks
+            of similar depth, so this bounds peak memory whatever the largest query.
         near_duplicate: also exclude candidates whose cosine to a positive exceeds this (e.g. 0.98).
         cross_encoder: rescore the candidates with this ``CrossEncoder`` (path or hub id) before the filters.
         index_dir: search a persisted index folder (``negmine index build``) instead of encoding and indexing the
@@ -68,6 +78,9 @@ class MineConfig:
     corpus_prompt: str | None = None
     corpus: str | None = None
     strategy: str = "perc-pos"
+    margin_reference: str = "each"
+    positive_grade: int = 1
+    exclude_grade: int | None = None
     range_min: int = 0
     range_max: int = 50
     max_score: float | None = None
@@ -82,6 +95,7 @@ class MineConfig:
     output_scores: bool = False
     too_few: str = "drop"
     near_duplicate: float | None = None
+    block_candidates: int = 1_000_000
     cross_encoder: str | None = None
     index: str = "faiss"
     factory: str = "Flat"
@@ -103,6 +117,13 @@ class MineConfig:
         self._check("sampling", self.sampling, SAMPLING)
         self._check("format", self.format, FORMATS)
         self._check("too_few", self.too_few, TOO_FEW)
+        self._check("margin_reference", self.margin_reference, MARGIN_REFERENCES)
+        if self.exclude_grade is not None and self.exclude_grade >= self.positive_grade:
+            raise ConfigError(
+                f"exclude_grade ({self.exclude_grade}) must be below positive_grade ({self.positive_grade})"
+            )
+        if self.block_candidates < 1:
+            raise ConfigError(f"block_candidates must be >= 1, got {self.block_candidates}")
         self._check("on_invalid", self.on_invalid, get_args(OnInvalid))
         self._check("unknown_qrels", self.unknown_qrels, get_args(UnknownQrels))
         for name in self.strategies:

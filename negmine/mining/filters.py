@@ -1,9 +1,14 @@
 """Candidate filters: the NV-Retriever mining strategies as vectorised keep-masks over (queries × candidates).
 
 Each filter sees the candidate scores, their ranks (positions after removing the documents that can never be
-negatives: known positives, the query itself and copies of a positive's text) and the **lowest** positive score of
-each query, and returns a boolean keep-mask. Filters compose by logical AND (:class:`Compose`). The rules:
-docs/methods.md §1.
+negatives: known positives, the query itself, copies of a positive's text and documents of an excluded grade) and a
+reference positive score per query, and returns a boolean keep-mask. Filters compose by logical AND (:class:`Compose`).
+
+The filters relative to a positive (TopK-MarginPos, TopK-PercPos) also expose :meth:`CandidateFilter.threshold`: a
+candidate passes when its score is below the threshold of the positive. The threshold rises with the positive's
+score, so with ``margin_reference="each"`` the candidates that pass for one positive are a suffix of the
+score-sorted candidate list: the miner finds it with one binary search per positive (see
+:class:`~negmine.mining.miner.HardNegativeMiner`). The rules: docs/methods.md §1.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ NV_RETRIEVER = """@article{moreira2024nvretriever,
 class FilterInput:
     scores: np.ndarray  # (n, k) similarities, higher = more similar
     ranks: np.ndarray  # (n, k) rank among candidates that could be negatives (-1 where excluded)
-    positive_min: np.ndarray  # (n,) lowest positive score of each query
+    positive_ref: np.ndarray  # (n,) reference positive score of each query (lowest, highest, or highest for 'each')
 
 
 class CandidateFilter:
@@ -34,9 +39,16 @@ class CandidateFilter:
 
     name = "filter"
     citation = ""
+    relative = False  # True: keeps s(q, n) < threshold(s(q, p)), a threshold increasing with the positive's score
 
     def keep(self, x: FilterInput) -> np.ndarray:
+        if self.relative:
+            return x.scores < self.threshold(x.positive_ref)[:, None]
         raise NotImplementedError
+
+    def threshold(self, positive: np.ndarray) -> np.ndarray:
+        """Relative filters: the score a negative must stay below, per positive score (same dtype)."""
+        raise NotImplementedError(f"{type(self).__name__} is not relative to a positive")
 
     def get_config_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -83,18 +95,19 @@ class ScoreThreshold(CandidateFilter):
 
 
 class PositiveMargin(CandidateFilter):
-    """TopK-MarginPos: keep ``s(q, n) < s(q, p) - margin``, with ``p`` the query's lowest-scoring positive."""
+    """TopK-MarginPos: keep ``s(q, n) < s(q, p) - margin``, ``p`` chosen by the margin reference."""
 
     name = "margin_pos"
     citation = NV_RETRIEVER
+    relative = True
 
     def __init__(self, margin: float = 0.05) -> None:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
         self.margin = margin
 
-    def keep(self, x: FilterInput) -> np.ndarray:
-        return x.scores < (x.positive_min - self.margin)[:, None]
+    def threshold(self, positive: np.ndarray) -> np.ndarray:
+        return positive - np.asarray(self.margin, dtype=positive.dtype)
 
 
 class PositivePercentage(CandidateFilter):
@@ -106,17 +119,18 @@ class PositivePercentage(CandidateFilter):
 
     name = "perc_pos"
     citation = NV_RETRIEVER
+    relative = True
 
     def __init__(self, percentage: float = 0.95) -> None:
         if not 0 < percentage <= 1:
             raise ValueError(f"percentage must be in (0, 1], got {percentage}")
         self.percentage = percentage
 
-    def keep(self, x: FilterInput) -> np.ndarray:
-        p = x.positive_min
-        return x.scores < (p - np.abs(p) * (1 - self.percentage))[:, None]
+    def threshold(self, positive: np.ndarray) -> np.ndarray:
+        return positive - np.abs(positive) * np.asarray(1 - self.percentage, dtype=positive.dtype)
 
 
+MARGIN_REFERENCES = ("each", "lowest", "highest")
 STRATEGIES = {"range": None, "abs": ScoreThreshold, "margin-pos": PositiveMargin, "perc-pos": PositivePercentage}
 
 
@@ -126,12 +140,29 @@ class Compose:
     def __init__(self, filters: list[CandidateFilter]) -> None:
         self.filters = list(filters)
 
-    def apply(self, x: FilterInput, alive: np.ndarray, counts: dict[str, int]) -> np.ndarray:
+    def apply(
+        self, x: FilterInput, alive: np.ndarray, counts: dict[str, int], per_query: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """AND the keep-masks into ``alive``; add each filter's removals to ``counts`` (per row: ``per_query``)."""
         for f in self.filters:
             keep = f.keep(x)
-            counts[f.name] = counts.get(f.name, 0) + int((alive & ~keep).sum())
+            removed = (alive & ~keep).sum(axis=1)
+            counts[f.name] = counts.get(f.name, 0) + int(removed.sum())
+            if per_query is not None:
+                per_query[f.name] = per_query.get(f.name, 0) + removed
             alive = alive & keep
         return alive
+
+    @property
+    def relative(self) -> list[CandidateFilter]:
+        return [f for f in self.filters if f.relative]
+
+    def threshold(self, positive: np.ndarray) -> np.ndarray:
+        """The tightest threshold of the relative filters for each positive score (``inf`` when there are none)."""
+        out = np.full(positive.shape, np.inf, dtype=positive.dtype)
+        for f in self.relative:
+            out = np.minimum(out, f.threshold(positive))
+        return out
 
     def get_config_dict(self) -> list[dict[str, Any]]:
         return [{"name": f.name, **f.get_config_dict()} for f in self.filters]

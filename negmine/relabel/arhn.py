@@ -89,6 +89,15 @@ def apply_decisions(record: MinedRecord, decisions: Sequence[Decision]) -> Mined
     removed negatives dropped; every other field is kept."""
     relabeled = [i for i, d in enumerate(decisions) if d.decision == "relabel"]
     kept = [i for i, d in enumerate(decisions) if not d.removed]
+    per_positive = None
+    if record.positive_negatives is not None:
+        # per-positive negatives: re-index the kept ones; a relabeled positive gets the kept negatives scoring below it
+        where = {old: new for new, old in enumerate(kept)}
+        per_positive = [None if negs is None else [where[i] for i in negs if i in where]
+                        for negs in record.positive_negatives]
+        kept_scores = [record.negative_scores[i] for i in kept]
+        for i in relabeled:
+            per_positive.append([k for k, s in enumerate(kept_scores) if s < record.negative_scores[i]])
     return dataclasses.replace(
         record,
         positive_ids=record.positive_ids + [record.negative_ids[i] for i in relabeled],
@@ -97,5 +106,6 @@ def apply_decisions(record: MinedRecord, decisions: Sequence[Decision]) -> Mined
         negative_ids=[record.negative_ids[i] for i in kept],
         negatives=[record.negatives[i] for i in kept],
         negative_scores=[record.negative_scores[i] for i in kept],
+        positive_negatives=per_positive,
         extra=dict(record.extra),
     )

@@ -98,3 +98,28 @@ def test_main_turns_errors_into_exit_code_2(capsys, monkeypatch):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err
+
+
+def test_many_positive_flags_reach_the_library():
+    result, run = invoke(
+        [
+            "--margin-reference",
+            "highest",
+            "--positive-grade",
+            "2",
+            "--exclude-grade",
+            "1",
+            "--block-candidates",
+            "5000",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    (config,), _ = run.call_args
+    assert (config.margin_reference, config.positive_grade, config.exclude_grade, config.block_candidates) == (
+        "highest",
+        2,
+        1,
+        5000,
+    )
+    result, _ = invoke(["--positive-grade", "1", "--exclude-grade", "1"])
+    assert "exclude_grade (1) must be below positive_grade (1)" in str(result.exception)

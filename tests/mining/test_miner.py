@@ -67,13 +67,34 @@ STRATEGIES = [
 ]
 
 
+def mined_lists(records, margin_reference):
+    """The miner's output keyed like the reference: per query, or per (query, positive id) for ``each``."""
+    if margin_reference != "each":
+        return {r.query_id: r.negative_ids for r in records}
+    return {
+        (r.query_id, p): [r.negative_ids[i] for i in r.negatives_of(k)]
+        for r in records
+        for k, p in enumerate(r.positive_ids)
+    }
+
+
+@pytest.mark.parametrize("reference", ["each", "lowest", "highest"])
 @pytest.mark.parametrize("index", ["faiss", "exact"])
 @pytest.mark.parametrize("options", STRATEGIES)
-def test_matches_loop_reference(options, index):
+def test_matches_loop_reference(options, index, reference):
     data, enc = random_world()
     opts = {"range_min": 0, "range_max": 40, "num_negatives": 5, **options}
     result = mine_hard_negatives(
-        data, enc, too_few="keep", format="triplet", index=index, no_cache=True, show_progress_bar=False, **opts
+        data,
+        enc,
+        too_few="keep",
+        format="triplet",
+        index=index,
+        margin_reference=reference,
+        block_candidates=500,  # several blocks
+        no_cache=True,
+        show_progress_bar=False,
+        **opts,
     )
     query_ids = data.split_query_ids
     doc_ids = list(data.corpus)
@@ -88,9 +109,9 @@ def test_matches_loop_reference(options, index):
         kw.pop("margin", None)
     if "perc-pos" not in options["strategy"]:
         kw.pop("percentage", None)
-    expected = reference_mine(data, doc_ids, q_emb, d_emb, query_ids, **kw)
-    got = {r.query_id: r.negative_ids for r in result.records}
-    assert got == expected
+    expected = reference_mine(data, doc_ids, q_emb, d_emb, query_ids, margin_reference=reference, **kw)
+    assert mined_lists(result.records, reference) == expected
+    assert result.stats.blocks > 1
 
 
 def test_exclusions_positive_self_and_equal_text():
@@ -135,8 +156,12 @@ def test_stats_add_up():
     assert c["retrieved"] == c["padding"] + sum(c["excluded"].values()) + sum(c["filtered"].values()) + c["eligible"]
     q = s["queries"]
     assert q["total"] == q["enough_negatives"] + q["too_few"] and q["written"] == len(result.records)
-    assert s["negatives"]["selected"] == 5 * len(result.records)
-    assert s["rows"] == sum(len(r.positives) for r in result.records)
+    assert s["negatives"]["selected"] == sum(len(r.negative_ids) for r in result.records)
+    p = s["pairs"]
+    assert p["total"] == p["enough_negatives"] + sum(p["too_few_by_policy"].values())
+    assert p["total"] == sum(len(data.positives(q)) for q in data.split_query_ids)
+    rows = [len(r.negatives_of(k)) for r in result.records for k in range(len(r.positives)) if r.has_row(k)]
+    assert s["rows"] == p["written"] == len(rows) and set(rows) == {5}
 
 
 @pytest.mark.parametrize("policy", ["drop", "keep", "pad"])

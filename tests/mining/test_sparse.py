@@ -101,9 +101,10 @@ def test_mine_with_bm25_and_hybrid(minilm_path):
         data, "bm25", strategy="perc-pos", num_negatives=2, range_max=6, no_cache=True, show_progress_bar=False
     )
     assert bm25.records and all(set(r.negative_ids).isdisjoint(r.positive_ids) for r in bm25.records)
-    for r in bm25.records:  # perc-pos on BM25 points: every kept negative is below 0.95 x the positive's score
+    for r in bm25.records:  # perc-pos on BM25 points: every kept negative is below 0.95 x its positive's score
         assert r.positive_scores[0] > 0
-        assert all(s < 0.95 * min(r.positive_scores) for s in r.negative_scores)
+        for p, score in enumerate(r.positive_scores):  # margin_reference "each": per-positive negative lists
+            assert all(r.negative_scores[i] < 0.95 * score for i in r.negatives_of(p))
     hybrid = mine_hard_negatives(
         data,
         f"hybrid:bm25+{minilm_path}",
@@ -137,3 +138,20 @@ def test_meaningless_combinations_are_refused(options, message):
 
 def test_hybrid_with_cross_encoder_rescoring_may_use_margins():
     MineConfig(retriever="hybrid:bm25+minilm", strategy="perc-pos", cross_encoder="some/reranker")
+
+
+@pytest.mark.parametrize("margin_reference", ["each", "lowest"])
+def test_bm25_blocks_do_not_change_records(margin_reference):
+    """Searched block by block, a sparse retriever's scorer is its block's: padded negatives and positives get the
+    same BM25 scores, and the records the same bytes, however the queries are grouped."""
+    data = toy_data()
+    runs = [
+        mine_hard_negatives(
+            data, "bm25", strategy="perc-pos", num_negatives=3, range_max=4, too_few="pad",
+            margin_reference=margin_reference, block_candidates=block, no_cache=True, show_progress_bar=False,
+        )
+        for block in (1, 1_000_000)
+    ]
+    assert runs[0].stats.blocks > 1 and runs[1].stats.blocks == 1
+    assert [r.to_dict() for r in runs[0].records] == [r.to_dict() for r in runs[1].records]
+    assert runs[0].stats.pad_negatives > 0
