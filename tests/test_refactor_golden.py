@@ -32,25 +32,25 @@ runner = CliRunner()
 NUM_QUERIES, NUM_EXTRA_DOCS = 12, 150
 
 EXPECTED = {
-    "mine/mined.jsonl": "d1fc0f96a0e8dadb17d020da217d198fa4a951845f94c3a294869c84a65b6e6f",
-    "mine/n-tuple.jsonl": "c74f3d81ce042fd69138c59e2703e889e954920988290a3058ae06f7380987cd",
+    "mine/mined.jsonl": "23feebb023f87b2f8f88170f636b3324b5c43c288d3e4fbd1bf8e2bd056d0c90",
+    "mine/n-tuple.jsonl": "df0aa7d88e0806f89a045351c2babf2d14c8387886fef831b22dd7af21e78ac2",
     "rows/n-tuple": "8c1b6159578ffca1613ce3140a89998383e64d9323bcbd76f72cf1e67219133e",
-    "rows/n-tuple+scores": "792fe1474d1983dec570b2aa480c1ef894d0b94057f83eee2c7e69b7c0edd9cf",
-    "rows/triplet+scores": "9a7f9bb6abfe42ae7603e4b3557103ee663371fb4b84b0cc9249626ca281958c",
+    "rows/n-tuple+scores": "2abaf552fe311a62f436f739182118203007bff3ded7a061a18907ab745adb48",
+    "rows/triplet+scores": "edf71573f43deec444e5c3ce37ceb9203cd65bdc3066c03f8251d54fd420d9f8",
     "rows/labeled-pair": "1eb70203b1109e6c514ec93d9bb28283daef447eb9c30b3b70241b01ffa30043",
-    "rows/labeled-pair+scores": "cfd8228266f854d423001e2cdeed364c0d80e07d6e37caf461b155854bb106e1",
+    "rows/labeled-pair+scores": "c806a8aef6f0acdfeb8963ce8f78e78158b9603ea0d43e79bacd4e386a68fd55",
     "rows/labeled-list": "d99e6a79ab51158b9b158c52fc63a32bf6a1d3814b5624fcef41600f1f41be77",
-    "rows/flag": "dc543ddfc5367738ab9282a7d7acf9a88e35ff80da61928b306f38bf0d8defaa",
-    "train-rows/P2": "792fe1474d1983dec570b2aa480c1ef894d0b94057f83eee2c7e69b7c0edd9cf",
+    "rows/flag": "5611cd1c7b48ebd82bcb0b8d3c4ab2bb3388976f2cf600a56183b2065a670e3c",
+    "train-rows/P2": "2abaf552fe311a62f436f739182118203007bff3ded7a061a18907ab745adb48",
     "train-rows/P1-N2-no-scores": "613c2cbb958e2e71dea610ddac28c125a9b0b9084cff79a4cc2b23866ede959c",
-    "relabel-oracle/mined.jsonl": "8663bb8d9a566c284e2336554bc4345774d72b3291784a57551b67a1b2bc60fd",
+    "relabel-oracle/mined.jsonl": "127e9c9efb0a12183b17b787d546deee1565d24888dc2ef382a563d239c4ace0",
     "relabel-oracle/judgments.jsonl": "4e29c7a74eb7b2a2c84732bc4ab00185f3608a302f70ff4a6186a4ea016a56ac",
     "relabel-oracle/summary": "03cedd06ce2fb0de5c271b32fdab90edb21eec2516cbbe133f23903d4545d31b",
-    "relabel-cross-encoder/mined.jsonl": "d1fc0f96a0e8dadb17d020da217d198fa4a951845f94c3a294869c84a65b6e6f",
+    "relabel-cross-encoder/mined.jsonl": "23feebb023f87b2f8f88170f636b3324b5c43c288d3e4fbd1bf8e2bd056d0c90",
     "relabel-cross-encoder/judgments": "c2bcf2d6c2d01a586251feaed989eecbdf5461b23ae4d7110b5991ad666443fb",
     "train/embeddings": "bfda0bb5e926b51d0e0d9c16be8c074fb4fcd80fa4f4ce41bb53e4bfa1befeb0",
     "eval/metrics": "9dfc95b39a0c5cc4329c50968b717ddb0d432d1d41496908877224b4b62c7c29",
-    "eval/run.trec": "a755e1f479ac1d85b7a031dee54ffb69d6a9553e5829ea5d416e4987b78f718f",
+    "eval/run.trec": "1413ca8ab1256da8226da29352e8d951ffe910bd2ebeff0a3307010bbad85854",
 }
 
 
