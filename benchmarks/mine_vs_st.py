@@ -44,6 +44,15 @@ NUM_NEGATIVES = 5
 BATCH_SIZE = 32
 
 
+def st_mine(mine_hard_negatives, dataset, model, corpus, num_negatives, **extra):
+    """sentence-transformers' ``mine_hard_negatives`` with this benchmark's settings: (seconds, rows)."""
+    start = time.perf_counter()
+    mined = mine_hard_negatives(dataset, model, corpus=corpus, range_max=RANGE_MAX, relative_margin=1 - PERCENTAGE,
+                                num_negatives=num_negatives, sampling_strategy="top", output_format="n-tuple",
+                                batch_size=BATCH_SIZE, use_faiss=True, verbose=False, **extra)
+    return time.perf_counter() - start, mined
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="scifact", help="BEIR folder or dataset name under $NEGMINE_DATA")
@@ -86,21 +95,7 @@ def run_st(data, qids, model):
     pairs = [(data.queries[q], data.doc_text(d)) for q in qids for d in data.positives(q)]
     dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
     corpus = [data.doc_text(d) for d in data.corpus]
-    start = time.perf_counter()
-    mined = mine_hard_negatives(
-        dataset,
-        model,
-        corpus=corpus,
-        range_max=RANGE_MAX,
-        relative_margin=1 - PERCENTAGE,
-        num_negatives=NUM_NEGATIVES,
-        sampling_strategy="top",
-        output_format="n-tuple",
-        batch_size=BATCH_SIZE,
-        use_faiss=True,
-        verbose=False,
-    )
-    seconds = time.perf_counter() - start
+    seconds, mined = st_mine(mine_hard_negatives, dataset, model, corpus, NUM_NEGATIVES)
     negatives = {}
     for row in mined:
         negatives.setdefault(row["query"], {row[f"negative_{i + 1}"] for i in range(NUM_NEGATIVES)})
@@ -165,22 +160,8 @@ def child_st(args) -> dict:
     corpus = [data.doc_text(d) for d in data.corpus]
     with tempfile.TemporaryDirectory() as cache_folder:
         seeded = not args.st_encodes and seed_st_cache(cache_folder, encoder, corpus + [p[1] for p in pairs])
-        start = time.perf_counter()
-        mined = mine_hard_negatives(
-            dataset,
-            model,
-            corpus=corpus,
-            range_max=RANGE_MAX,
-            relative_margin=1 - PERCENTAGE,
-            num_negatives=MANY_NEGATIVES,
-            sampling_strategy="top",
-            output_format="n-tuple",
-            batch_size=BATCH_SIZE,
-            use_faiss=True,
-            verbose=False,
-            cache_folder=cache_folder,
-        )
-        seconds = time.perf_counter() - start
+        seconds, mined = st_mine(mine_hard_negatives, dataset, model, corpus, MANY_NEGATIVES,
+                                 cache_folder=cache_folder)
     rows = [[r["query"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in mined]
     return {"seconds": seconds, "rows": rows, "corpus_embeddings_from_negmine_cache": seeded}
 

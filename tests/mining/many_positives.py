@@ -10,25 +10,12 @@ import sys
 
 import numpy as np
 
+from negmine.testing import TableEncoder
+
 N_DOCS, BIG_POSITIVES, N_SMALL, DIM = 50_000, 5_000, 100, 32
 OPTIONS = dict(strategy="perc-pos", percentage=0.95, range_max=50, num_negatives=7, too_few="keep", format="triplet")
 
 
-class TableEncoder:
-    """Serves precomputed unit vectors keyed by text."""
-
-    similarity = "cosine"
-
-    def __init__(self, table):
-        self.table = table
-
-    def encode_queries(self, texts, *, batch_size=32, show_progress_bar=False):
-        return np.stack([self.table[t] for t in texts])
-
-    encode_corpus = encode_queries
-
-    def fingerprint(self):
-        return {"encoder": "table", "id": id(self)}
 
 
 def many_positive_world(seed=0):

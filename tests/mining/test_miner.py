@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from negmine.testing import TableEncoder
+
 sys.path.insert(0, str(Path(__file__).parent))
 from reference import reference_mine  # noqa: E402
 
@@ -13,22 +15,7 @@ from negmine.encoders import HashingEncoder  # noqa: E402
 from negmine.errors import ConfigError  # noqa: E402
 from negmine.mining import MineConfig, mine_hard_negatives, read_mined  # noqa: E402
 
-
-class FixedEncoder:
-    """Serves precomputed unit vectors keyed by text: lets tests control every score."""
-
-    similarity = "cosine"
-
-    def __init__(self, table):
-        self.table = table
-
-    def encode_queries(self, texts, *, batch_size=32, show_progress_bar=False):
-        return np.stack([self.table[t] for t in texts])
-
-    encode_corpus = encode_queries
-
-    def fingerprint(self):
-        return {"encoder": "fixed", "id": id(self)}
+FixedEncoder = TableEncoder  # precomputed vectors keyed by text: lets tests control every score
 
 
 def random_world(seed=0, n_docs=300, n_queries=40, dim=16):
