@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from _report import command_line  # noqa: E402
 
 from negmine.io import atomic_open, package_versions, write_json  # noqa: E402
+from negmine.pipeline import git_commit, hardware_info, hardware_text  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -162,6 +163,8 @@ def main() -> None:
     rescore_s, _ = timed(lambda: exact_scores(q, x, cand))
     report = {
         "command": command_line("benchmarks/shard_throughput.py"),
+        "commit": git_commit(),
+        "hardware": hardware_info(),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "load_average": os.getloadavg()[0],
                     "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}},
@@ -174,6 +177,7 @@ def main() -> None:
     }
     lines = ["# Per-shard exact-search throughput (one CPU core)", "",
              f"Command: `{report['command']}`", "",
+             f"Commit: {report['commit']}. Hardware: {hardware_text(report['hardware'])}.", "",
              f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
              f"{report['machine']['load_average']:.1f}), threads {report['machine']['threads']}; one shard of "
              f"{args.rows:,} random unit vectors × {args.dim}, {args.queries} queries, k = {args.k}; fp32 matmul on "

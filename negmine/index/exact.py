@@ -59,6 +59,8 @@ def exact_scores(queries: np.ndarray, docs: Any, indices: np.ndarray, metric: Me
     ``docs`` is an array or anything with ``rows(ids)`` (a memory-mapped ``ShardStore``)."""
     queries = np.asarray(queries, dtype=np.float32)
     out = np.full(indices.shape, -np.inf, dtype=np.float32)
+    # at most ~4M gathered float64 values (32 MB) at a time, however deep the search (a query with 5,000 positives)
+    block = max(1, min(block, (1 << 22) // max(1, indices.shape[1] * queries.shape[1])))
     for start in range(0, len(indices), block):
         ids = indices[start : start + block]
         valid = ids >= 0
