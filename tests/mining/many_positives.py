@@ -54,6 +54,20 @@ def mined_lists(records, margin_reference):
     }
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak RSS. ``VmHWM`` belongs to the process's own memory map; ``ru_maxrss`` would not do: Linux
+    carries the parent's peak into a forked child across ``exec`` (the pytest process that spawns this one may
+    already hold models of 1.5 GB)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
 def main(out: str, block_candidates: int) -> None:
     from negmine.mining import mine_hard_negatives
 
@@ -71,7 +85,7 @@ def main(out: str, block_candidates: int) -> None:
         )
         result[reference] = mined_lists(mined.records, reference)
         result[f"{reference}_depth_max"] = mined.stats.to_dict()["search"]["depth_max"]
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    result["peak_rss_bytes"] = peak_rss_bytes()
     with open(out, "w") as handle:
         json.dump(result, handle)
 

@@ -18,8 +18,7 @@ from reference import reference_mine  # noqa: E402
 @pytest.fixture(scope="module")
 def child_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("many") / "mined.json"
-    # a clean child: no Ray session variables left by earlier tests in this process (they would attach it to Ray)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])
     subprocess.run(
         [sys.executable, str(HERE / "many_positives.py"), str(out), "1000000"], check=True, env=env, timeout=600
