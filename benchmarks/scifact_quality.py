@@ -17,6 +17,12 @@ Outputs: ``benchmarks/results/scifact.md`` and ``scifact.json`` (``rows``: name,
 recipe, comparisons), and README's SciFact block between ``<!-- scifact-table:start -->`` and
 ``<!-- scifact-table:end -->``. Nothing in them is typed by hand; rows that were not run say so.
 
+The ledger (``benchmarks/results/scifact_runs/``, committed): every finished evaluation (metrics and per-query
+scores), training summary and teacher score table is copied there with its commit, hardware and load, and the report
+reads the ledger wherever ``RUNS`` lacks a result. A run folder is a cache that a fresh machine no longer has; the
+ledger is what makes rows measured in different sessions one table (a teacher pass of hours is replayed from its
+score table, ``negmine score --teacher scores:FILE``, instead of being paid again).
+
 Stages run through :class:`negmine.pipeline.Pipeline` into ``RUNS`` (``runs/scifact_dev``; ``--smoke``:
 ``runs/scifact_dev_smoke``): a stage with a manifest is skipped, an interrupted one resumes (embedding blocks, judge
 sub-batches, training checkpoints), so the same command can be re-run until the grid is done::
@@ -55,6 +61,7 @@ DATA_ROOT = Path(os.environ.get("NEGMINE_DATA", REPO.parent / "shared" / "data" 
 MODELS = Path(os.environ.get("NEGMINE_MODELS", Path.home() / ".cache" / "negmine-models")).expanduser()
 JUDGE_GGUF = MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 RUNS = REPO / "runs" / "scifact_dev"
+LEDGER = REPO / "benchmarks" / "results" / "scifact_runs"  # committed: every finished result, so sessions add up
 SMOKE_RUNS = REPO / "runs" / "scifact_dev_smoke"
 TABLE = REPO / "benchmarks" / "results" / "scifact.md"
 README = REPO / "README.md"
@@ -73,6 +80,7 @@ RELATIVE_MARGIN = 0.05  # ST relative_margin 0.05 == negmine TopK-PercPos 0.95
 SPARE_NEGATIVES = 3  # mined beyond num_negatives so that rows keep N negatives after false-negative filtering
 JUDGES = {"pointwise": "llm-yes", "arhn": "llm"}  # false-negative handling -> negmine judge kind
 N_RESAMPLES = 10_000
+TEACHER_MAX_SEQ_LENGTH = 512  # the scorer's token cap (EmbeddingGemma's context is 2,048; SciFact abstracts fit)
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,8 @@ class Recipe:
     Args:
         name: the row's name (``--recipe``) and its folder under ``RUNS``.
         kind: ``zero-shot`` (no training), ``peer`` (sentence-transformers mining + MNRL) or ``negmine``.
-        teacher: the retriever that mines the negatives (and gives the teacher scores).
+        teacher: the retriever that mines the negatives (and gives the retriever scores).
+        scorer: a teacher that re-scores the mined negatives (``negmine score``); the loss then sees its scores.
         false_negatives: ``none``, ``pointwise`` (P(yes) LLM judge) or ``arhn`` (two-stage ARHN relabel + filter).
         loss: a :data:`negmine.losses.LOSSES` name (``MultipleNegativesRankingLoss`` for the peers).
         loss_args: the loss's keyword arguments, as ``(name, value)`` pairs.
@@ -121,6 +130,7 @@ class Recipe:
     name: str
     kind: str = "negmine"
     teacher: str = STUDENT
+    scorer: str | None = None
     false_negatives: str = "none"
     loss: str = "infonce"
     loss_args: tuple[tuple[str, Any], ...] = (("temperature", 0.05),)
@@ -139,6 +149,9 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(ZERO_SHOT, kind="zero-shot", loss="-", loss_args=(), question="the untrained student"),
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
            question="sentence-transformers mine_hard_negatives + MNRL (the peer)"),
+    Recipe("peer-gemma", kind="peer", teacher="embeddinggemma", loss="MultipleNegativesRankingLoss",
+           loss_args=(("scale", 20.0),), max_positives=1,
+           question="the peer's recipe with the teacher (EmbeddingGemma-300m, its prompts) mining"),
     Recipe("peer-mpnet", kind="peer", teacher="mpnet", loss="MultipleNegativesRankingLoss",
            loss_args=(("scale", 20.0),), max_positives=1,
            question="the peer's recipe with the stronger teacher (all-mpnet-base-v2) mining"),
@@ -149,6 +162,22 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("mpnet-infonce", teacher="mpnet", question="a stronger teacher (all-mpnet-base-v2) mines", base="infonce"),
     Recipe("gemma-infonce", teacher="embeddinggemma", question="a stronger teacher (EmbeddingGemma-300m)",
            base="infonce"),
+    # a teacher stronger than the student (issue 23): EmbeddingGemma-300m scores the student's mined negatives
+    # (max_seq_length 512) and the student distils its listwise distribution over [positives, negatives]
+    Recipe("gemma-listwise", scorer="embeddinggemma", loss="listwise",
+           loss_args=(("temperature", 0.05), ("teacher_temperature", 0.05), ("kl_weight", 1.0),
+                      ("infonce_weight", 1.0)),
+           question="EmbeddingGemma scores the student's negatives; listwise KL + InfoNCE", base="infonce"),
+    Recipe("gemma-listwise-kl", scorer="embeddinggemma", loss="listwise",
+           loss_args=(("temperature", 0.05), ("teacher_temperature", 0.05), ("kl_weight", 1.0),
+                      ("infonce_weight", 0.0)),
+           question="the same, pure distillation (no InfoNCE term)", base="gemma-listwise"),
+    Recipe("gemma-listwise-t002", scorer="embeddinggemma", loss="listwise",
+           loss_args=(("temperature", 0.05), ("teacher_temperature", 0.02), ("kl_weight", 1.0),
+                      ("infonce_weight", 1.0)),
+           question="a sharper teacher distribution (teacher temperature 0.02)", base="gemma-listwise"),
+    Recipe("gemma-margin-mse", scorer="embeddinggemma", loss="margin-mse", loss_args=(("similarity", "cosine"),),
+           question="MarginMSE on the teacher's score margins (Hofstätter et al.)", base="gemma-listwise"),
     Recipe("pointwise-infonce", false_negatives="pointwise", question="pointwise P(yes) judge, relabel + filter",
            base="infonce"),
     Recipe("arhn-infonce", false_negatives="arhn", question="ARHN relabel + filter", base="infonce"),
@@ -198,6 +227,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", default=None, help=f"output root (default {RUNS.relative_to(REPO)}, smoke: "
                                                      f"{SMOKE_RUNS.relative_to(REPO)})")
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default $NEGMINE_CACHE)")
+    parser.add_argument("--ledger", default=None,
+                        help=f"where finished results are kept (default {LEDGER.relative_to(REPO)}; smoke: "
+                             "RUNS/ledger)")
     parser.add_argument("--out-table", default=None,
                         help=f"Markdown report (default {TABLE.relative_to(REPO)}; smoke: RUNS/scifact.md); the "
                              ".json twin goes beside it")
@@ -207,13 +239,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def select_recipes(spec: str, runs: Path | None = None) -> list[Recipe]:
+def select_recipes(spec: str, runs: Path | None = None, ledger: Path | None = None) -> list[Recipe]:
     """``--recipe`` -> recipes, in table order; ``best`` resolves to the dev-chosen row, ``all`` to every row."""
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if "all" in names:
         return list(RECIPES)
     if "best" in names:
-        best = choose_best(runs or RUNS)["best"]
+        best = choose_best(runs or RUNS, ledger=ledger)["best"]
         if best is None:
             raise SystemExit("no negmine recipe has a dev score yet: run the candidates on seed "
                              f"{SEED} first (--recipe protocol does)")
@@ -244,6 +276,7 @@ class Context:
         self.scale = SMOKE if args.smoke else FULL
         self.runs = Path(args.runs) if args.runs else (SMOKE_RUNS if args.smoke else RUNS)
         self.shared = self.runs / "_shared"
+        self.ledger = Path(args.ledger) if args.ledger else (self.runs / "ledger" if args.smoke else LEDGER)
         self.cache = EmbeddingCache(args.cache_dir)
         self.data_root = Path(args.data_root)
         self._data: dict[tuple[str, str], Any] = {}
@@ -257,8 +290,12 @@ class Context:
         """The run's SciFact folder with the carved dev split (carved on first use; seeded, idempotent)."""
         from negmine.pipeline import carve_dev_split
 
-        return carve_dev_split(self.data_root / "scifact", self.runs / "_data" / "scifact", fraction=DEV_FRACTION,
-                               seed=DEV_SEED).folder
+        split = carve_dev_split(self.data_root / "scifact", self.runs / "_data" / "scifact", fraction=DEV_FRACTION,
+                                seed=DEV_SEED)
+        kept = self.ledger / "split.json"
+        if not kept.is_file():
+            _ledger_copy(split.folder / "split.json", kept)
+        return split.folder
 
     def data(self, name: str, split: str) -> Any:
         """SciFact (from the run's dev-split folder) or ArguAna ``split``, subsampled (seeded) in smoke mode."""
@@ -317,17 +354,87 @@ def mine_peer(ctx: Context, teacher: str) -> Path:
         data = ctx.data("scifact", TRAIN_SPLIT)
         pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
         dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
-        model = load_model(teacher, scale.max_seq_length)
+        # the student mines at its training length; a teacher at the scorer's cap, with its own prompts (a
+        # sentence-transformers user passes EmbeddingGemma's "query"/"document" prompt names)
+        model = load_model(teacher, scale.max_seq_length if teacher == STUDENT or scale.smoke
+                           else TEACHER_MAX_SEQ_LENGTH)
+        prompts = {f"{side}_prompt_name": name for side, name in (("query", "query"), ("corpus", "document"))
+                   if name in (getattr(model, "prompts", None) or {})}
         mined = mine_hard_negatives(dataset, model, corpus=[data.doc_text(d) for d in data.corpus],
                                     range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
                                     num_negatives=scale.num_negatives, sampling_strategy="top",
                                     output_format="n-tuple", use_faiss=True, batch_size=32,
-                                    verbose=not scale.smoke)
+                                    verbose=not scale.smoke, cache_folder=str(ctx.shared / "st-embeddings"),
+                                    **prompts)
         mined.to_json(str(out / "ntuple.jsonl"))
-        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined)}
+        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined), **prompts}
 
     ctx.pipeline.run(f"st mine {teacher}", out, run, config={"teacher": teacher, "split": TRAIN_SPLIT})
     return out / "ntuple.jsonl"
+
+
+#### teacher scoring
+def score_teacher(ctx: Context, mined: Path, scorer: str) -> Path:
+    """``negmine score`` of the mined file with ``scorer`` (a bi-encoder preset, ``TEACHER_MAX_SEQ_LENGTH`` tokens);
+    returns the scored ``mined.jsonl``. The score table goes to the ledger; when the ledger already holds one for
+    this mined file, it is replayed (``scores:FILE``) instead of loading the teacher."""
+    out = ctx.shared / f"score-{mined.parent.name}-{scorer}"
+    table = ctx.ledger / "teacher_scores" / f"{mined.parent.name}-{scorer}.jsonl"
+
+    def run(out: Path) -> dict[str, Any]:
+        from negmine.scoring import SCORE_TABLE, ScoreConfig, score_mined
+
+        replay = table.is_file()
+        spec = f"scores:{table}" if replay else scorer
+        cfg = ScoreConfig(mined=str(mined), teacher=spec, out=str(out),
+                          max_seq_length=ctx.scale.max_seq_length if ctx.scale.smoke else TEACHER_MAX_SEQ_LENGTH,
+                          batch_size=16, cache_dir=ctx.args.cache_dir, show_progress_bar=not ctx.scale.smoke)
+        result = score_mined(cfg)
+        if not replay:
+            _ledger_write(table.with_suffix(".manifest.json"), {"scorer": scorer, "mined": mined.parent.name,
+                                                                "stats": result.stats,
+                                                                "teacher_fingerprint": result.fingerprint})
+            _ledger_copy(out / SCORE_TABLE, table)
+        return {"scorer": scorer, "replayed_from": str(table.relative_to(REPO)) if replay and
+                table.is_relative_to(REPO) else (str(table) if replay else None), "stats": result.stats}
+
+    ctx.pipeline.run(f"score {mined.parent.name} {scorer}", out, run, config={"scorer": scorer}, inputs=[mined])
+    return out / "mined.jsonl"
+
+
+#### the ledger
+def _provenance() -> dict[str, Any]:
+    from negmine.pipeline import git_commit, hardware_info, hardware_text
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"command": " ".join(["python", "benchmarks/scifact_quality.py", *sys.argv[1:]]), "commit": git_commit(),
+            "hardware_text": hardware_text(hardware_info()), "load_average": round(load, 2) if load is not None
+            else None}
+
+
+def _ledger_write(path: Path, data: dict[str, Any]) -> None:
+    from negmine.io import write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**data, "provenance": _provenance()})
+
+
+def _ledger_copy(source: Path, target: Path) -> None:
+    from negmine.io import atomic_open
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(target) as handle:
+        handle.write(source.read_text(encoding="utf-8"))
+
+
+def record(ctx: Context, recipe: Recipe, seed: int, kind: str, stage_dir: Path, result_file: str) -> None:
+    """Copy a finished stage's result (``kind``: ``train``, ``dev``, ``test`` or ``arguana``) into the ledger."""
+    data, stage = _read(stage_dir / result_file), _read(stage_dir / "stage.json")
+    target = ctx.ledger / recipe.name / str(seed) / f"{kind}.json"
+    kept = _read(target)
+    if data is None or (kept is not None and (kept["data"], kept["stage"]) == (data, stage)):
+        return  # nothing finished, or already kept: a re-run rewrites nothing
+    _ledger_write(target, {"recipe": recipe.name, "seed": seed, "result": kind, "stage": stage, "data": data})
 
 
 #### false-negative handling
@@ -371,6 +478,7 @@ def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int)
                        out=str(out), loss_args=dict(recipe.loss_args) if negmine_row else {},
                        reference_model=recipe.reference_model if negmine_row else None,
                        max_positives=recipe.max_positives, num_negatives=scale.num_negatives, use_scores=True,
+                       scores="teacher" if negmine_row and recipe.scorer else "retriever",
                        epochs=scale.epochs, max_steps=scale.max_steps, batch_size=scale.batch_size,
                        learning_rate=scale.learning_rate, warmup_ratio=scale.warmup_ratio,
                        max_seq_length=scale.max_seq_length, seed=seed, save_steps=scale.save_steps,
@@ -449,9 +557,9 @@ def training_data(ctx: Context, recipe: Recipe) -> Path:
     if recipe.kind == "peer":
         return mine_peer(ctx, recipe.teacher)
     mined = mine_negmine(ctx, recipe.teacher)
-    if recipe.false_negatives == "none":
-        return mined
-    return relabel(ctx, mined, recipe.teacher, recipe.false_negatives)
+    if recipe.false_negatives != "none":
+        mined = relabel(ctx, mined, recipe.teacher, recipe.false_negatives)
+    return mined if recipe.scorer is None else score_teacher(ctx, mined, recipe.scorer)
 
 
 def run_recipe(ctx: Context, recipe: Recipe, seeds: Sequence[int]) -> None:
@@ -459,11 +567,15 @@ def run_recipe(ctx: Context, recipe: Recipe, seeds: Sequence[int]) -> None:
     data = None if recipe.kind == "zero-shot" else training_data(ctx, recipe)
     for seed in seeds:
         folder = ctx.runs / recipe.name / str(seed)
-        model = STUDENT if data is None else str(train_row(ctx, recipe, data, seed))
-        evaluate_row(ctx, model, "scifact", DEV_SPLIT, folder / "eval-dev")
-        evaluate_row(ctx, model, "scifact", "test", folder / "eval-test")
-        if ctx.args.arguana:
-            evaluate_row(ctx, model, "arguana", "test", folder / "eval-arguana")
+        if data is None:
+            model = STUDENT
+        else:
+            model = str(train_row(ctx, recipe, data, seed))
+            record(ctx, recipe, seed, "train", folder / "train", "stage.json")
+        evaluations = [("dev", "scifact", DEV_SPLIT), ("test", "scifact", "test")]
+        for kind, dataset, split in evaluations + ([("arguana", "arguana", "test")] if ctx.args.arguana else []):
+            evaluate_row(ctx, model, dataset, split, folder / f"eval-{kind}")
+            record(ctx, recipe, seed, kind, folder / f"eval-{kind}", "metrics.json")
 
 
 def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
@@ -477,7 +589,7 @@ def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
     for recipe in RECIPES:
         if recipe.kind == "peer" or recipe.name in names:
             run_recipe(ctx, recipe, (SEED,))
-    best = choose_best(ctx.runs, names)["best"]
+    best = choose_best(ctx.runs, names, ctx.ledger)["best"]
     for name in dict.fromkeys([PEER, best, BY_NAME[best].base]):
         if name:
             run_recipe(ctx, BY_NAME[name], PROTOCOL_SEEDS)
@@ -489,23 +601,29 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def collect(runs: Path, recipe: Recipe) -> dict[int, dict[str, Any]]:
-    """Measured seeds of a row: ``seed -> {"test", "dev", "arguana": metrics.json or None, "train": manifest}``."""
+def collect(runs: Path, recipe: Recipe, ledger: Path | None = None) -> dict[int, dict[str, Any]]:
+    """Measured seeds of a row: ``seed -> {"test", "dev", "arguana": metrics.json or None, "train": manifest}``,
+    from ``runs`` or, where the run folder lacks a result, from the ledger."""
     found: dict[int, dict[str, Any]] = {}
-    folder = runs / recipe.name
-    for seed_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if not seed_dir.name.isdigit():
-            continue
-        entry = {"test": _read(seed_dir / "eval-test" / "metrics.json"),
-                 "dev": _read(seed_dir / "eval-dev" / "metrics.json"),
-                 "arguana": _read(seed_dir / "eval-arguana" / "metrics.json"),
-                 "train": _read(seed_dir / "train" / "stage.json")}
+    folders = [f for f in (runs / recipe.name, ledger / recipe.name if ledger else None) if f and f.is_dir()]
+    seeds = sorted({int(d.name) for f in folders for d in f.iterdir() if d.name.isdigit()})
+    for seed in seeds:
+        def result(kind: str, stage: str, file: str, seed: int = seed) -> dict[str, Any] | None:
+            local = _read(runs / recipe.name / str(seed) / stage / file)
+            if local is not None or ledger is None:
+                return local
+            kept = _read(ledger / recipe.name / str(seed) / f"{kind}.json")
+            return None if kept is None else kept["data"]
+
+        entry = {"test": result("test", "eval-test", "metrics.json"), "dev": result("dev", "eval-dev", "metrics.json"),
+                 "arguana": result("arguana", "eval-arguana", "metrics.json"),
+                 "train": result("train", "train", "stage.json")}
         if entry["test"] is not None or entry["dev"] is not None:
-            found[int(seed_dir.name)] = entry
+            found[seed] = entry
     return found
 
 
-def choose_best(runs: Path, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+def choose_best(runs: Path, candidates: Sequence[str] | None = None, ledger: Path | None = None) -> dict[str, Any]:
     """The negmine row with the highest dev nDCG@10 on seed :data:`SEED` among the measured candidates.
 
     Test scores are never read here. Returns ``{"best", "compared": [names], "dev": {name: score}}`` (``best`` is
@@ -514,7 +632,7 @@ def choose_best(runs: Path, candidates: Sequence[str] | None = None) -> dict[str
     names = list(candidates) if candidates else list(CANDIDATES)
     dev: dict[str, float] = {}
     for name in names:
-        seed = collect(runs, BY_NAME[name]).get(SEED)
+        seed = collect(runs, BY_NAME[name], ledger).get(SEED)
         if seed and seed["dev"] is not None:
             dev[name] = float(seed["dev"]["metrics"][SELECT_METRIC])
     best = max(dev, key=lambda n: (dev[n], -names.index(n))) if dev else None  # ties: the earlier (simpler) row
@@ -579,10 +697,10 @@ def one_change_at_a_time(rows: dict[str, dict[int, dict[str, Any]]]) -> list[dic
     return [{"row": n, "base": BY_NAME[n].base, **r.to_dict()} for n, r in zip(names, holm_adjust(results))]
 
 
-def results_json(runs: Path, smoke: bool) -> dict[str, Any]:
+def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[str, Any]:
     """Everything the report shows, from what is on disk (the shape of ``benchmarks/results/scifact.json``)."""
-    rows = {r.name: collect(runs, r) for r in RECIPES}
-    selection = choose_best(runs)
+    rows = {r.name: collect(runs, r, ledger) for r in RECIPES}
+    selection = choose_best(runs, ledger=ledger)
     comparisons = compare_to_peer(rows)
     out_rows = []
     for recipe in RECIPES:
@@ -605,7 +723,8 @@ def results_json(runs: Path, smoke: bool) -> dict[str, Any]:
             "recipe": recipe.to_dict(), "vs_peer": comparisons.get(recipe.name, {}),
         })
     scale = SMOKE if smoke else FULL
-    split = _read(runs / "_data" / "scifact" / "split.json") or {}
+    split = (_read(runs / "_data" / "scifact" / "split.json") or (_read(ledger / "split.json") if ledger else None)
+             or {})
     return {"smoke": smoke, "protocol": {"dev_fraction": DEV_FRACTION, "dev_seed": DEV_SEED,
                                          "dev_queries": split.get("dev_queries"),
                                          "train_queries": split.get("train_queries"), "train_split": TRAIN_SPLIT,
@@ -668,9 +787,10 @@ def selection_text(data: dict[str, Any]) -> str:
             f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing.")
 
 
-def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv: Sequence[str] | None) -> str:
+def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv: Sequence[str] | None,
+                  ledger: Path | None = None) -> str:
     """Write ``scifact.md`` + ``scifact.json`` (and README's block); returns the Markdown."""
-    data = results_json(runs, smoke)
+    data = results_json(runs, smoke, ledger)
     scale = SMOKE if smoke else FULL
     lines = [
         "# SciFact quality under the dev protocol: negmine recipes vs sentence-transformers' recipe"
@@ -745,11 +865,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             candidates = [c.strip() for c in args.candidates.split(",")] if args.candidates else None
             run_protocol(ctx, candidates)
         else:
-            for recipe in select_recipes(args.recipe, ctx.runs):
+            for recipe in select_recipes(args.recipe, ctx.runs, ctx.ledger):
                 run_recipe(ctx, recipe, seeds_of(recipe, args.seeds))
     out = Path(args.out_table) if args.out_table else (ctx.runs / "scifact.md" if args.smoke else TABLE)
     readme = None if args.smoke or args.readme == "-" else Path(args.readme) if args.readme else README
-    print(write_reports(ctx.runs, out, readme, args.smoke, sys.argv[1:] if argv is None else argv), flush=True)
+    print(write_reports(ctx.runs, out, readme, args.smoke, sys.argv[1:] if argv is None else argv, ctx.ledger),
+          flush=True)
     print(f"reports: {out} and {out.with_suffix('.json')}", flush=True)
     return ctx.log
 

@@ -14,8 +14,15 @@ Teacher specs (``--teacher``):
 * ``cross-encoder:PATH_OR_HUB_ID``: a sentence-transformers ``CrossEncoder``; the score is its raw logit;
 * ``llm-yes:TARGET``: :mod:`negmine.relabel`'s pointwise judge (``TARGET`` as in ``negmine relabel``: a ``.gguf``
   file, a model folder or an OpenAI-compatible URL); the score is P(yes);
+* ``scores:FILE``: precomputed scores looked up by ids in a score table (below), e.g. the ``teacher_scores.jsonl``
+  of an earlier run, or a table converted from published cross-encoder scores; a pair missing from it is an error;
 * an ensemble ``a,b[,c...][:w_a,w_b...]``: each member's scores are z-scored per query (over the query's positives
   and negatives) and summed with the weights (default equal weights ``1/k``).
+
+Every run also writes ``DIR/teacher_scores.jsonl``, the score table: one line per query,
+``{"query_id": ..., "scores": {doc_id: score, ...}}`` (ids and numbers only, no text), with the teacher's fingerprint
+in ``manifest.json`` beside it. ``--teacher scores:DIR/teacher_scores.jsonl`` replays it on a re-mined file without
+loading the teacher: a multi-hour teacher pass is paid once and can be shipped without the corpus.
 
 Pairwise teachers (cross-encoder, LLM) are cached per block of queries under ``DIR/teacher_cache/``; a killed run
 rerun with the same arguments gives byte-identical output.
@@ -44,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 GUARDS = ("teacher-above-positive",)
 PAIRWISE_KINDS = ("cross-encoder", "llm-yes")
+TABLE_KIND = "scores"
+SCORE_TABLE = "teacher_scores.jsonl"
 _WEIGHTS = re.compile(r"^(?P<members>.+,.+):(?P<weights>[0-9.eE+-]+(?:,[0-9.eE+-]+)+)$")
 
 
@@ -247,6 +256,76 @@ def _weights_hash(model: Any) -> str:
     return weights_hash(inner)
 
 
+class TableTeacher:
+    """Precomputed teacher scores looked up by ``(query_id, doc_id)`` in a score table (module docstring).
+
+    Its fingerprint is the table's sha256 plus, when the table's folder has a ``manifest.json`` written by
+    ``negmine score``, the fingerprint of the teacher that produced it.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.path = self.path / SCORE_TABLE
+        if not self.path.is_file():
+            raise ConfigError(f"score table {self.path} not found (--teacher scores:FILE expects a "
+                              f"{SCORE_TABLE} written by negmine score)")
+        self.table = read_score_table(self.path)
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self._fingerprint: dict[str, Any] = {"kind": TABLE_KIND, "file": self.path.name, "sha256": digest}
+        manifest = self.path.parent / "manifest.json"
+        if manifest.is_file():
+            try:
+                source = json.loads(manifest.read_text(encoding="utf-8")).get("config", {}).get("teacher_fingerprint")
+            except ValueError:
+                source = None
+            if source is not None:
+                self._fingerprint["source"] = source
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
+    def score_ids(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+        """``items`` of ``(query_id, doc_ids)`` -> their scores; a missing query or pair is a :class:`DataError`."""
+        out = []
+        for query_id, doc_ids in items:
+            row = self.table.get(query_id)
+            if row is None:
+                raise DataError(f"{self.path}: no scores for query {query_id!r} (the table was written for another "
+                                "mined file; score it with the teacher itself)")
+            missing = [d for d in doc_ids if d not in row]
+            if missing:
+                raise DataError(f"{self.path}: query {query_id!r} has no score for passage(s) "
+                                f"{', '.join(map(repr, missing[:5]))}{' ...' if len(missing) > 5 else ''}")
+            out.append([row[d] for d in doc_ids])
+        return out
+
+
+def read_score_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """A score table -> ``{query_id: {doc_id: score}}``; errors name the file, line and field."""
+    table: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{where}: not JSON ({exc})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("query_id"), str):
+                raise DataError(f"{where}: field 'query_id' must be a string")
+            scores = row.get("scores")
+            if not isinstance(scores, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in scores.values()):
+                raise DataError(f"{where}: field 'scores' must map doc ids to finite numbers")
+            if row["query_id"] in table:
+                raise DataError(f"{where}: query {row['query_id']!r} appears twice")
+            table[row["query_id"]] = {str(k): float(v) for k, v in scores.items()}
+    return table
+
+
 class EnsembleTeacher:
     """Members' scores z-scored per query (over its positives and negatives) and summed with weights."""
 
@@ -324,6 +403,10 @@ def _single_teacher(spec: str, cfg: ScoreConfig, out: Path) -> Any:
         if not target:
             raise ConfigError(f"teacher {spec!r} names no model")
         return PairwiseTeacher(kind, target, cfg, out)
+    if sep and kind == TABLE_KIND:
+        if not target:
+            raise ConfigError(f"teacher {spec!r} names no score table")
+        return TableTeacher(target)
     if sep and kind in ("llm",):
         raise ConfigError("the two-stage 'llm:' judge gives no score per passage; use 'llm-yes:' as a teacher")
     cache = None
@@ -387,11 +470,18 @@ def _items_hash(items: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 
 def score_items(teacher: Any, items: list[tuple[str, list[str]]], out: Path, block_size: int = 64,
-                show_progress_bar: bool = False) -> list[list[float]]:
-    """Teacher scores of ``items``. Pairwise teachers are cached per block of queries; bi-encoders score everything
-    at once (their embeddings are cached); an ensemble scores member by member and combines."""
+                show_progress_bar: bool = False,
+                ids: list[tuple[str, list[str]]] | None = None) -> list[list[float]]:
+    """Teacher scores of ``items`` (texts; ``ids``: the same as ``(query_id, doc_ids)``, which a score table
+    needs). Pairwise teachers are cached per block of queries; bi-encoders score everything at once (their
+    embeddings are cached); an ensemble scores member by member and combines."""
     if isinstance(teacher, EnsembleTeacher):
-        return teacher.combine([score_items(m, items, out, block_size, show_progress_bar) for m in teacher.members])
+        return teacher.combine([score_items(m, items, out, block_size, show_progress_bar, ids)
+                                for m in teacher.members])
+    if isinstance(teacher, TableTeacher):
+        if ids is None:
+            raise ConfigError("a scores: teacher looks passages up by id; pass the items' ids")
+        return teacher.score_ids(ids)
     if not _is_pairwise(teacher):
         return teacher.score(items)
     from tqdm.auto import tqdm
@@ -432,7 +522,8 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
     out = Path(cfg.out)
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher, cfg, out)
     items = [(r.query, [*r.positives, *r.negatives]) for r in records]
-    scores = score_items(teacher, items, out, cfg.block_size, cfg.show_progress_bar)
+    ids = [(r.query_id, [*r.positive_ids, *r.negative_ids]) for r in records]
+    scores = score_items(teacher, items, out, cfg.block_size, cfg.show_progress_bar, ids)
     stats = {"queries": len(records), "positives": 0, "negatives": 0, "teacher_above_positive": 0,
              "queries_with_teacher_above_positive": 0, "guard": cfg.guard, "removed_by_guard": 0}
     scored = []
@@ -447,6 +538,9 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
         scored.append(record)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "mined.jsonl", (r.to_dict() for r in scored))
+    # the table holds every scored passage, the guard's removals included (it records the teacher, not the filter)
+    write_jsonl(out / SCORE_TABLE, ({"query_id": r.query_id, "scores": dict(zip(i[1], row, strict=True))}
+                                    for r, i, row in zip(records, ids, scores, strict=True)))
     write_json(out / "stats.json", stats)
     fingerprint = teacher.fingerprint()
     write_manifest(out, "score", {**cfg.to_dict(), "teacher_fingerprint": fingerprint},

@@ -264,3 +264,47 @@ def test_recipe_selection(script, tmp_path):
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def test_the_ledger_rebuilds_the_table_without_the_run_folders(script, smoke_run, tmp_path):
+    """Every finished result is copied to the ledger with its provenance; a fresh machine (no run folders) writes
+    the same table from the ledger alone."""
+    ledger = smoke_run["runs"] / "ledger"
+    for name in RECIPES:
+        kept = _json(ledger / name / "12" / "test.json")
+        assert kept["recipe"] == name and kept["provenance"]["commit"] and kept["provenance"]["hardware_text"]
+        assert kept["data"] == _json(smoke_run["runs"] / name / "12" / "eval-test" / "metrics.json")
+    assert (ledger / "infonce" / "12" / "train.json").is_file() and not (ledger / "zero-shot" / "12" /
+                                                                         "train.json").exists()
+    assert _json(ledger / "split.json")["dev_queries"] > 0
+    from_runs = script.results_json(smoke_run["runs"], True)
+    from_ledger = script.results_json(tmp_path / "no-runs", True, ledger)
+    for a, b in zip(from_runs["rows"], from_ledger["rows"]):
+        assert (a["name"], a["seeds"], a["dev_seeds"], a["arguana_ndcg@10"], a["vs_peer"]) == (
+            b["name"], b["seeds"], b["dev_seeds"], b["arguana_ndcg@10"], b["vs_peer"])
+    assert from_ledger["protocol"]["dev_queries"] == from_runs["protocol"]["dev_queries"]
+
+
+def test_scorer_stage_writes_and_then_replays_the_ledger_table(script, smoke_run, monkeypatch, tmp_path):
+    """A row with a scorer: `negmine score` runs once with the teacher (here the student, so no download), its score
+    table goes to the ledger, and a fresh run folder replays the table instead of loading the teacher."""
+    args = script.parse_args(["--smoke", "--runs", str(smoke_run["runs"]), "--ledger", str(tmp_path / "ledger")])
+    ctx = script.Context(args)
+    mined = smoke_run["runs"] / "_shared" / "mine-minilm" / "mined.jsonl"
+    scored = script.score_teacher(ctx, mined, "minilm")
+    table = tmp_path / "ledger" / "teacher_scores" / "mine-minilm-minilm.jsonl"
+    manifest = _json(table.with_suffix(".manifest.json"))
+    assert table.is_file() and manifest["teacher_fingerprint"]["kind"] == "bi-encoder"
+    fresh = script.Context(script.parse_args(["--smoke", "--runs", str(tmp_path / "fresh"), "--ledger",
+                                              str(tmp_path / "ledger")]))
+    (tmp_path / "fresh" / "_shared" / "mine-minilm").mkdir(parents=True)
+    copy = tmp_path / "fresh" / "_shared" / "mine-minilm" / "mined.jsonl"
+    copy.write_bytes(mined.read_bytes())
+    import negmine.scoring as scoring
+
+    monkeypatch.setattr(scoring, "BiEncoderTeacher", None)  # replaying must not build a model
+    replayed = script.score_teacher(fresh, copy, "minilm")
+    assert replayed.read_bytes() == scored.read_bytes()
+    assert _json(replayed.parent / "stage.json")["replayed_from"] == str(table)
+    records = [json.loads(line) for line in scored.read_text().splitlines()]
+    assert all(len(r["negative_teacher_scores"]) == len(r["negative_ids"]) for r in records)

@@ -18,7 +18,8 @@ SCORE_EXAMPLES = [
 TeacherOpt = Annotated[
     str | None,
     typer.Option("--teacher", help="Teacher: a preset/model folder/hub id (bi-encoder), cross-encoder:MODEL, "
-                 "llm-yes:TARGET, or an ensemble a,b[:w_a,w_b] of per-query z-scored scores."),
+                 "llm-yes:TARGET, scores:FILE (a teacher_scores.jsonl an earlier run wrote, looked up by id), or an "
+                 "ensemble a,b[:w_a,w_b] of per-query z-scored scores."),
 ]
 MaxSeqLengthOpt = Annotated[
     int | None, typer.Option("--max-seq-length", help="Token cap of the (bi-encoder) model; part of the cache key.")

@@ -105,10 +105,8 @@ class RayEmbeddingCache(EmbeddingCache):
                       fingerprint: dict[str, Any], kind: str,
                       progress: Callable[[int], None] | None = None) -> np.ndarray:
         texts = list(texts)
-        plan = self.plan(texts, fingerprint, kind)
+        plan = self.start(texts, fingerprint, kind, progress)
         if plan.cached is not None:
-            if progress:
-                progress(len(texts))
             return plan.cached
         sizes = [len(plan.block_texts(i)) for i in range(plan.num_blocks)]
         missing = [i for i in range(plan.num_blocks) if self.read_block(plan.block_path(i), sizes[i]) is None]

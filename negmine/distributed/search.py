@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from negmine.index.base import Metric, check_k, check_vectors, pad_results
-from negmine.index.exact import merge_topk
+from negmine.index.exact import merged_search
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,8 @@ class RayShardedIndex:
         q_ref = ray.put(q)
         shards = self._shards(ray)
         futures = [task.remote(ref, q_ref, k, self.metric, "cuda" if gpu else None) for _, ref in shards]
-        best = (np.zeros((len(q), 0), dtype=np.float32), np.zeros((len(q), 0), dtype=np.int64))
-        for (offset, _), (s, i) in zip(shards, ray.get(futures)):
-            best = merge_topk(best, (s, np.where(i >= 0, i + offset, -1)), k)
-        return pad_results(*best, k)
+        results = [(s, np.where(i >= 0, i + offset, -1)) for (offset, _), (s, i) in zip(shards, ray.get(futures))]
+        return merged_search(q, k, len(q), lambda _queries: results)  # one block: the shards answered all queries
 
     def save(self, path: Any) -> None:
         raise NotImplementedError("RayShardedIndex is built per run; persist with negmine index build")

@@ -70,10 +70,8 @@ class EmbeddingCache:
         number of texts it covered (cached blocks included), for progress bars.
         """
         texts = list(texts)
-        plan = self.plan(texts, fingerprint, kind)
+        plan = self.start(texts, fingerprint, kind, progress)
         if plan.cached is not None:
-            if progress:
-                progress(len(texts))
             return plan.cached
         blocks = []
         for index, start in enumerate(range(0, len(texts), self.block_size)):
@@ -81,6 +79,14 @@ class EmbeddingCache:
             if progress:
                 progress(min(self.block_size, len(texts) - start))
         return self.finish(plan, blocks)
+
+    def start(self, texts: list[str], fingerprint: dict[str, Any], kind: str,
+              progress: Callable[[int], None] | None = None) -> CachePlan:
+        """:meth:`plan`, reporting every text as done to ``progress`` when the entry is already complete."""
+        plan = self.plan(texts, fingerprint, kind)
+        if plan.cached is not None and progress:
+            progress(len(texts))
+        return plan
 
     def plan(self, texts: Sequence[str], fingerprint: dict[str, Any], kind: str) -> CachePlan:
         """Where ``texts`` live in the cache and in which blocks (the one layout local and Ray encoding share):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,25 @@ def merge_topk(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     scores = np.where(ids < 0, -np.inf, scores)
     order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)[:, :k]
     return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
+
+
+def merged_search(queries: np.ndarray, k: int, query_block: int,
+                  parts: Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray]]],
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Search in blocks of ``query_block`` queries: ``parts(block)`` yields per-row (scores, global ids) lists (one
+    per corpus block, shard or device), merged into the top ``k`` (:func:`merge_topk`) and padded with ``-1``."""
+    parts_s, parts_i = [], []
+    for qs in range(0, len(queries), query_block):
+        qb = queries[qs : qs + query_block]
+        best = (np.zeros((len(qb), 0), dtype=np.float32), np.zeros((len(qb), 0), dtype=np.int64))
+        for part in parts(qb):
+            best = merge_topk(best, part, k)
+        s, i = pad_results(*best, k)
+        parts_s.append(s)
+        parts_i.append(i)
+    if not parts_s:
+        return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+    return np.concatenate(parts_s), np.concatenate(parts_i)
 
 
 def exact_scores(queries: np.ndarray, docs: Any, indices: np.ndarray, metric: Metric = "ip",
@@ -125,19 +145,13 @@ class ExactIndex:
         q = check_vectors(queries, self._dim, "queries")
         k = check_k(k)
         corpus = self.vectors
-        parts_s, parts_i = [], []
-        for qs in range(0, q.shape[0], self.query_block):
-            qb = q[qs : qs + self.query_block]
-            best = (np.zeros((len(qb), 0), dtype=np.float32), np.zeros((len(qb), 0), dtype=np.int64))
+
+        def blocks(qb: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
             for cs in range(0, corpus.shape[0], self.corpus_block):
                 s, i = topk_rows(_similarity(qb, corpus[cs : cs + self.corpus_block], self.metric), k)
-                best = merge_topk(best, (s, i + cs), k)
-            s, i = pad_results(*best, k)
-            parts_s.append(s)
-            parts_i.append(i)
-        if not parts_s:
-            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
-        return np.concatenate(parts_s), np.concatenate(parts_i)
+                yield s, i + cs
+
+        return merged_search(q, k, self.query_block, blocks)
 
     def save(self, path: str | os.PathLike) -> None:
         from negmine.io import atomic_open, write_json

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import Metric, check_k, check_vectors, pad_results
-from negmine.index.exact import merge_topk
+from negmine.index.base import Metric, check_k, check_vectors
+from negmine.index.exact import merged_search
 
 DTYPES = ("fp32", "fp16", "bf16")
 
@@ -126,23 +126,14 @@ class TorchExactIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = check_vectors(queries, self._dim, "queries")
         k = check_k(k)
-        parts_s, parts_i = [], []
-        for qs in range(0, len(q), self.query_block):
-            qb = q[qs : qs + self.query_block]
+
+        def shards(qb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             if len(self.devices) == 1:
-                lists = [self._search_shard(0, qb, k)]
-            else:
-                with ThreadPoolExecutor(len(self.devices)) as pool:  # kernels release the GIL: devices overlap
-                    lists = list(pool.map(lambda j: self._search_shard(j, qb, k), range(len(self.devices))))
-            best = (np.zeros((len(qb), 0), dtype=np.float32), np.zeros((len(qb), 0), dtype=np.int64))
-            for part in lists:
-                best = merge_topk(best, part, k)
-            s, i = pad_results(*best, k)
-            parts_s.append(s)
-            parts_i.append(i)
-        if not parts_s:
-            return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
-        return np.concatenate(parts_s), np.concatenate(parts_i)
+                return [self._search_shard(0, qb, k)]
+            with ThreadPoolExecutor(len(self.devices)) as pool:  # kernels release the GIL: devices overlap
+                return list(pool.map(lambda j: self._search_shard(j, qb, k), range(len(self.devices))))
+
+        return merged_search(q, k, self.query_block, shards)
 
     def _search_shard(self, shard: int, qb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of one query block against one shard's rows, canonical order, as host arrays."""

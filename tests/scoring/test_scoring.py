@@ -33,7 +33,7 @@ class LengthTeacher:
 
     def score(self, items):
         self.calls += 1
-        return [[len(set(q.split()) & set(p.split())) + self.bonus for p in ps] for q, ps in items]
+        return [[float(len(set(q.split()) & set(p.split())) + self.bonus) for p in ps] for q, ps in items]
 
 
 def write_mined(path, records):
@@ -241,3 +241,48 @@ def test_cross_encoder_teacher_gives_raw_logits_and_joins_an_ensemble(tmp_path, 
     for r in both.records:
         scores = r.positive_teacher_scores + r.negative_teacher_scores
         assert abs(sum(scores)) < 1e-9  # a weighted sum of z-scores sums to 0 over the query's passages
+
+
+def test_score_table_replays_a_teacher_by_id_without_loading_it(tmp_path):
+    """Every run writes teacher_scores.jsonl (ids and numbers only); `scores:FILE` replays it to the same mined.jsonl,
+    with the producing teacher's fingerprint carried in its own."""
+    mined = write_mined(tmp_path / "mined.jsonl", RECORDS)
+    first = score_mined(ScoreConfig(mined=str(mined), teacher="test", out=str(tmp_path / "a"),
+                                    guard="teacher-above-positive"), teacher=LengthTeacher())
+    table = tmp_path / "a" / "teacher_scores.jsonl"
+    lines = [json.loads(line) for line in table.read_text(encoding="utf-8").splitlines()]
+    # the guard's removals stay in the table: it records the teacher, not the filter
+    assert lines[0] == {"query_id": "q1", "scores": {"d1": 3.0, "d2": 3.0, "d3": 0.0, "d4": 1.0}}
+    assert "red" not in table.read_text(encoding="utf-8")  # no text
+    replay = score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{table}", out=str(tmp_path / "b"),
+                                     guard="teacher-above-positive"))
+    assert (tmp_path / "b" / "mined.jsonl").read_bytes() == (tmp_path / "a" / "mined.jsonl").read_bytes()
+    assert replay.stats == first.stats
+    assert replay.fingerprint["kind"] == "scores" and replay.fingerprint["source"] == {"kind": "test", "bonus": 0.0}
+    # a folder works too, and a table joins an ensemble like any teacher
+    both = score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{tmp_path / 'a'},scores:{table}",
+                                   out=str(tmp_path / "c")))
+    assert both.records[0].positive_teacher_scores == pytest.approx([zscore([3, 3, 0, 1])[0]])
+
+
+def test_score_table_errors_name_file_line_and_pair(tmp_path):
+    mined = write_mined(tmp_path / "mined.jsonl", RECORDS)
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"query_id": "q1", "scores": {"d1": 1, "d2": 0, "d3": 0}}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"query 'q1' has no score for passage\(s\) 'd4'"):
+        score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{table}", out=str(tmp_path / "o")))
+    table.write_text('{"query_id": "q1", "scores": {"d1": 1, "d2": 0, "d3": 0, "d4": 2}}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="no scores for query 'q2'"):
+        score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{table}", out=str(tmp_path / "o")))
+    for bad, match in [('{"query_id": "q1", "scores": {"d1": "x"}}', "line 2: field 'scores'"),
+                       ('{"query_id": 3, "scores": {}}', "line 2: field 'query_id'"),
+                       ('{"query_id": "q1", "scores": {}}', "line 2: query 'q1' appears twice"),
+                       ("{nope", "line 2: not JSON")]:
+        table.write_text('{"query_id": "q1", "scores": {"d1": 1}}\n' + bad + "\n", encoding="utf-8")
+        with pytest.raises(DataError, match=match):
+            score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{table}", out=str(tmp_path / "o")))
+    with pytest.raises(ConfigError, match="not found"):
+        score_mined(ScoreConfig(mined=str(mined), teacher=f"scores:{tmp_path / 'missing.jsonl'}",
+                                out=str(tmp_path / "o")))
+    with pytest.raises(ConfigError, match="names no score table"):
+        score_mined(ScoreConfig(mined=str(mined), teacher="scores:", out=str(tmp_path / "o")))
