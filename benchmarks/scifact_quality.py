@@ -147,6 +147,9 @@ class Recipe:
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe(ZERO_SHOT, kind="zero-shot", loss="-", loss_args=(), question="the untrained student"),
+    Recipe("teacher-gemma", kind="zero-shot", teacher="embeddinggemma", loss="-", loss_args=(),
+           question="the teacher itself (EmbeddingGemma-300m, its prompts, 512 tokens): the ceiling a distilled "
+                    "student can approach"),
     Recipe(PEER, kind="peer", loss="MultipleNegativesRankingLoss", loss_args=(("scale", 20.0),), max_positives=1,
            question="sentence-transformers mine_hard_negatives + MNRL (the peer)"),
     Recipe("peer-gemma", kind="peer", teacher="embeddinggemma", loss="MultipleNegativesRankingLoss",
@@ -535,13 +538,16 @@ def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
 
 #### evaluation
 def evaluate_row(ctx: Context, model: str, dataset: str, split: str, out: Path) -> Path:
-    """nDCG@10 / Recall@100 (+ per-query scores and the run) of ``model`` on ``dataset`` ``split`` into ``out``."""
+    """nDCG@10 / Recall@100 (+ per-query scores and the run) of ``model`` on ``dataset`` ``split`` into ``out``
+    (a trained student or the student preset at its own length; another preset, a teacher, at the scorer's cap)."""
+    teacher = model in {r.teacher for r in RECIPES} - {STUDENT}
 
     def run(out: Path) -> dict[str, Any]:
         from negmine.evaluation import evaluate_beir
 
+        cap = ctx.scale.max_seq_length if ctx.scale.smoke else (TEACHER_MAX_SEQ_LENGTH if teacher else None)
         result = evaluate_beir(model, ctx.data(dataset, split), split, k_values=K_VALUES, cache=ctx.cache,
-                               max_seq_length=ctx.scale.max_seq_length if ctx.scale.smoke else None,
+                               max_seq_length=cap, batch_size=16 if teacher else 32,
                                show_progress_bar=not ctx.scale.smoke)
         result.config["smoke"] = ctx.scale.smoke
         result.save(out)
@@ -568,7 +574,7 @@ def run_recipe(ctx: Context, recipe: Recipe, seeds: Sequence[int]) -> None:
     for seed in seeds:
         folder = ctx.runs / recipe.name / str(seed)
         if data is None:
-            model = STUDENT
+            model = recipe.teacher  # zero-shot: the student, or the teacher as a reference
         else:
             model = str(train_row(ctx, recipe, data, seed))
             record(ctx, recipe, seed, "train", folder / "train", "stage.json")
@@ -642,7 +648,7 @@ def choose_best(runs: Path, candidates: Sequence[str] | None = None, ledger: Pat
 
 def role_of(recipe: Recipe, best: str | None) -> str:
     if recipe.kind == "zero-shot":
-        return "zero-shot"
+        return "zero-shot" if recipe.teacher == STUDENT else "teacher"
     if recipe.kind == "peer":
         return "peer" if recipe.teacher == STUDENT else "peer-teacher"
     if recipe.name == best:
@@ -667,7 +673,7 @@ def compare_to_peer(rows: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dic
     for metric in METRICS:
         names, results = [], []
         for recipe in RECIPES:
-            if recipe.name == PEER:
+            if recipe.name == PEER or role_of(recipe, None) == "teacher":  # the teacher is a reference, not a rival
                 continue
             row = per_seed_scores(rows[recipe.name], "test", metric)
             if row:

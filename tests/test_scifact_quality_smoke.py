@@ -260,6 +260,9 @@ def test_recipe_selection(script, tmp_path):
     assert script.seeds_of(peer, None) == (12,) and script.seeds_of(peer, "1,2") == (1, 2)
     assert script.seeds_of(script.BY_NAME["zero-shot"], "1,2") == (12,)
     assert "cwcl" in script.CANDIDATES and "peer-baseline" not in script.CANDIDATES
+    assert script.role_of(script.BY_NAME["teacher-gemma"], None) == "teacher"  # a reference: never `best`
+    assert "teacher-gemma" not in script.CANDIDATES and "gemma-listwise" in script.CANDIDATES
+    assert script.role_of(script.BY_NAME["peer-gemma"], None) == "peer-teacher"
 
 
 def _json(path: Path) -> dict:
