@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from negmine.data.beir import LoadReport, _require_str, _short, doc_text, parse_document, parse_query
 from negmine.errors import DataError
 from negmine.io import default_cache_dir, iter_line_spans, remember_sha256, sha256_file, write_json
 
@@ -81,10 +82,10 @@ class DiskTable(Mapping[str, V], Generic[V]):
     def __init__(self, source: Path, folder: Path, meta: dict[str, Any], built: bool) -> None:
         self.source, self.folder, self.meta, self.built = source, folder, meta, built
         self.reads = 0
-        self._ids = np.load(folder / "ids.npy", mmap_mode="r")
-        self._order = np.load(folder / "order.npy", mmap_mode="r")
-        self._offsets = np.load(folder / "offsets.npy", mmap_mode="r")
-        self._sizes = np.load(folder / "sizes.npy", mmap_mode="r")
+        self._ids = _mapped(folder / "ids.npy")
+        self._order = _mapped(folder / "order.npy")
+        self._offsets = _mapped(folder / "offsets.npy")
+        self._sizes = _mapped(folder / "sizes.npy")
         self._data_path = folder / "raw.jsonl" if meta["gz"] else source
         self._fd: int | None = None
 
@@ -106,8 +107,6 @@ class DiskTable(Mapping[str, V], Generic[V]):
         modification time, and no skipped rows unless ``on_invalid="skip"``), else built now (one pass over the
         file, raising or skipping exactly as the in-memory loader). Skips and notes go to ``report``
         (:class:`~negmine.data.beir.LoadReport`)."""
-        from negmine.data.beir import LoadReport
-
         report = report if report is not None else LoadReport()
         source = Path(path)
         if not source.exists():
@@ -201,19 +200,29 @@ class DiskTable(Mapping[str, V], Generic[V]):
         return IdSequence(self)
 
     def value_at(self, row: int) -> V:
-        return self.values_at([row])[0]
+        if not 0 <= row < len(self):
+            raise IndexError(f"row {row} out of range 0..{len(self) - 1}")
+        if self._fd is None:
+            self._fd = os.open(self._data_path, os.O_RDONLY)
+        offset, size = int(self._offsets[row]), int(self._sizes[row])
+        buf = os.pread(self._fd, size, offset)
+        if len(buf) != size:
+            raise DataError(f"changed since it was indexed (in {self.folder}); load it again", self.source)
+        self.reads += 1
+        return self.parse(json.loads(buf.decode("utf-8")), self.source, None)
 
     def values_at(self, rows: Sequence[int] | np.ndarray) -> list[V]:
         """The values of ``rows`` (in that order), read from the file in offset order."""
         rows = np.asarray(rows, dtype=np.int64)
         out: list[Any] = [None] * len(rows)
+        parse, loads, source = self.parse, json.loads, self.source
         for positions, lines in self._read_lines(rows):
             for position, line in zip(positions, lines):
-                out[position] = self.parse(json.loads(line), self.source, None)
+                out[position] = parse(loads(line), source, None)
         self.reads += len(rows)
         return out
 
-    def _read_lines(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, list[str]]]:
+    def _read_lines(self, rows: np.ndarray) -> Iterator[tuple[list[int], list[str]]]:
         """``(positions in rows, decoded lines)`` in runs: rows whose lines lie close together in the file are read
         with one ``pread`` of at most :data:`_READ_SPAN` bytes."""
         if self._fd is None:
@@ -221,23 +230,27 @@ class DiskTable(Mapping[str, V], Generic[V]):
         if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"row out of range 0..{len(self) - 1}")
         by_offset = np.argsort(self._offsets[rows], kind="stable") if rows.size > 1 else np.arange(rows.size)
-        offsets, sizes = self._offsets[rows[by_offset]], self._sizes[rows[by_offset]]
-        i = 0
-        while i < len(by_offset):
-            start, j, useful = int(offsets[i]), i + 1, int(sizes[i])
-            while j < len(by_offset):
-                end = int(offsets[j]) + int(sizes[j])
-                if end - start > _READ_SPAN or end - start > 2 * (useful + int(sizes[j])):
+        sorted_rows = rows[by_offset]
+        offsets, sizes = self._offsets[sorted_rows].tolist(), self._sizes[sorted_rows].tolist()
+        positions = by_offset.tolist()
+        fd, i, n = self._fd, 0, len(positions)
+        while i < n:
+            start, j, useful = offsets[i], i + 1, sizes[i]
+            while j < n:
+                end = offsets[j] + sizes[j]
+                if end - start > _READ_SPAN or end - start > 2 * (useful + sizes[j]):
                     break
-                useful += int(sizes[j])
+                useful += sizes[j]
                 j += 1
-            stop = int(offsets[j - 1]) + int(sizes[j - 1])
-            buf = os.pread(self._fd, stop - start, start)
+            stop = offsets[j - 1] + sizes[j - 1]
+            buf = os.pread(fd, stop - start, start)
             if len(buf) != stop - start:
                 raise DataError(f"changed since it was indexed (in {self.folder}); load it again", self.source)
-            lines = [buf[int(o) - start : int(o) - start + int(s)].decode("utf-8")
-                     for o, s in zip(offsets[i:j], sizes[i:j])]
-            yield by_offset[i:j], lines
+            if j == i + 1:
+                lines = [buf.decode("utf-8")]
+            else:
+                lines = [buf[o - start : o - start + s].decode("utf-8") for o, s in zip(offsets[i:j], sizes[i:j])]
+            yield positions[i:j], lines
             i = j
 
 
@@ -278,8 +291,6 @@ class DiskQueries(DiskTable[str]):
 
     @staticmethod
     def parse(obj: dict[str, Any], path: Path, lineno: int | None) -> str:
-        from negmine.data.beir import parse_query
-
         return parse_query(obj, path, lineno)
 
 
@@ -296,28 +307,22 @@ class DiskCorpus(DiskTable[dict[str, str]]):
 
     def __init__(self, source: Path, folder: Path, meta: dict[str, Any], built: bool) -> None:
         super().__init__(source, folder, meta, built)
-        self.group = np.load(folder / "group.npy", mmap_mode="r")
-        self.unique_rows = np.load(folder / "unique_rows.npy", mmap_mode="r")
-        self._lengths = np.load(folder / "lengths.npy", mmap_mode="r")
+        self.group = _mapped(folder / "group.npy")
+        self.unique_rows = _mapped(folder / "unique_rows.npy")
+        self._lengths = _mapped(folder / "lengths.npy")
 
     @staticmethod
     def parse(obj: dict[str, Any], path: Path, lineno: int | None) -> dict[str, str]:
-        from negmine.data.beir import parse_document
-
         return parse_document(obj, path, lineno)
 
     @classmethod
     def row_text(cls, value: dict[str, str]) -> str:
-        from negmine.data.beir import doc_text
-
         return doc_text(value)
 
     def text_at(self, row: int) -> str:
-        return self.texts_at([row])[0]
+        return doc_text(self.value_at(row))
 
     def texts_at(self, rows: Sequence[int] | np.ndarray) -> list[str]:
-        from negmine.data.beir import doc_text
-
         return [doc_text(d) for d in self.values_at(rows)]
 
     def texts(self) -> DocTexts:
@@ -480,13 +485,9 @@ class _Indexer:
             if not isinstance(obj, dict):
                 raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
         except (ValueError, RecursionError) as err:
-            from negmine.data.beir import _short
-
             self._fail(DataError(f"malformed JSON ({_short(err)})", self.source, lineno),
                        f"{self.name}: malformed JSON")
             return
-        from negmine.data.beir import _require_str
-
         key = None
         try:
             key = _require_str(obj, "_id", self.source, lineno)
@@ -614,6 +615,11 @@ def first_occurrence_groups(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray
     group = np.empty(n, dtype=np.int64)
     group[order] = rank[run]
     return group, np.sort(firsts)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """A saved array memory-mapped read-only, as a plain ndarray view (indexing a ``np.memmap`` costs more)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
