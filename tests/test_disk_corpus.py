@@ -195,3 +195,34 @@ def test_peak_memory_does_not_grow_with_the_text(tmp_path):
         grown[storage] = delta
     assert grown["memory"] > 0.8 * size  # the dicts hold the text
     assert grown["disk"] < 0.1 * size, (grown, size)
+
+
+def test_cli_mine_and_eval_give_the_same_output_from_disk(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from negmine.cli import app
+
+    monkeypatch.setenv("NEGMINE_CACHE", str(tmp_path / "cache"))
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    rng = np.random.default_rng(1)
+    docs = [{"_id": f"d{i}", "title": "", "text": " ".join(rng.choice(words, 6))} for i in range(40)]
+    queries = [{"_id": f"q{i}", "text": " ".join(rng.choice(words, 3))} for i in range(8)]
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{3 * i}\t1\n" for i in range(8))
+    root = write_beir(tmp_path / "beir", docs, queries, qrels)
+    runner = CliRunner()
+    outputs = {}
+    for storage in ("memory", "disk"):
+        mined, evaluated = tmp_path / f"mine-{storage}", tmp_path / f"eval-{storage}"
+        result = runner.invoke(app, ["mine", "--retriever", "hashing", "--data", str(root), "--split", "train",
+                                     "--strategy", "range", "--range", "0:6", "--num-negatives", "3", "--out",
+                                     str(mined), "--corpus-storage", storage])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["eval", "--model", "hashing", "--data", str(root), "--split", "train",
+                                     "--k", "1,5", "--out", str(evaluated), "--no-progress", "--corpus-storage",
+                                     storage])
+        assert result.exit_code == 0, result.output
+        outputs[storage] = [(mined / "mined.jsonl").read_bytes(), (evaluated / "run.trec").read_bytes(),
+                            json.loads((evaluated / "metrics.json").read_text())["metrics"]]
+        assert json.loads((mined / "manifest.json").read_text())["config"]["corpus_storage"] == storage
+    assert outputs["disk"] == outputs["memory"] and outputs["disk"][0].count(b"\n") == 8
+    assert list(corpus_index_root(tmp_path / "cache").glob("*/*/meta.json"))  # the index went to $NEGMINE_CACHE
