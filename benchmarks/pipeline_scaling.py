@@ -3,16 +3,18 @@ cheap deterministic stand-in encoder so that the model is not what is timed.
 
 #### what runs
 A deterministic generator writes a BEIR folder per size (``--work``): N passages of 40–80 words drawn from a fixed
-vocabulary of pseudo-words (Zipf-like frequencies, half of them with a 1–6 word title, ~420 characters: MS MARCO's
-passages are ~330), 1,000 queries of 8 words taken from their one positive passage; the smaller corpora are prefixes
-of the largest, so every size has the same queries and positives. Each (mode, size) then runs in its own process:
-:func:`negmine.mining.run_mining` with ``corpus_storage="disk"`` (the corpus index built cold), a cold embedding cache,
-FAISS Flat (local) or the Ray-sharded exact search (``--ray``), perc-pos mining of 7 negatives in the top 50, and the
-real output writer (``mined.jsonl``, the n-tuple file, stats, manifest, histogram).
+vocabulary of pseudo-words (Zipf-like frequencies, half of them with a 1–6 word title; ~490 characters, ~530 bytes a
+JSONL line; MS MARCO's passages are ~330 characters) and 1,000 queries of 8 words taken from their one positive
+passage; the smaller corpora are prefixes of the largest, so every size has the same queries and positives. Each
+(mode, size) then runs in its own process: :func:`negmine.mining.run_mining` with ``corpus_storage="disk"`` (the corpus
+index built cold), a cold embedding cache, FAISS Flat (local) or the Ray-sharded exact search (``--ray``), perc-pos
+mining of 7 negatives in the top 50, and the real output writer (``mined.jsonl``, the n-tuple file, stats, manifest,
+histogram).
 
 The stand-in encoder (:class:`VocabEncoder`) maps each word to a fixed random vector and sums them (d = ``--dim``,
-default 64 so the 10M vectors, 2.6 GB, fit twice in a 24 GB machine): ~10 µs a passage, timed separately from the
-embedding cache work around it (reading texts from the corpus file, hashing, cache blocks, the merge).
+default 64 so the 10M vectors, 2.6 GB, fit twice in a 24 GB machine): ~30 µs a passage on a loaded 2-core
+machine, timed separately from the embedding cache work around it (reading texts from the corpus file, hashing, cache
+blocks, the merge).
 
 #### what is measured
 Per stage: wall seconds and peak RSS of the process that ran it — ``VmHWM`` from ``/proc/self/status``, reset at each
@@ -32,7 +34,8 @@ the part holds (the cache's result array and FAISS's copy: 2 × N·d·4 bytes).
   on an H100, else sbert.net's published 14,200 sentences/s; the report also gives the break-even rate, the encoding
   speed at which the overhead would be exactly 10 %).
 
-Run it on a quiet machine (the full run writes ~10 GB under ``--work``; on 2 cores about two hours)::
+Run it on a quiet machine (the full run needs ~13 GB under ``--work`` at its peak; the 10M runs hold the vectors twice,
+2 × 2.6 GB, plus for Ray the object store; on 2 cores about two hours)::
 
     python benchmarks/pipeline_scaling.py                          # 1M, 3M, 10M; local and on a 2-node Ray cluster
     python benchmarks/pipeline_scaling.py --sizes 20000,60000 --out -            # minutes, prints only
@@ -111,14 +114,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 #### data: a synthetic BEIR corpus
 def vocabulary(size: int = VOCAB_SIZE, seed: int = SEED) -> list[str]:
-    """``size`` distinct pronounceable pseudo-words (2–4 syllables), the same for every run."""
+    """``size`` distinct pronounceable pseudo-words (1–3 syllables, ~6 letters), the same for every run."""
     rng = np.random.default_rng([seed, 0])
     onsets = list("bcdfghjklmnprstvwz") + ["br", "ch", "cl", "dr", "fl", "gr", "pl", "pr", "sh", "st", "th", "tr"]
     vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "io"]
     codas = ["", "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
     words: dict[str, None] = {}
     while len(words) < size:
-        n = int(rng.integers(2, 5))
+        n = int(rng.integers(1, 4))
         word = "".join(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] for _ in range(n))
         words[word + codas[rng.integers(len(codas))]] = None
     return list(words)
@@ -158,10 +161,17 @@ def write_corpus(work: Path, n: int, largest: int, n_queries: int, smallest: int
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "qrels").mkdir(parents=True)
     words, probs = vocabulary(), word_probabilities()
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
-        for block in range(math.ceil(n / GEN_BLOCK)):
-            rows = passage_block(block, words, probs)[: n - block * GEN_BLOCK]
-            handle.write("".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in rows))
+    source = work / f"beir_{largest}"
+    if n < largest and (source / "meta.json").exists() and \
+            json.loads((source / "meta.json").read_text()) == {**meta, "n": largest}:
+        with open(source / "corpus.jsonl", "rb") as src, open(folder / "corpus.jsonl", "wb") as handle:
+            for _, line in zip(range(n), src):  # the same stream: a prefix of the largest corpus
+                handle.write(line)
+    else:
+        with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
+            for block in range(math.ceil(n / GEN_BLOCK)):
+                rows = passage_block(block, words, probs)[: n - block * GEN_BLOCK]
+                handle.write("".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in rows))
     # queries: 8 words of a passage among the first `smallest` (so every size has them), one positive each
     rng = np.random.default_rng([SEED, 2])
     positives = rng.choice(smallest, size=n_queries, replace=False)
@@ -183,7 +193,7 @@ def write_corpus(work: Path, n: int, largest: int, n_queries: int, smallest: int
 
 #### the stand-in encoder
 class VocabEncoder:
-    """Sum of fixed random word vectors, L2-normalised: deterministic, lexical, ~10 µs a passage.
+    """Sum of fixed random word vectors, L2-normalised: deterministic, lexical, tens of µs a passage.
 
     ``seconds`` is the time spent encoding in this process; with ``seconds_dir`` each process (Ray actors too) also
     writes its running total to ``seconds_dir/<pid>``, so the model's share of a distributed encode is known.
@@ -557,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> None:
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled"}
     report = Report("pipeline_scaling", "benchmarks/pipeline_scaling.py", argv=argv, out=args.out)
     start = time.perf_counter()
-    for n in sizes:
+    for n in sorted(sizes, reverse=True):  # the largest first: the others are its prefixes
         t = time.perf_counter()
         write_corpus(work, n, max(sizes), args.queries, min(sizes))
         print(f"corpus {n:,}: {time.perf_counter() - t:.1f} s", flush=True)

@@ -16,8 +16,10 @@ def ps(benchmark_script):
 
 
 def test_corpora_are_prefixes_with_the_same_queries(ps, tmp_path):
-    small = ps.write_corpus(tmp_path, 1500, 3000, 20, 1500)
+    alone = ps.write_corpus(tmp_path / "alone", 1500, 3000, 20, 1500)  # generated (the largest is not there)
     large = ps.write_corpus(tmp_path, 3000, 3000, 20, 1500)
+    small = ps.write_corpus(tmp_path, 1500, 3000, 20, 1500)  # copied from the largest's first lines
+    assert (alone / "corpus.jsonl").read_bytes() == (small / "corpus.jsonl").read_bytes()
     small_lines = (small / "corpus.jsonl").read_text().splitlines()
     large_lines = (large / "corpus.jsonl").read_text().splitlines()
     assert len(small_lines) == 1500 and large_lines[:1500] == small_lines
