@@ -475,6 +475,10 @@ def analyse(results: list[dict[str, Any]], rate: float) -> dict[str, Any]:
     return out
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 10**6 else f"{n / 1e3:g}k"
+
+
 def _gb(x: float) -> str:
     return f"{x / 1e9:.2f}"
 
@@ -482,7 +486,9 @@ def _gb(x: float) -> str:
 def markdown(results: list[dict[str, Any]], analysis: dict[str, Any], rate: float, source: str,
              args: argparse.Namespace, total_s: float) -> str:
     ok = lambda v: "—" if v is None else ("yes" if v else "**no**")  # noqa: E731
-    lines = ["# Pipeline scaling: the real mining path on 1M–10M synthetic passages", "",
+    sizes = sorted({r["n"] for r in results})
+    span = f"{_count(sizes[0])}–{_count(sizes[-1])}" if sizes else "no"
+    lines = [f"# Pipeline scaling: the real mining path on {span} synthetic passages", "",
              f"Synthetic BEIR corpora (40–80 words a passage from {VOCAB_SIZE:,} pseudo-words, {args.queries:,} "
              f"queries with one positive each), `corpus_storage=\"disk\"`, a cold corpus index and embedding cache "
              f"per run, a stand-in encoder (word vectors summed, d = {args.dim}), perc-pos mining of {NUM_NEGATIVES} "
