@@ -17,13 +17,15 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                durable: bool = True) -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success.
 
     A crash or Ctrl-C in the middle leaves the previous file (or none) rather than a truncated one; a failed write (a
     full disk) removes the temporary file and raises an ``OSError`` naming ``path``. The file gets the
     permissions a plain ``open`` would give it (the replaced file's, else ``0o666`` minus the umask), not the
-    owner-only mode of the temporary file.
+    owner-only mode of the temporary file. ``durable=False`` skips the ``fsync`` (milliseconds a file on some disks):
+    for files whose loss in a power cut only costs recomputing them (embedding cache blocks, checked when read).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +38,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
                 os.fchmod(handle.fileno(), path.stat().st_mode & 0o777)  # a replaced file keeps its mode
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
@@ -74,6 +77,19 @@ def iter_text_lines(path: str | os.PathLike, on_bom: Callable[[], None] | None =
     called, so the caller can say so in its load report. With ``on_undecodable``, a line that is not UTF-8 is passed
     to it as that error (it may raise, or count it and return to skip the line). Lines keep their line ending.
     """
+    for lineno, text, _offset, _size in iter_line_spans(path, on_bom, on_undecodable):
+        yield lineno, text
+
+
+def iter_line_spans(path: str | os.PathLike, on_bom: Callable[[], None] | None = None,
+                    on_undecodable: Callable[[Exception], None] | None = None,
+                    raw_sink: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, str, int, int]]:
+    """:func:`iter_text_lines` with where each line lies: ``(line number, line, byte offset, byte length)``.
+
+    Offsets count bytes of the decompressed stream (of the file itself when it is not ``.gz``), the byte-order
+    mark excluded from line 1's span, so ``json.loads`` of those bytes is the line. ``raw_sink`` receives every
+    line's bytes as read (BOM included): the disk-backed corpus keeps a seekable copy of a ``.gz`` file with it.
+    """
     import gzip
     import zlib
 
@@ -84,11 +100,17 @@ def iter_text_lines(path: str | os.PathLike, on_bom: Callable[[], None] | None =
         handle = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     except IsADirectoryError:
         raise DataError("is a folder, expected a file", path) from None
+    offset = 0
     with handle:
         try:
             for lineno, raw in enumerate(handle, start=1):
+                if raw_sink is not None:
+                    raw_sink(raw)
+                start, size = offset, len(raw)
+                offset += size
                 if lineno == 1 and raw.startswith(BOM):
                     raw = raw[len(BOM):]
+                    start, size = start + len(BOM), size - len(BOM)
                     if on_bom is not None:
                         on_bom()
                 try:
@@ -100,7 +122,7 @@ def iter_text_lines(path: str | os.PathLike, on_bom: Callable[[], None] | None =
                         raise error from None
                     on_undecodable(error)
                     continue
-                yield lineno, text
+                yield lineno, text, start, size
         except (OSError, EOFError, zlib.error) as err:  # a truncated or corrupt .gz
             if isinstance(err, FileNotFoundError):
                 raise
@@ -131,12 +153,39 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+#: sha256 of files already hashed by this process, keyed by (resolved path, size, mtime_ns): a 4 GB corpus that the
+#: disk-backed corpus hashed while indexing it is not read again for the manifest
+_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def remember_sha256(path: str | os.PathLike, key: tuple[str, int, int], sha256: str) -> None:
+    """Record that the file at ``path`` had ``sha256`` when its (resolved path, size, mtime_ns) was ``key``;
+    :func:`sha256_file` answers from it while the file keeps that size and time."""
+    _SHA256_MEMO[key] = sha256
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    key = _file_key(path)
+    if key in _SHA256_MEMO:
+        return _SHA256_MEMO[key]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+CACHE_ENV = "NEGMINE_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """negmine's cache folder: ``$NEGMINE_CACHE``, else ``~/.cache/negmine`` (embeddings, corpus indexes)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "negmine").expanduser()
 
 
 def sha256_texts(texts: Iterable[str]) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from negmine.data import RetrievalData, load_data
 from negmine.encoders import EmbeddingCache, Encoder, encode_with_cache, load_encoder
+from negmine.encoders.cache import is_lazy
 from negmine.index import IndexBackend, make_index
 from negmine.index.exact import exact_scores
 
@@ -36,7 +37,7 @@ class Candidates:
     """
 
     query_ids: list[str]
-    doc_ids: list[str]
+    doc_ids: Sequence[str]  # a list, or the lazy id sequence of a disk-backed corpus
     indices: np.ndarray  # (n_queries, k) int64
     scores: np.ndarray  # (n_queries, k) float32
 
@@ -56,7 +57,15 @@ def unique_encode(
     show_progress_bar: bool,
     desc: str,
 ) -> np.ndarray:
-    """Encode each distinct text once (through the cache) and expand back to one row per input text."""
+    """Encode each distinct text once (through the cache) and expand back to one row per input text.
+
+    The texts of a disk-backed corpus (:meth:`negmine.data.disk.DocTexts.unique`) come with their distinct texts and
+    the position of each among them already known from the corpus index: no set of every text is built."""
+    if callable(getattr(texts, "unique", None)) and is_lazy(texts):
+        distinct, inverse = texts.unique()  # type: ignore[attr-defined]
+        emb = encode_with_cache(encoder, distinct, kind, cache=cache, batch_size=batch_size,
+                                show_progress_bar=show_progress_bar, desc=desc)
+        return np.asarray(emb) if len(distinct) == len(texts) else np.asarray(emb)[inverse]
     unique = list(dict.fromkeys(texts))
     emb = encode_with_cache(
         encoder, unique, kind, cache=cache, batch_size=batch_size, show_progress_bar=show_progress_bar, desc=desc
@@ -99,8 +108,9 @@ class Retriever:
         self.encoder, self.index_backend, self.factory = encoder, index_backend, factory
         self.index, self.cache, self.batch_size = index, cache, batch_size
         self.show_progress_bar = show_progress_bar
-        self.doc_ids: list[str] = []
+        self.doc_ids: Sequence[str] = []
         self.doc_embeddings: np.ndarray | None = None
+        self.build_seconds: dict[str, float] = {}  # encode_corpus / index seconds of the last build()
 
     @classmethod
     def from_index_dir(
@@ -120,9 +130,9 @@ class Retriever:
         indexed."""
         from negmine.index.store import load_index_dir
 
-        doc_ids = list(data.corpus)
+        doc_ids = data.corpus_ids()
         loaded = load_index_dir(path, encoder_fingerprint=encoder.fingerprint(), doc_ids=doc_ids, verify=verify,
-                                doc_texts=[data.doc_text(d) for d in doc_ids])
+                                doc_texts=data.doc_texts(doc_ids))
         retriever = cls(encoder, index=loaded.index, cache=cache, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
         retriever.doc_ids = doc_ids
@@ -144,8 +154,11 @@ class Retriever:
 
     def build(self, data: RetrievalData) -> None:
         """Encode every document of ``data.corpus`` and add it to the index (unless a filled index was given)."""
-        self.doc_ids = list(data.corpus)
-        self.doc_embeddings = self.encode_documents([data.doc_text(d) for d in self.doc_ids])
+        t = time.perf_counter()
+        self.doc_ids = data.corpus_ids()  # a lazy sequence for a disk-backed corpus
+        self.doc_embeddings = self.encode_documents(data.doc_texts(self.doc_ids))
+        self.build_seconds = {"encode_corpus": time.perf_counter() - t}
+        t = time.perf_counter()
         if self.index is None:
             if self.index_backend == "ray":  # exact search sharded over the connected Ray cluster (negmine[ray])
                 from negmine.distributed.search import RayShardedIndex
@@ -161,6 +174,7 @@ class Retriever:
                 f"the given index holds {self.index.ntotal} vectors but the corpus has "
                 f"{len(self.doc_ids)} documents; it was built for another corpus"
             )
+        self.build_seconds["index"] = time.perf_counter() - t
 
     def search(
         self, query_ids: Sequence[str], query_texts: Sequence[str], top_k: int
@@ -229,9 +243,9 @@ def build_index(retriever: Any = "minilm", data: Any = "scifact", out: str | os.
         from negmine.distributed.encode import ray_cache
 
         cache = ray_cache(encoder, ray_address, cache, cache_dir=cache_dir, no_cache=no_cache, batch_size=batch_size)
-    doc_ids = list(loaded.corpus)
+    doc_ids = loaded.corpus_ids()
     t = time.perf_counter()
-    doc_texts = [loaded.doc_text(d) for d in doc_ids]
+    doc_texts = loaded.doc_texts(doc_ids)
     doc_emb = unique_encode(encoder, doc_texts, "document", cache, batch_size,
                             show_progress_bar, "Encoding corpus")
     encode_s = time.perf_counter() - t

@@ -32,6 +32,9 @@ DataOpt = Annotated[
     ),
 ]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Qrels split.")]
+CORPUS_STORAGE_HELP = ("Where a BEIR corpus and its queries live: memory (dicts; default), disk (an index over the "
+                       "JSONL files built once in the cache folder; texts read when needed, so memory does not grow "
+                       "with the corpus text) or auto (disk above a 512 MiB corpus file). Same output.")
 
 
 def check_unknown_qrels(value: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from negmine.cli._options import check_unknown_qrels
+from negmine.cli._options import CORPUS_STORAGE_HELP, check_unknown_qrels
 
 EVAL_EXAMPLES = [
     "negmine eval --model minilm --data scifact --split test",
@@ -70,6 +70,7 @@ def eval_cmd(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
     ray: Annotated[str | None, typer.Option("--ray", help="Encode and search on a Ray cluster: ADDRESS "
                                                           '(host:port) or auto (pip install "negmine[ray]").')] = None,
+    corpus_storage: Annotated[str, typer.Option("--corpus-storage", help=CORPUS_STORAGE_HELP)] = "memory",
 ) -> None:
     """Evaluate a retriever on a BEIR split: nDCG@k, Recall@k, Precision@k, MRR@k and MAP (pytrec_eval).
 
@@ -100,7 +101,7 @@ def eval_cmd(
     result = evaluate_beir(model, data, split, k_values=ks, ignore_identical_ids=not keep_identical_ids,
                            unknown_qrels=unknown_qrels, batch_size=batch_size, cache=not no_cache,
                            model_path=model_path, max_seq_length=max_seq_length, show_progress_bar=progress,
-                           ray_address=ray)
+                           ray_address=ray, corpus_storage=corpus_storage)
     capped = f"-len{max_seq_length}" if max_seq_length is not None else ""
     out_dir = out or Path("runs") / "eval" / f"{_slug(result.config['dataset'])}-{split}-{_slug(model)}{capped}"
     path = result.save(out_dir)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from negmine.cli._options import (
+    CORPUS_STORAGE_HELP,
     ConfigOpt,
     DataOpt,
     DryRunOpt,
@@ -119,6 +120,7 @@ def mine(
     ] = None,
     on_invalid: Annotated[str | None, typer.Option(help="Bad input rows: error (default) or skip (counted).")] = None,
     unknown_qrels: Annotated[str | None, typer.Option(help="Qrels naming unknown ids: error, skip or keep.")] = None,
+    corpus_storage: Annotated[str | None, typer.Option("--corpus-storage", help=CORPUS_STORAGE_HELP)] = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Mine hard negatives for the queries of a split and write mined.jsonl + a training file.
@@ -173,6 +175,7 @@ def mine(
         no_cache=no_cache,
         on_invalid=on_invalid,
         unknown_qrels=unknown_qrels,
+        corpus_storage=corpus_storage,
     )
     file_values = read_toml(config, "mine") if config else {}
     cfg = build_config(MineConfig, file_values, overrides, source=str(config or ""))

@@ -19,6 +19,7 @@ from negmine.data.beir import (
     DATA_ENV,
     QRELS_HEADER,
     Corpus,
+    CorpusStorage,
     LoadReport,
     OnInvalid,
     Qrels,
@@ -38,7 +39,7 @@ from negmine.data.beir import (
 )
 from negmine.data.mined import MinedRecord, read_mined, read_records, write_mined
 from negmine.data.pairs import NEGATIVE_COLUMNS, POSITIVE_COLUMNS, QUERY_COLUMNS, load_hf_pairs, load_pairs
-from negmine.errors import check_choice
+from negmine.errors import ConfigError, check_choice
 
 __all__ = [
     "DATA_ENV",
@@ -47,6 +48,7 @@ __all__ = [
     "QRELS_HEADER",
     "QUERY_COLUMNS",
     "Corpus",
+    "CorpusStorage",
     "LoadReport",
     "MinedRecord",
     "OnInvalid",
@@ -80,6 +82,8 @@ def load_data(
     on_invalid: OnInvalid = "error",
     unknown_qrels: UnknownQrels = "error",
     corpus: str | os.PathLike | None = None,
+    corpus_storage: str = "memory",
+    cache_dir: str | os.PathLike | None = None,
 ) -> RetrievalData:
     """Load any supported source into :class:`RetrievalData`.
 
@@ -92,14 +96,30 @@ def load_data(
             ``"skip"`` (drop the row, counted) or ``"keep"`` (keep it, counted; evaluation needs this for ArguAna,
             whose official qrels name 5 documents missing from its corpus).
         corpus: for pair files, an optional BEIR ``corpus.jsonl[.gz]`` to mine negatives from.
+        corpus_storage: where a BEIR folder's corpus and queries live: ``"memory"`` (dicts; the default),
+            ``"disk"`` (:mod:`negmine.data.disk`: an index built once over the JSONL files, texts read when needed;
+            memory does not grow with the text) or ``"auto"`` (disk for a corpus file above
+            :data:`negmine.data.beir.AUTO_DISK_BYTES`). Pair files and hub datasets are always loaded in memory.
+        cache_dir: where disk indexes are kept (default ``$NEGMINE_CACHE``, beside the embedding cache).
     """
     check_choice("on_invalid", on_invalid, get_args(OnInvalid))
     check_choice("unknown_qrels", unknown_qrels, get_args(UnknownQrels))
+    check_choice("corpus_storage", corpus_storage, get_args(CorpusStorage))
     if not isinstance(data, (str, os.PathLike)):
+        _memory_only(corpus_storage, "a Dataset of pairs")
         return load_hf_pairs(data, on_invalid=on_invalid, corpus=corpus)
     resolved = resolve_data_path(data)
     if isinstance(resolved, str):
+        _memory_only(corpus_storage, "a hub dataset")
         return load_hf_beir(resolved, split)
     if resolved.is_dir():
-        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels)
+        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels,
+                         corpus_storage=corpus_storage, cache_dir=cache_dir)
+    _memory_only(corpus_storage, "a pair file")
     return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
+
+
+def _memory_only(corpus_storage: str, what: str) -> None:
+    if corpus_storage == "disk":
+        raise ConfigError(f"corpus_storage='disk' needs a BEIR folder; {what} is loaded in memory (use 'memory' or "
+                          "'auto')")

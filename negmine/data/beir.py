@@ -14,10 +14,10 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from negmine.errors import DataError
 from negmine.io import iter_text_lines
@@ -29,6 +29,10 @@ Queries = dict[str, str]  # query_id -> text
 Qrels = dict[str, dict[str, int]]  # query_id -> {doc_id: relevance}
 
 OnInvalid = Literal["error", "skip"]
+CorpusStorage = Literal["memory", "disk", "auto"]
+#: ``corpus_storage="auto"`` keeps a corpus file up to this size in memory (dicts) and indexes a larger one on disk
+#: (512 MiB ≈ 1.2M passages of ~60 words, which as dicts take ~1.5 GB of Python objects)
+AUTO_DISK_BYTES = 512 * 2**20
 UnknownQrels = Literal["error", "skip", "keep"]
 
 DATA_ENV = "NEGMINE_DATA"
@@ -68,8 +72,8 @@ class RetrievalData:
     positive and never mined as a negative (TREC's grade 1 "related" with ``positive_grade=2, exclude_grade=1``).
     """
 
-    corpus: Corpus
-    queries: Queries
+    corpus: Mapping[str, dict[str, str]]  # a dict, or a DiskCorpus (corpus_storage="disk")
+    queries: Mapping[str, str]  # a dict, or DiskQueries
     qrels: Qrels
     name: str = ""
     split: str = ""
@@ -86,6 +90,20 @@ class RetrievalData:
 
     def doc_text(self, doc_id: str) -> str:
         return doc_text(self.corpus[doc_id])
+
+    def corpus_ids(self) -> Sequence[str]:
+        """The document ids in corpus order: a list, or for a disk-backed corpus a lazy sequence (no list of 10M
+        ids)."""
+        ids = getattr(self.corpus, "ids", None)
+        return ids() if callable(ids) else list(self.corpus)
+
+    def doc_texts(self, doc_ids: Sequence[str] | None = None) -> Sequence[str]:
+        """The encoded text of each document of ``doc_ids`` (default: every document, in corpus order): a list, or
+        for the whole of a disk-backed corpus a lazy sequence read block by block."""
+        texts = getattr(self.corpus, "texts", None)
+        if callable(texts) and (doc_ids is None or getattr(doc_ids, "table", None) is self.corpus):
+            return texts()
+        return [self.doc_text(d) for d in (self.corpus if doc_ids is None else doc_ids)]
 
     def positives(self, query_id: str) -> list[str]:
         """Ids of the positives of a query (qrels score >= ``positive_grade``), in qrels order."""
@@ -155,6 +173,18 @@ def resolve_data_path(data: str | os.PathLike) -> Path | str:
         return str(data)  # a hub id such as BeIR/scifact, loaded with `datasets` when online
     hint = f" (looked in {root})" if root else f" (set ${DATA_ENV} to the folder holding BEIR datasets)"
     raise DataError(f"no such data folder or file{hint}", path=data)
+
+
+def resolve_storage(storage: str, corpus_path: str | os.PathLike) -> Literal["memory", "disk"]:
+    """``memory`` or ``disk`` for ``corpus_storage`` (``auto``: disk when the corpus file is larger than
+    :data:`AUTO_DISK_BYTES`; a ``.gz`` file counts four times its size, a typical compression ratio of text)."""
+    from negmine.errors import check_choice
+
+    check_choice("corpus_storage", storage, get_args(CorpusStorage))
+    if storage != "auto":
+        return storage  # type: ignore[return-value]
+    size = os.path.getsize(corpus_path) * (4 if str(corpus_path).endswith(".gz") else 1)
+    return "disk" if size > AUTO_DISK_BYTES else "memory"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -238,22 +268,29 @@ def _load_id_table(path: Path, parse: Callable[[dict[str, Any], int], Any], what
     return table
 
 
-def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Corpus:
-    def parse(obj: dict[str, Any], lineno: int) -> dict[str, str]:
-        title = obj.get("title") or ""
-        if not isinstance(title, str):
-            raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
-        text = _require_str(obj, "text", path, lineno, allow_empty=True)
-        if not text.strip() and not title.strip():
-            raise DataError(f"document {str(obj.get('_id'))!r} has an empty text (and no title)", path, lineno, "text")
-        return {"title": title, "text": text}
+def parse_document(obj: dict[str, Any], path: Path, lineno: int | None) -> dict[str, str]:
+    """A corpus row's value, ``{"title", "text"}``, validated (the one rule of the in-memory and disk corpora)."""
+    title = obj.get("title") or ""
+    if not isinstance(title, str):
+        raise DataError(f"expected a string, got {type(title).__name__}", path, lineno, "title")
+    text = _require_str(obj, "text", path, lineno, allow_empty=True)  # type: ignore[arg-type]
+    if not text.strip() and not title.strip():
+        raise DataError(f"document {str(obj.get('_id'))!r} has an empty text (and no title)", path, lineno, "text")
+    return {"title": title, "text": text}
 
-    return _load_id_table(path, parse, "documents", report, on_invalid)
+
+def parse_query(obj: dict[str, Any], path: Path, lineno: int | None) -> str:
+    """A queries row's value, its text, validated."""
+    return _require_str(obj, "text", path, lineno)  # type: ignore[arg-type]
+
+
+def load_beir_corpus(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Corpus:
+    return _load_id_table(path, lambda obj, lineno: parse_document(obj, path, lineno), "documents", report,
+                          on_invalid)
 
 
 def load_beir_queries(path: Path, report: LoadReport | None = None, on_invalid: OnInvalid = "error") -> Queries:
-    return _load_id_table(path, lambda obj, lineno: _require_str(obj, "text", path, lineno), "queries", report,
-                          on_invalid)
+    return _load_id_table(path, lambda obj, lineno: parse_query(obj, path, lineno), "queries", report, on_invalid)
 
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -347,8 +384,14 @@ def load_beir(
     *,
     on_invalid: OnInvalid = "error",
     unknown_qrels: UnknownQrels = "error",
+    corpus_storage: str = "memory",
+    cache_dir: str | os.PathLike | None = None,
 ) -> RetrievalData:
-    """Load a BEIR folder: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]`` and ``qrels/<split>.tsv``."""
+    """Load a BEIR folder: ``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]`` and ``qrels/<split>.tsv``.
+
+    ``corpus_storage``: ``memory`` (dicts), ``disk`` (:class:`~negmine.data.disk.DiskCorpus` and
+    :class:`~negmine.data.disk.DiskQueries`, indexed once under ``cache_dir``/``$NEGMINE_CACHE``) or ``auto``
+    (disk for a corpus file above :data:`AUTO_DISK_BYTES`). The same rows, errors and skips."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a folder", path=folder)
@@ -358,8 +401,16 @@ def load_beir(
         raise DataError(f"no qrels for split {split!r} (available: {', '.join(available) or 'none'})", path=qrels_path)
     report = LoadReport()
     corpus_path, queries_path = _find(folder, "corpus.jsonl"), _find(folder, "queries.jsonl")
-    corpus = load_beir_corpus(corpus_path, report, on_invalid)
-    queries = load_beir_queries(queries_path, report, on_invalid)
+    corpus: Any
+    queries: Any
+    if resolve_storage(corpus_storage, corpus_path) == "disk":
+        from negmine.data.disk import DiskCorpus, DiskQueries
+
+        corpus = DiskCorpus.open(corpus_path, report, on_invalid, cache_dir)
+        queries = DiskQueries.open(queries_path, report, on_invalid, cache_dir)
+    else:
+        corpus = load_beir_corpus(corpus_path, report, on_invalid)
+        queries = load_beir_queries(queries_path, report, on_invalid)
     qrels = load_qrels(qrels_path, corpus, queries, report, on_invalid, unknown_qrels)
     data = RetrievalData(
         corpus,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.encoders.cache import EmbeddingCache
+from negmine.encoders.cache import EmbeddingCache, as_text_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -93,22 +93,27 @@ class RayEmbeddingCache(EmbeddingCache):
         max_actors: cap the actor pool (default: every GPU, else every CPU, of the cluster).
         local_single_block: encode in this process when only one block is missing (e.g. a few queries): the same
             vectors, without the seconds an actor pool takes to start.
+        window_blocks: most blocks whose texts the driver holds and submits at once (one Ray Data job each; 4,096
+            blocks of 256 = ~1M texts).
     """
 
     def __init__(self, encoder: Any, address: str, root: str | os.PathLike | None = None, block_size: int = 256,
-                 batch_size: int = 32, max_actors: int | None = None, local_single_block: bool = True) -> None:
+                 batch_size: int = 32, max_actors: int | None = None, local_single_block: bool = True,
+                 window_blocks: int = 4096) -> None:
         super().__init__(root, block_size)
+        if window_blocks < 1:
+            raise ValueError(f"window_blocks must be >= 1, got {window_blocks}")
         self.encoder, self.address, self.batch_size, self.max_actors = encoder, address, batch_size, max_actors
-        self.local_single_block = local_single_block
+        self.local_single_block, self.window_blocks = local_single_block, window_blocks
 
     def get_or_encode(self, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray],
                       fingerprint: dict[str, Any], kind: str,
                       progress: Callable[[int], None] | None = None) -> np.ndarray:
-        texts = list(texts)
+        texts = as_text_sequence(texts)  # a disk-backed corpus stays lazy: blocks are read window by window
         plan = self.start(texts, fingerprint, kind, progress)
         if plan.cached is not None:
             return plan.cached
-        sizes = [len(plan.block_texts(i)) for i in range(plan.num_blocks)]
+        sizes = [plan.block_rows(i) for i in range(plan.num_blocks)]
         missing = [i for i in range(plan.num_blocks) if self.read_block(plan.block_path(i), sizes[i]) is None]
         if progress:
             progress(len(texts) - sum(sizes[i] for i in missing))
@@ -118,43 +123,46 @@ class RayEmbeddingCache(EmbeddingCache):
                 progress(sizes[missing[0]])
         elif missing:
             self._encode_on_ray(plan, missing, kind, fingerprint, progress)
-        blocks = []
         for i in range(plan.num_blocks):
             block = self.read_block(plan.block_path(i), sizes[i])
             if block is None:
                 raise RuntimeError(f"Ray encoding finished without cache block {plan.block_path(i)}")
-            blocks.append(block)
-        return self.finish(plan, blocks)
+            plan.put(i, block)
+        return self.finish(plan)
 
     def _encode_on_ray(self, plan: Any, missing: list[int], kind: str, fingerprint: dict[str, Any],
                        progress: Callable[[int], None] | None) -> None:
         from negmine.distributed import connect
 
         ray = connect(self.address)
-        items = [{"block": i, "texts": plan.block_texts(i)} for i in missing]
         pool = pool_resources(ray, len(missing), self.max_actors)
         logger.info("encoding %d cache blocks of %ss on Ray: %s", len(missing), kind, pool)
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        out = ds.map_batches(
-            EncodeBlocks,
-            fn_constructor_kwargs={"spec": encoder_spec(self.encoder), "kind": kind, "batch_size": self.batch_size,
-                                   "fingerprint": fingerprint},
-            batch_size=1,
-            batch_format="numpy",
-            max_restarts=-1,
-            max_task_retries=-1,
-            **pool,
-        )
         done = set()
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            for block, rows, dim, data in zip(batch["block"], batch["rows"], batch["dim"], batch["data"]):
-                if int(block) in done:  # a retried block that had already come back: written once
-                    continue
-                emb = np.frombuffer(data, dtype=np.float32).reshape(int(rows), int(dim))
-                self.write_block(plan.block_path(int(block)), emb)
-                done.add(int(block))
-                if progress:
-                    progress(int(rows))
+        # the driver reads the texts of at most `window_blocks` blocks at a time (a 10M-passage corpus is not turned
+        # into one list of texts); each window is one Ray Data job over the actor pool
+        for start in range(0, len(missing), self.window_blocks):
+            items = [{"block": i, "texts": plan.block_texts(i)} for i in missing[start : start + self.window_blocks]]
+            ds = ray.data.from_items(items, override_num_blocks=len(items))
+            del items
+            out = ds.map_batches(
+                EncodeBlocks,
+                fn_constructor_kwargs={"spec": encoder_spec(self.encoder), "kind": kind,
+                                       "batch_size": self.batch_size, "fingerprint": fingerprint},
+                batch_size=1,
+                batch_format="numpy",
+                max_restarts=-1,
+                max_task_retries=-1,
+                **pool,
+            )
+            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                for block, rows, dim, data in zip(batch["block"], batch["rows"], batch["dim"], batch["data"]):
+                    if int(block) in done:  # a retried block that had already come back: written once
+                        continue
+                    emb = np.frombuffer(data, dtype=np.float32).reshape(int(rows), int(dim))
+                    self.write_block(plan.block_path(int(block)), emb)
+                    done.add(int(block))
+                    if progress:
+                        progress(int(rows))
 
 
 def ray_cache(encoder: Any, address: str, cache: Any = None, *, cache_dir: str | os.PathLike | None = None,

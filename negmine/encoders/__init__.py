@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from negmine.encoders.base import Encoder
-from negmine.encoders.cache import EmbeddingCache, default_cache_dir
+from negmine.encoders.cache import EmbeddingCache, default_cache_dir, encode_in_blocks, is_lazy
 from negmine.encoders.hashing import HashingEncoder
 from negmine.encoders.presets import (
     PRESETS,
@@ -92,7 +93,7 @@ def load_encoder(
 
 def encode_with_cache(
     encoder: Encoder,
-    texts: list[str],
+    texts: Sequence[str],
     kind: str,
     *,
     cache: EmbeddingCache | None = None,
@@ -100,7 +101,10 @@ def encode_with_cache(
     show_progress_bar: bool = True,
     desc: str | None = None,
 ):
-    """Encode ``texts`` (``kind`` = ``"query"`` or ``"document"``) through the cache, with a progress bar."""
+    """Encode ``texts`` (``kind`` = ``"query"`` or ``"document"``) through the cache, with a progress bar.
+
+    ``texts`` may be a lazy sequence over a disk-backed corpus (:func:`~negmine.encoders.cache.is_lazy`): it is read
+    block by block (with or without a cache), never as one list."""
     from tqdm.auto import tqdm
 
     if kind not in ("query", "document"):
@@ -111,6 +115,10 @@ def encode_with_cache(
         return fn(batch, batch_size=batch_size)
 
     if cache is None:
+        if is_lazy(texts):  # a disk-backed corpus: the cache's block layout, so no list of every text is built
+            with tqdm(total=len(texts), desc=desc or f"Encoding {kind}s", unit="text",
+                      disable=not show_progress_bar) as bar:
+                return encode_in_blocks(texts, encode, progress=bar.update)
         return encode(texts)
     with tqdm(total=len(texts), desc=desc or f"Encoding {kind}s", unit="text", disable=not show_progress_bar) as bar:
         return cache.get_or_encode(texts, encode, encoder.fingerprint(), kind, progress=bar.update)

@@ -20,21 +20,53 @@ from typing import Any
 
 import numpy as np
 
-from negmine.io import atomic_open, sha256_texts, write_json
+from negmine.io import CACHE_ENV, atomic_open, default_cache_dir, sha256_texts, write_json
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "NEGMINE_CACHE"
+__all__ = ["CACHE_ENV", "CachePlan", "EmbeddingCache", "as_text_sequence", "cache_key", "default_cache_dir",
+           "encode_in_blocks", "is_lazy", "longest_first", "texts_digest"]
+
 FORMAT_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "negmine").expanduser()
 
 
 def cache_key(fingerprint: dict[str, Any], kind: str, texts: Sequence[str]) -> str:
     payload = json.dumps({"v": FORMAT_VERSION, "fingerprint": fingerprint, "kind": kind}, sort_keys=True)
-    return hashlib.sha256(f"{payload}|{sha256_texts(texts)}".encode()).hexdigest()
+    return hashlib.sha256(f"{payload}|{texts_digest(texts)}".encode()).hexdigest()
+
+
+def is_lazy(texts: Any) -> bool:
+    """Whether ``texts`` is a lazy text sequence (:class:`negmine.data.disk.DocTexts`): it reads a block of texts
+    with ``take(positions)`` and knows their ``lengths()`` and ``sha256_texts()`` without reading them."""
+    return all(callable(getattr(texts, name, None)) for name in ("take", "lengths", "sha256_texts"))
+
+
+def as_text_sequence(texts: Any) -> Sequence[str]:
+    """``texts`` itself when it is lazy (no list of every text is built), else ``list(texts)``."""
+    return texts if is_lazy(texts) else list(texts)
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """:func:`negmine.io.sha256_texts` of ``texts`` (a lazy sequence answers from its memo)."""
+    return texts.sha256_texts() if is_lazy(texts) else sha256_texts(texts)  # type: ignore[attr-defined]
+
+
+def longest_first(texts: Sequence[str]) -> np.ndarray:
+    """Positions of ``texts`` longest first (characters; ties in input order): the order texts are encoded in."""
+    lengths = texts.lengths() if is_lazy(texts) else [len(t) for t in texts]  # type: ignore[attr-defined]
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def encode_in_blocks(texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray], block_size: int = 256,
+                     progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Encode ``texts`` block by block in the cache's longest-first layout, writing nothing: how a lazy text
+    sequence is encoded without a cache (one call on every text would need them all in memory)."""
+    plan = CachePlan(Path(), texts, longest_first(texts), block_size)
+    for index in range(plan.num_blocks):
+        plan.put(index, np.ascontiguousarray(encode(plan.block_texts(index)), dtype=np.float32))
+        if progress:
+            progress(plan.block_rows(index))
+    return plan.result()
 
 
 class EmbeddingCache:
@@ -69,18 +101,17 @@ class EmbeddingCache:
         ``encode`` maps a list of texts to a float32 array; ``progress(n)`` is called after each block with the
         number of texts it covered (cached blocks included), for progress bars.
         """
-        texts = list(texts)
+        texts = as_text_sequence(texts)
         plan = self.start(texts, fingerprint, kind, progress)
         if plan.cached is not None:
             return plan.cached
-        blocks = []
-        for index, start in enumerate(range(0, len(texts), self.block_size)):
-            blocks.append(self._block(plan.block_path(index), plan.block_texts(index), encode))
+        for index in range(plan.num_blocks):
+            plan.put(index, self._block(plan.block_path(index), plan.block_texts(index), encode))
             if progress:
-                progress(min(self.block_size, len(texts) - start))
-        return self.finish(plan, blocks)
+                progress(plan.block_rows(index))
+        return self.finish(plan)
 
-    def start(self, texts: list[str], fingerprint: dict[str, Any], kind: str,
+    def start(self, texts: Sequence[str], fingerprint: dict[str, Any], kind: str,
               progress: Callable[[int], None] | None = None) -> CachePlan:
         """:meth:`plan`, reporting every text as done to ``progress`` when the entry is already complete."""
         plan = self.plan(texts, fingerprint, kind)
@@ -90,8 +121,9 @@ class EmbeddingCache:
 
     def plan(self, texts: Sequence[str], fingerprint: dict[str, Any], kind: str) -> CachePlan:
         """Where ``texts`` live in the cache and in which blocks (the one layout local and Ray encoding share):
-        ``cached`` holds the embeddings when the entry is complete; otherwise ``meta.json`` is written."""
-        texts = list(texts)
+        ``cached`` holds the embeddings when the entry is complete; otherwise ``meta.json`` is written. ``texts``
+        may be lazy (:func:`is_lazy`): its key, order and blocks then come without a list of every text."""
+        texts = as_text_sequence(texts)
         key = cache_key(fingerprint, kind, texts)
         folder = self.folder(key)
         final = folder / "embeddings.npy"
@@ -112,18 +144,17 @@ class EmbeddingCache:
                 "fingerprint": fingerprint,
             },
         )
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        return CachePlan(folder, texts, order, self.block_size)
+        return CachePlan(folder, texts, longest_first(texts), self.block_size)
 
-    def finish(self, plan: CachePlan, blocks: list[np.ndarray]) -> np.ndarray:
-        """Merge the blocks (in sorted order) into ``embeddings.npy`` and return rows in the caller's order."""
-        sorted_emb = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-        emb = np.empty_like(sorted_emb)
-        emb[plan.order] = sorted_emb
+    def finish(self, plan: CachePlan, blocks: list[np.ndarray] | None = None) -> np.ndarray:
+        """Write the plan's blocks (given here, or :meth:`CachePlan.put` one by one) into ``embeddings.npy`` and
+        return rows in the caller's order."""
+        for index, block in enumerate(blocks or []):
+            plan.put(index, block)
+        emb = plan.result()
         with atomic_open(plan.folder / "embeddings.npy", "wb") as handle:
             np.save(handle, emb)
-        for path in plan.folder.glob("block_*.npy"):
-            path.unlink(missing_ok=True)  # another process finishing the same key may have removed it already
+        remove_blocks(plan.folder)
         return emb
 
     @staticmethod
@@ -142,7 +173,9 @@ class EmbeddingCache:
     def write_block(self, path: Path, emb: np.ndarray) -> np.ndarray:
         emb = np.ascontiguousarray(emb, dtype=np.float32)
         self.encoded += len(emb)
-        with atomic_open(path, "wb") as handle:
+        # not fsynced (a block is a resume aid, checked when read; embeddings.npy is fsynced): 10M passages are 39k
+        # blocks, and an fsync costs milliseconds on some disks
+        with atomic_open(path, "wb", durable=False) as handle:
             np.save(handle, emb)
         return emb
 
@@ -151,15 +184,37 @@ class EmbeddingCache:
         return emb if emb is not None else self.write_block(path, encode(texts))
 
 
+def remove_blocks(folder: Path, background_above: int = 256) -> None:
+    """Delete a finished entry's block files; more than ``background_above`` of them in a background thread (the run
+    goes on, and the interpreter waits for the thread at exit): an unlink costs milliseconds on disks mounted with
+    ``discard``, ~2 minutes for the 39k blocks of 10M passages."""
+    paths = list(folder.glob("block_*.npy"))
+
+    def remove() -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)  # another process finishing the same key may have removed it already
+
+    if len(paths) <= background_above:
+        remove()
+    else:
+        import threading
+
+        threading.Thread(target=remove, name="negmine-cache-cleanup").start()
+
+
 @dataclass
 class CachePlan:
-    """One cache entry being filled: its folder, the texts, their longest-first ``order`` and the block layout."""
+    """One cache entry being filled: its folder, the texts, their longest-first ``order`` and the block layout.
+
+    Finished blocks are :meth:`put` straight into the result (rows in the caller's order), so filling an entry holds
+    one copy of the vectors, not the blocks and then the merged array."""
 
     folder: Path
-    texts: list[str]
+    texts: Sequence[str]
     order: np.ndarray
     block_size: int
     cached: np.ndarray | None = None
+    _result: np.ndarray | None = None
 
     @property
     def num_blocks(self) -> int:
@@ -168,6 +223,23 @@ class CachePlan:
     def block_path(self, index: int) -> Path:
         return self.folder / f"block_{self.block_size}_{index:05d}.npy"
 
+    def block_rows(self, index: int) -> int:
+        """How many texts block ``index`` holds."""
+        return max(0, min(self.block_size, len(self.texts) - index * self.block_size))
+
     def block_texts(self, index: int) -> list[str]:
         start = index * self.block_size
-        return [self.texts[i] for i in self.order[start : start + self.block_size]]
+        positions = self.order[start : start + self.block_size]
+        if is_lazy(self.texts):
+            return self.texts.take(positions)  # type: ignore[attr-defined]
+        return [self.texts[i] for i in positions]
+
+    def put(self, index: int, emb: np.ndarray) -> None:
+        """Place block ``index``'s vectors at its texts' rows of the result."""
+        if self._result is None:
+            self._result = np.empty((len(self.texts), *emb.shape[1:]), dtype=emb.dtype)
+        start = index * self.block_size
+        self._result[self.order[start : start + len(emb)]] = emb
+
+    def result(self) -> np.ndarray:
+        return self._result if self._result is not None else np.zeros((0, 0), dtype=np.float32)

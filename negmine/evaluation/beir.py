@@ -183,7 +183,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
                   cache: EmbeddingCache | bool | None = True, model_path: str | os.PathLike | None = None,
                   query_prompt: str | None = None, corpus_prompt: str | None = None,
                   max_seq_length: int | None = None, device: str | None = None,
-                  show_progress_bar: bool = False, ray_address: str | None = None) -> EvaluationResult:
+                  show_progress_bar: bool = False, ray_address: str | None = None,
+                  corpus_storage: str = "memory") -> EvaluationResult:
     """Evaluate a dense retriever on a BEIR dataset: nDCG@k, Recall@k, Precision@k, MRR@k, MAP@k and MAP.
 
     Args:
@@ -203,6 +204,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
         show_progress_bar: progress bars while encoding.
         ray_address: encode and search on this Ray cluster (``host:port`` or ``auto``; :mod:`negmine.distributed`);
             the same run as a local evaluation.
+        corpus_storage: ``memory``, ``disk`` or ``auto`` (:func:`negmine.data.load_data`): a corpus read through an
+            index on disk instead of dicts; its index is kept beside the embedding cache. The same metrics.
 
     Returns:
         An :class:`EvaluationResult`; ``.save(folder)`` writes ``metrics.json`` and ``run.trec``.
@@ -222,7 +225,8 @@ def evaluate_beir(model: Any, data: str | os.PathLike | RetrievalData, split: st
     if isinstance(data, RetrievalData):
         loaded = data
     else:
-        loaded = load_data(data, split, unknown_qrels=unknown_qrels)
+        loaded = load_data(data, split, unknown_qrels=unknown_qrels, corpus_storage=corpus_storage,
+                           cache_dir=getattr(cache, "root", None))
     _check_unknown(loaded)
     encoder = resolve_encoder(model, model_path=model_path, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
                               max_seq_length=max_seq_length, device=device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,16 +83,28 @@ def mine_hard_negatives(
 
 
 def run_mining(
-    config: MineConfig, *, data: Any = None, encoder: Any = None, cache: EmbeddingCache | None = None
+    config: MineConfig, *, data: Any = None, encoder: Any = None, cache: EmbeddingCache | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> MiningResult:
-    """Run the mining stage for a resolved config (the CLI calls this)."""
+    """Run the mining stage for a resolved config (the CLI calls this).
+
+    ``on_stage(name)`` is called as each part starts (``load``, ``encode+index``, ``search+mine``, ``write``) and
+    with ``done`` at the end: ``benchmarks/pipeline_scaling.py`` measures each part's peak memory through it.
+    ``timings`` also splits ``encode_corpus+index`` into ``encode_corpus`` and ``index`` when the retriever reports
+    them (:attr:`Retriever.build_seconds`).
+    """
+    stage = on_stage or (lambda name: None)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    stage("load")
     data = _load_data(config, data)
     logger.info("%s", data.summary())
     timings["load"] = time.perf_counter() - start
+    stage("encode+index")
     retriever = _make_retriever(config, data, encoder, cache)
     timings["encode_corpus+index"] = time.perf_counter() - start - timings["load"]
+    timings.update(getattr(retriever, "build_seconds", {}))
+    stage("search+mine")
     query_ids = data.split_query_ids
     view = CorpusView(data, retriever.doc_ids)
     t = time.perf_counter()
@@ -114,9 +127,13 @@ def run_mining(
     timings["encode_queries+search"] = encode_queries + sum(search_seconds)
     timings["mine"] = time.perf_counter() - t - sum(search_seconds)
     result = MiningResult(records, stats, config, timings=timings)
+    stage("write")
     if config.out:
+        t = time.perf_counter()
         result.out_dir = write_outputs(result, data, retriever)
+        timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
+    stage("done")
     return result
 
 
@@ -128,6 +145,8 @@ def _load_data(config: MineConfig, data: Any) -> RetrievalData:
             on_invalid=config.on_invalid,
             unknown_qrels=config.unknown_qrels,
             corpus=config.corpus,
+            corpus_storage=config.corpus_storage,
+            cache_dir=config.cache_dir,
         )
     # graded qrels: a copy, so a caller's data object keeps its own grades
     return dataclasses.replace(data, positive_grade=config.positive_grade, exclude_grade=config.exclude_grade)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from negmine.data import OnInvalid, UnknownQrels
+from negmine.data import CorpusStorage, OnInvalid, UnknownQrels
 from negmine.data.mined import FORMATS
 from negmine.errors import ConfigError
 from negmine.mining.filters import (
@@ -65,6 +65,10 @@ class MineConfig:
     ``retriever`` may also be ``bm25`` (the ``bm25`` extra) or ``hybrid:bm25+minilm`` (RRF of its parts). Their
     scores are BM25 points or fused ``1/(k+rank)`` sums, not cosines: ``abs``/``margin-pos``/``perc-pos`` are refused
     on fused scores (unless ``cross_encoder`` rescores), and ``near_duplicate``/``index_dir`` need a dense retriever.
+        corpus_storage: where a BEIR folder's corpus and queries live while mining: ``memory`` (dicts),
+            ``disk`` (an index over the JSONL files, built once under ``cache_dir``; the miner holds ids, rows and
+            scores and reads only the texts it writes: memory does not grow with the corpus text) or ``auto`` (disk
+            for a corpus file above 512 MiB). The output bytes are the same.
         ray_address: run encoding and search on this Ray cluster (``host:port`` or ``auto``; ``negmine[ray]``): the
             same cache entries and the same ``mined.jsonl`` bytes as a one-machine run (:mod:`negmine.distributed`).
     """
@@ -110,6 +114,7 @@ class MineConfig:
     no_cache: bool = False
     on_invalid: str = "error"
     unknown_qrels: str = "error"
+    corpus_storage: str = "memory"
     show_progress_bar: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -126,6 +131,7 @@ class MineConfig:
             raise ConfigError(f"block_candidates must be >= 1, got {self.block_candidates}")
         self._check("on_invalid", self.on_invalid, get_args(OnInvalid))
         self._check("unknown_qrels", self.unknown_qrels, get_args(UnknownQrels))
+        self._check("corpus_storage", self.corpus_storage, get_args(CorpusStorage))
         for name in self.strategies:
             self._check("strategy", name, tuple(STRATEGIES))
         self.filters()  # validates the numbers

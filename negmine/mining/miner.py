@@ -42,19 +42,44 @@ RescoreFn = Callable[[Candidates, list[np.ndarray]], tuple[Candidates, list[np.n
 
 
 class CorpusView:
-    """Row lookups over the indexed corpus: id -> row, and a text-group id per row (equal texts share a group)."""
+    """Row lookups over the indexed corpus: id -> row, a text-group id per row (equal texts share a group, numbered
+    by first occurrence) and the text of a row.
+
+    Over a disk-backed corpus (:class:`~negmine.data.disk.DiskCorpus`) indexed in its own order, nothing is
+    materialised: rows and groups come from the corpus index and ``texts[row]`` reads one text from the file, so the
+    miner holds ids, rows and scores and reads only the texts of the records it writes. Otherwise every text is
+    grouped in memory (the in-memory corpus)."""
 
     def __init__(self, data: RetrievalData, doc_ids: Sequence[str]) -> None:
-        self.data, self.doc_ids = data, list(doc_ids)
-        self.row = {d: i for i, d in enumerate(self.doc_ids)}
-        groups: dict[str, int] = {}
-        self.texts = [data.doc_text(d) for d in self.doc_ids]
-        self.group = np.array([groups.setdefault(t, len(groups)) for t in self.texts], dtype=np.int64)
+        self.data = data
+        corpus = data.corpus
+        if getattr(doc_ids, "table", None) is corpus and hasattr(corpus, "group"):
+            self.doc_ids: Sequence[str] = doc_ids
+            self._row_of: Callable[[str], int] = corpus.row  # type: ignore[attr-defined]
+            self.texts: Sequence[str] = corpus.texts()  # type: ignore[attr-defined]
+            self.group = np.asarray(corpus.group)  # type: ignore[attr-defined]
+        else:
+            self.doc_ids = list(doc_ids)
+            row = {d: i for i, d in enumerate(self.doc_ids)}
+            self._row_of = lambda d: row.get(d, -1)
+            groups: dict[str, int] = {}
+            self.texts = [data.doc_text(d) for d in self.doc_ids]
+            self.group = np.array([groups.setdefault(t, len(groups)) for t in self.texts], dtype=np.int64)
         self.group_size = np.bincount(self.group, minlength=1)
+
+    def row(self, doc_id: str) -> int:
+        """The corpus row of ``doc_id``, or -1."""
+        return self._row_of(doc_id)
+
+    def texts_of(self, rows: Sequence[int]) -> list[str]:
+        """The texts of corpus ``rows`` (one batch of reads for a disk-backed corpus)."""
+        take = getattr(self.texts, "take", None)
+        return take(rows) if take is not None else [self.texts[i] for i in rows]
 
     def rows(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Corpus rows of the ids that are in the corpus, in the given order."""
-        return np.array([self.row[d] for d in doc_ids if d in self.row], dtype=np.int64)
+        rows = (self._row_of(d) for d in doc_ids)
+        return np.array([r for r in rows if r >= 0], dtype=np.int64)
 
 
 @dataclass
@@ -83,7 +108,7 @@ def plan_queries(
         pos_groups = np.unique(view.group[pos])
         excl = view.rows(data.excluded(qid))
         banned = np.union1d(pos_groups, view.group[excl]) if excl.size else pos_groups
-        self_row = view.row.get(qid, -1)
+        self_row = view.row(qid)
         depth = min(n_docs, range_max + int(view.group_size[banned].sum()) + (self_row >= 0))
         plans.append(QueryPlan(i, pos, banned, pos_groups, self_row, depth))
     return plans, skipped
@@ -370,14 +395,15 @@ class HardNegativeMiner:
         neg_scores = [score_of[r] for r in neg_rows]
         pos_rows = [int(r) for r in plan.positive_rows]
         shared = all(p == per_positive[0] for p in per_positive) and len(per_positive[0]) == len(neg_rows)
+        texts = view.texts_of(pos_rows + neg_rows)  # the only texts mining reads: those of the records it writes
         return MinedRecord(
             query_id=qid,
             query=data.queries[qid],
             positive_ids=[view.doc_ids[i] for i in pos_rows],
-            positives=[view.texts[i] for i in pos_rows],
+            positives=texts[: len(pos_rows)],
             positive_scores=[float(s) for s in pos_scores],
             negative_ids=[view.doc_ids[i] for i in neg_rows],
-            negatives=[view.texts[i] for i in neg_rows],
+            negatives=texts[len(pos_rows) :],
             negative_scores=neg_scores,
             positive_negatives=None if shared else per_positive,
         )
