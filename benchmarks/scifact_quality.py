@@ -43,6 +43,7 @@ dev-chosen best, its ablation and the peer on seeds 12, 13, 14. Relabeling rows 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -406,11 +407,20 @@ def score_teacher(ctx: Context, mined: Path, scorer: str) -> Path:
 
 
 #### the ledger
+@functools.cache
+def _started_at_commit() -> str:
+    """The commit of the code this process runs (read once: a checkout moving during a run of hours is not it)."""
+    from negmine.pipeline import git_commit
+
+    return git_commit()
+
+
 def _provenance() -> dict[str, Any]:
-    from negmine.pipeline import git_commit, hardware_info, hardware_text
+    from negmine.pipeline import hardware_info, hardware_text
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"command": " ".join(["python", "benchmarks/scifact_quality.py", *sys.argv[1:]]), "commit": git_commit(),
+    return {"command": " ".join(["python", "benchmarks/scifact_quality.py", *sys.argv[1:]]),
+            "commit": _started_at_commit(),
             "hardware_text": hardware_text(hardware_info()), "load_average": round(load, 2) if load is not None
             else None}
 
@@ -864,6 +874,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     Returns:
         The step log: one ``{"step", "path", "status" ("done"/"skipped"), "elapsed"}`` per stage.
     """
+    _started_at_commit()
     args = parse_args(argv)
     ctx = Context(args)
     if not args.table_only:
