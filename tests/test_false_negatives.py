@@ -176,3 +176,41 @@ def test_cascade_clears_below_the_cheap_cut_and_lets_the_expensive_judge_decide(
     assert clear_below == 0.5  # the lowest tune fn: no tune fn is cleared
     assert [r["score"] for r in rows] == [0.3, 0.95, float("-inf"), 0.1, 0.7, float("-inf")]
     assert [r["escalated"] for r in rows] == [True, True, False, True, True, False]
+
+
+def test_repeated_halvings_spread_and_bootstrap(fn):
+    """A perfect judge meets the target on every halving with AUC 1; a judge that scores true negatives highest
+    never does; a judge scored on one half only gets no halvings."""
+    rng = random.Random(3)
+    rows = []
+    for q in range(20):
+        for _ in range(3):
+            rows.append({"query_id": f"q{q}", "grade": "fn", "score": rng.uniform(0.6, 1.0), "teacher": 0.5})
+            rows.append({"query_id": f"q{q}", "grade": "tn", "score": rng.uniform(0.0, 0.4), "teacher": 0.5})
+        rows.append({"query_id": f"q{q}", "grade": "related", "score": rng.uniform(0.0, 1.0), "teacher": 0.5})
+    ids = [f"q{q}" for q in range(20)]
+    perfect = fn.repeated_halvings(rows, ids, 25, 0, 0.2)
+    assert perfect["splits"] == 25 and perfect["meets_target_share"] == 1.0
+    assert perfect["recall"]["median"] == 1.0 and perfect["tn_removed"]["p95"] <= 0.2
+    assert perfect["auc_all"] == 1.0 and perfect["auc_ci95"] == [1.0, 1.0]
+    flipped = [{**r, "score": -r["score"]} for r in rows]
+    worst = fn.repeated_halvings(flipped, ids, 25, 0, 0.2)
+    assert worst["meets_target_share"] == 0.0 and worst["auc_all"] == 0.0
+    tied = fn.repeated_halvings(rows, ids, 10, 0, 0.2, key="teacher")  # one score for all: AUC one half
+    assert tied["auc_all"] == 0.5
+    assert fn.repeated_halvings([*rows, {**rows[0], "score": None}], ids, 5, 0, 0.2) is None
+
+
+def test_readme_block_replaces_only_the_marked_part(fn, tmp_path):
+    report = ("# t\n\nCommand: `x`\n\n## Strategies\n\n| a |\n|---|\n| 1 |\n\n## Judges\n\nj\n\n## Targets\n\n- t\n\n"
+              "![plot](p.png)\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{fn.README_START}\nold\n{fn.README_END}\nafter\n", encoding="utf-8")
+    fn.write_readme_block(readme, report)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("intro\n" + fn.README_START) and text.endswith(fn.README_END + "\nafter\n")
+    assert "old" not in text and "| 1 |" in text and "**Judges.**" in text and "Command" not in text
+    assert "p.png" not in text
+    (tmp_path / "bare.md").write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no <!-- false-negatives:start -->"):
+        fn.write_readme_block(tmp_path / "bare.md", report)
