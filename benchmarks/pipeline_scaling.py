@@ -50,7 +50,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -366,62 +365,14 @@ def run_child(args: argparse.Namespace, mode: str, n: int, env: dict[str, str], 
     return result
 
 
-#### a 2-node Ray cluster on loopback (as tests/distributed/test_ray_cluster.py starts one)
+#### a 2-node Ray cluster on loopback (the one tests/distributed/test_ray_cluster.py starts)
 @contextlib.contextmanager
 def local_ray_cluster(env: dict[str, str], object_store_bytes: int) -> Iterator[str]:
-    from negmine.testing import free_port
+    from negmine.testing import local_ray_cluster as cluster
 
-    temp = Path(tempfile.mkdtemp(prefix="nmps", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    common = ["--num-cpus", "1", "--object-store-memory", str(object_store_bytes), "--disable-usage-stats", "--block"]
-    nodes: list[subprocess.Popen] = []
-    try:
-        nodes.append(subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
-                                       str(port), "--include-dashboard=false", "--temp-dir", str(temp), *common],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 1, env)
-        nodes.append(subprocess.Popen([ray_bin, "start", "--address", address, "--node-ip-address", "127.0.0.1",
-                                       *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2, env)
+    options = ["--num-cpus", "1", "--object-store-memory", str(object_store_bytes)]
+    with cluster(env, node_options=options, prefix="nmps") as (address, _):
         yield address
-    finally:
-        for node in reversed(nodes):
-            node.send_signal(signal.SIGTERM)
-        for node in reversed(nodes):
-            try:
-                node.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-        for pid in _pids_with(str(temp)):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _pids_with(marker: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            with contextlib.suppress(OSError):
-                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(proc.name))
-    return pids
-
-
-def _wait_for_nodes(address: str, n: int, env: dict[str, str], timeout: float = 300) -> None:
-    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
-            f"print(sum(1 for x in ray.nodes() if x['Alive']))")
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-            if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
-                return
-            last = out.stderr[-2000:]
-        time.sleep(1)
-    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} node(s): {last}")
 
 
 #### analysis and report

@@ -122,3 +122,123 @@ class TableEncoder:
 
     def fingerprint(self):
         return {"encoder": "table", "id": id(self)}
+
+
+def pids_with(marker: str) -> list[int]:
+    """Ids of this machine's processes (other than this one) whose command line contains ``marker``."""
+    import contextlib
+    import os
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+    return pids
+
+
+def wait_for_ray_nodes(address: str, n: int, env: dict[str, str], timeout: float = 300) -> None:
+    """Block until the Ray cluster at ``address`` has ``n`` live nodes (asked from a fresh process each time)."""
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+            f"print(sum(1 for x in ray.nodes() if x['Alive']))")
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+            if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
+                return
+            last = out.stderr[-2000:]
+        time.sleep(1)
+    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} node(s): {last}")
+
+
+def local_ray_cluster(env: dict[str, str], *, node_options: list[str], prefix: str = "nmray",
+                      stop_timeout: float = 60):
+    """A context manager: a two-node Ray cluster on loopback, yielding ``(address, temp folder)``.
+
+    ``ray start --head --block`` and ``ray start --address ... --block`` (``node_options`` added to both, e.g.
+    ``--num-cpus 1``) run as child processes so they can be stopped by their own ids (``--block`` makes each stop its
+    node's processes when terminated); any process left with the cluster's temporary folder on its command line is
+    killed by id too. Used by the Ray tests and ``benchmarks/pipeline_scaling.py``."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    @contextlib.contextmanager
+    def cluster():
+        temp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: Ray's socket paths have a length limit
+        address = f"127.0.0.1:{free_port()}"
+        ray_bin = str(Path(sys.executable).parent / "ray")
+        common = [*node_options, "--disable-usage-stats", "--block"]
+        nodes: list[subprocess.Popen] = []
+        quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            nodes.append(subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
+                                           address.rsplit(":", 1)[1], "--include-dashboard=false", "--temp-dir",
+                                           str(temp), *common], **quiet))
+            wait_for_ray_nodes(address, 1, env)
+            nodes.append(subprocess.Popen([ray_bin, "start", "--address", address, "--node-ip-address", "127.0.0.1",
+                                           *common], **quiet))
+            wait_for_ray_nodes(address, 2, env)
+            yield address, temp
+        finally:
+            for node in reversed(nodes):
+                node.send_signal(signal.SIGTERM)
+            for node in reversed(nodes):
+                try:
+                    node.wait(timeout=stop_timeout)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+            for pid in pids_with(str(temp)):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(temp, ignore_errors=True)
+
+    return cluster()
+
+
+def beir_sample(src, out, *, n_queries: int, n_docs: int, split: str = "train", edit=None):
+    """A small BEIR folder cut from ``src`` (``corpus.jsonl.gz``, ``queries.jsonl.gz``, ``qrels/SPLIT.tsv``): the
+    first ``n_queries`` queries of the split, their positives and the first ``n_docs`` other documents.
+
+    ``edit(docs, rows, queries)`` may change the document dicts and qrels rows (``[query, doc, grade]`` strings) in
+    place before they are written. Returns ``out``."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    src, out = Path(src), Path(out)
+    qrels = [line.rstrip("\n").split("\t") for line in (src / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]]
+    queries = list(dict.fromkeys(q for q, _, _ in qrels))[:n_queries]
+    rows = [r for r in qrels if r[0] in queries]
+    positives = {d for _, d, _ in rows}
+    docs = []
+    with gzip.open(src / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            doc = json.loads(line)
+            if doc["_id"] in positives or len(docs) < n_docs:
+                docs.append(doc)
+    if edit is not None:
+        edit(docs, rows, queries)
+    out.mkdir(parents=True)
+    (out / "corpus.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs),
+                                      encoding="utf-8")
+    with gzip.open(src / "queries.jsonl.gz", "rt", encoding="utf-8") as handle:
+        (out / "queries.jsonl").write_text("".join(line for line in handle if json.loads(line)["_id"] in queries),
+                                           encoding="utf-8")
+    (out / "qrels").mkdir()
+    (out / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+    return out

@@ -8,20 +8,17 @@ is killed by id too."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from negmine.testing import free_port
+from negmine.testing import beir_sample, local_ray_cluster
 
 ray = pytest.importorskip("ray")
 
@@ -31,92 +28,19 @@ N_QUERIES, N_DOCS = 24, 360
 
 def scifact_sample(src: Path, out: Path) -> Path:
     """A small BEIR folder: the first train queries, their positives and the first other documents."""
-    qrels = [line.rstrip("\n").split("\t") for line in (src / "qrels" / "train.tsv").read_text().splitlines()[1:]]
-    queries = list(dict.fromkeys(q for q, _, _ in qrels))[:N_QUERIES]
-    rows = [r for r in qrels if r[0] in queries]
-    positives = {d for _, d, _ in rows}
-    docs = []
-    with gzip.open(src / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            doc = json.loads(line)
-            if doc["_id"] in positives or len(docs) < N_DOCS:
-                docs.append(line)
-    out.mkdir(parents=True)
-    (out / "corpus.jsonl").write_text("".join(docs))
-    with gzip.open(src / "queries.jsonl.gz", "rt", encoding="utf-8") as handle:
-        (out / "queries.jsonl").write_text("".join(line for line in handle if json.loads(line)["_id"] in queries))
-    (out / "qrels").mkdir()
-    (out / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n"
-                                                                                     for r in rows))
-    return out
-
-
-def _cluster_pids(marker: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
+    return beir_sample(src, out, n_queries=N_QUERIES, n_docs=N_DOCS)
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_cluster(tmp_path_factory):
     """(address, env, pid folder) of a two-node cluster; stopped (by process id) even when a test fails."""
-    temp = Path(tempfile.mkdtemp(prefix="nmray", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    pid_dir = temp / "actor-pids"
-    port = free_port()
-    address = f"127.0.0.1:{port}"
+    pid_dir = tmp_path_factory.mktemp("actor-pids")
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEGMINE_RAY_PID_DIR": str(pid_dir), "RAY_USAGE_STATS_ENABLED": "0",
            "NEGMINE_RAY_SHIP_CODE": "0", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    common = ["--num-cpus", "1", "--memory", str(2 * 1024**3), "--object-store-memory", str(150 * 1024**2),
-              "--disable-usage-stats", "--block"]
-    nodes = []
-    try:
-        nodes.append(subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
-                                       str(port), "--include-dashboard=false", "--temp-dir", str(temp), *common],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 1, env)
-        nodes.append(subprocess.Popen([ray_bin, "start", "--address", address, "--node-ip-address", "127.0.0.1",
-                                       *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2, env)
+    options = ["--num-cpus", "1", "--memory", str(2 * 1024**3), "--object-store-memory", str(150 * 1024**2)]
+    with local_ray_cluster(env, node_options=options, stop_timeout=30) as (address, _):
         yield address, env, pid_dir
-    finally:
-        for node in reversed(nodes):
-            node.send_signal(signal.SIGTERM)
-        for node in reversed(nodes):
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-        for pid in _cluster_pids(str(temp)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _wait_for_nodes(address: str, n: int, env: dict, timeout: float = 300) -> None:
-    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
-            f"print(sum(1 for x in ray.nodes() if x['Alive']))")
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        try:
-            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                 timeout=120)
-        except subprocess.TimeoutExpired:
-            continue
-        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
-            return
-        last = out.stderr[-2000:]
-        time.sleep(1)
-    raise RuntimeError(f"the Ray cluster at {address} did not reach {n} node(s): {last}")
 
 
 def mine_args(data: Path, model: Path, out: Path, cache: Path, *extra: str) -> list[str]:

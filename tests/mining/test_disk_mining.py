@@ -3,8 +3,6 @@ writes, shares its embedding cache entries, and reads from the corpus file only 
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from negmine.data import load_data
 from negmine.encoders import EmbeddingCache, HashingEncoder
 from negmine.mining import MineConfig, read_mined, run_mining
+from negmine.testing import beir_sample
 
 OUTPUTS = ("mined.jsonl", "n-tuple.jsonl", "stats.json")
 
@@ -20,28 +19,16 @@ def scifact_sample(src: Path, out: Path, n_queries: int = 40, n_docs: int = 800)
     """The first SciFact train queries, their positives and the first other documents, as a BEIR folder; two
     documents repeat another's text (equal-text exclusion and de-duplicated encoding); every other query's qrels rows
     are graded 2."""
-    qrels = [line.split("\t") for line in (src / "qrels" / "train.tsv").read_text().splitlines()[1:]]
-    queries = list(dict.fromkeys(q for q, _, _ in qrels))[:n_queries]
-    rows = [r for r in qrels if r[0] in queries]
-    positives = {d for _, d, _ in rows}
-    docs = []
-    with gzip.open(src / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if json.loads(line)["_id"] in positives or len(docs) < n_docs:
-                docs.append(json.loads(line))
-    first_positive = next(d for d in docs if d["_id"] in positives)
-    docs += [{**first_positive, "_id": "copy-of-a-positive"}, {**docs[5], "_id": "copy-of-another"}]
-    out.mkdir(parents=True)
-    (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-    with gzip.open(src / "queries.jsonl.gz", "rt", encoding="utf-8") as handle:
-        (out / "queries.jsonl").write_text("".join(line for line in handle if json.loads(line)["_id"] in queries))
-    graded = set(queries[::2])
-    for row in rows:
-        row[2] = "2" if row[0] in graded else row[2]
-    (out / "qrels").mkdir()
-    (out / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n"
-                                                                                     for r in rows))
-    return out
+
+    def edit(docs: list[dict], rows: list[list[str]], queries: list[str]) -> None:
+        positives = {d for _, d, _ in rows}
+        first_positive = next(d for d in docs if d["_id"] in positives)
+        docs += [{**first_positive, "_id": "copy-of-a-positive"}, {**docs[5], "_id": "copy-of-another"}]
+        graded = set(queries[::2])
+        for row in rows:
+            row[2] = "2" if row[0] in graded else row[2]
+
+    return beir_sample(src, out, n_queries=n_queries, n_docs=n_docs, edit=edit)
 
 
 @pytest.fixture(scope="module")
