@@ -102,9 +102,10 @@ def test_scifact_json_has_the_issue_shape(script, smoke_run):
     assert data["hardware"]["cores"] >= 1 and "phases" in data
     rows = {r["name"]: r for r in data["data"]["rows"]}
     assert set(rows) == {r.name for r in script.RECIPES}
-    assert {r["role"] for r in rows.values()} <= {"zero-shot", "peer", "peer-teacher", "best", "ablation", "row"}
+    assert {r["role"] for r in rows.values()} <= {"zero-shot", "teacher", "peer", "peer-teacher", "best", "ablation",
+                                                  "row"}
     assert rows["zero-shot"]["role"] == "zero-shot" and rows["peer-baseline"]["role"] == "peer"
-    assert rows["peer-mpnet"]["role"] == "peer-teacher"
+    assert rows["peer-mpnet"]["role"] == "peer-teacher" and rows["teacher-gemma"]["role"] == "teacher"
     # only `infonce` has a dev score: it is the best row, chosen on dev, among 1 compared recipe
     assert rows["infonce"]["role"] == "best" and rows["infonce"]["selected_on"] == "dev"
     assert [r["name"] for r in rows.values() if r["selected_on"]] == ["infonce"]
