@@ -38,6 +38,8 @@ Run it on a quiet machine (the full run needs ~13 GB under ``--work`` at its pea
 2 × 2.6 GB, plus for Ray the object store; on 2 cores about two hours)::
 
     python benchmarks/pipeline_scaling.py                          # 1M, 3M, 10M; local and on a 2-node Ray cluster
+    # stopped midway? the same command again: finished rows (WORK/rows/, with their timed phase and load) are reused
+    # while the measured code (this script and negmine/) is byte-identical
     python benchmarks/pipeline_scaling.py --sizes 20000,60000 --out -            # minutes, prints only
 """
 
@@ -347,6 +349,41 @@ def storage_child(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def code_fingerprint() -> str:
+    """sha256 over the code a row measures (this script and every ``negmine/*.py``): a finished row is reused only
+    while that code is byte-identical."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted((REPO / "negmine").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def row_path(args: argparse.Namespace, mode: str, n: int) -> Path:
+    return Path(args.work) / "rows" / f"{mode}_{n}_d{args.dim}_q{args.queries}_{args.index}.json"
+
+
+def run_row(args: argparse.Namespace, report: Report, label: str, mode: str, n: int, env: dict[str, str],
+            address: str | None, code: str) -> dict[str, Any]:
+    """One (mode, size) row, resumable: a finished row is kept under ``WORK/rows/`` with the timed phase it was
+    measured in (seconds and load samples) and reused by a rerun of the same code, so a run stopped at 10M keeps its
+    1M and 3M rows. A failed row is not kept."""
+    path = row_path(args, mode, n)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("code") == code:
+            report.phases[label] = saved["phase"]
+            print(f"{label}: reused {path}", flush=True)
+            return saved["result"]
+    with report.phase(label):
+        result = run_child(args, mode, n, env, address)
+    if "error" not in result:
+        from negmine.io import write_json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"code": code, "phase": report.phases[label], "result": result})
+    return result
+
+
 def run_child(args: argparse.Namespace, mode: str, n: int, env: dict[str, str], address: str | None
               ) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", mode, "--n", str(n), "--work", args.work, "--dim", str(args.dim),
@@ -363,6 +400,11 @@ def run_child(args: argparse.Namespace, mode: str, n: int, env: dict[str, str], 
     shutil.rmtree(Path(args.work) / f"run_{mode}_{n}" / "cache", ignore_errors=True)  # GBs of vectors
     print(json.dumps({k: v for k, v in result.items() if k != "timings"}), flush=True)
     return result
+
+
+def _reusable(args: argparse.Namespace, mode: str, n: int, code: str) -> bool:
+    path = row_path(args, mode, n)
+    return path.exists() and json.loads(path.read_text()).get("code") == code
 
 
 #### a 2-node Ray cluster on loopback (the one tests/distributed/test_ray_cluster.py starts)
@@ -529,16 +571,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_corpus(work, n, max(sizes), args.queries, min(sizes))
         print(f"corpus {n:,}: {time.perf_counter() - t:.1f} s", flush=True)
     results: list[dict[str, Any]] = []
+    code = code_fingerprint()
     if "local" in modes:
         for n in sizes:
-            with report.phase(f"local {n:,}"):
-                results.append(run_child(args, "local", n, env, None))
+            results.append(run_row(args, report, f"local {n:,}", "local", n, env, None, code))
     if "ray" in modes:
+        todo = [n for n in sizes if not _reusable(args, "ray", n, code)]
         store = int(args.ray_object_store_gb * 1e9) if args.ray_object_store_gb else max(sizes) * args.dim * 4 + 10**9
-        with local_ray_cluster(env, store) as address:
+        with (local_ray_cluster(env, store) if todo else contextlib.nullcontext(None)) as address:
             for n in sizes:
-                with report.phase(f"ray {n:,}"):
-                    results.append(run_child(args, "ray", n, env, address))
+                results.append(run_row(args, report, f"ray {n:,}", "ray", n, env, address, code))
     storage: list[dict[str, Any]] = []
     compare = min(sizes) if args.compare_storage < 0 else args.compare_storage
     if compare:

@@ -89,3 +89,22 @@ def test_tiny_run_writes_the_report(ps, tmp_path):
     text = out.read_text()
     assert "| local | 3,000 |" in text and "5,000 docs/s" in text
     assert "Command: `python benchmarks/pipeline_scaling.py" in text
+
+
+def test_a_rerun_reuses_finished_rows_of_the_same_code(ps, tmp_path, monkeypatch):
+    work, out = tmp_path / "work", tmp_path / "report" / "pipeline_scaling.md"
+    argv = ["--sizes", "1500", "--modes", "local", "--queries", "20", "--work", str(work), "--out", str(out),
+            "--encode-docs-per-s", "5000", "--compare-storage", "0"]
+    ps.main(argv)
+    first = json.loads(out.with_suffix(".json").read_text())
+    calls = []
+    real_run_child = ps.run_child
+    monkeypatch.setattr(ps, "run_child", lambda *a, **k: calls.append(a) or real_run_child(*a, **k))
+    ps.main(argv)  # same code: the row and its timed phase come back from WORK/rows, no child runs
+    second = json.loads(out.with_suffix(".json").read_text())
+    assert calls == []
+    assert second["data"]["results"] == first["data"]["results"]
+    assert second["phases"]["local 1,500"] == first["phases"]["local 1,500"]
+    monkeypatch.setattr(ps, "code_fingerprint", lambda: "other code")
+    ps.main(argv)  # the code under test changed: the row is measured again
+    assert len(calls) == 1

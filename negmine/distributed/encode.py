@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,6 +74,11 @@ class EncodeBlocks:
                 "dim": np.array(dims, dtype=np.int64), "data": np.array(data, dtype=object)}
 
 
+def tasks_of(n_blocks: int, actors: int, most: int) -> int:
+    """Cache blocks per Ray task: at most ``most``, and few enough that each actor gets at least 4 tasks."""
+    return max(1, min(most, n_blocks // (4 * max(1, actors))))
+
+
 def pool_resources(ray: Any, n_blocks: int, max_actors: int | None = None) -> dict[str, Any]:
     """One actor per GPU when the cluster has GPUs (``num_gpus=1``), else one per CPU (``num_cpus=1``)."""
     resources = ray.cluster_resources()
@@ -95,14 +101,19 @@ class RayEmbeddingCache(EmbeddingCache):
             vectors, without the seconds an actor pool takes to start.
         window_blocks: most blocks whose texts the driver holds and submits at once (one Ray Data job each; 4,096
             blocks of 256 = ~1M texts).
+        blocks_per_task: most cache blocks one Ray task encodes (fewer, larger tasks cost less scheduling); a window
+            is still cut in at least 4 tasks per actor, so that every actor has work and a killed actor loses little.
     """
 
     def __init__(self, encoder: Any, address: str, root: str | os.PathLike | None = None, block_size: int = 256,
                  batch_size: int = 32, max_actors: int | None = None, local_single_block: bool = True,
-                 window_blocks: int = 4096) -> None:
+                 window_blocks: int = 4096, blocks_per_task: int = 16) -> None:
         super().__init__(root, block_size)
         if window_blocks < 1:
             raise ValueError(f"window_blocks must be >= 1, got {window_blocks}")
+        if blocks_per_task < 1:
+            raise ValueError(f"blocks_per_task must be >= 1, got {blocks_per_task}")
+        self.blocks_per_task = blocks_per_task
         self.encoder, self.address, self.batch_size, self.max_actors = encoder, address, batch_size, max_actors
         self.local_single_block, self.window_blocks = local_single_block, window_blocks
 
@@ -142,13 +153,14 @@ class RayEmbeddingCache(EmbeddingCache):
         # into one list of texts); each window is one Ray Data job over the actor pool
         for start in range(0, len(missing), self.window_blocks):
             items = [{"block": i, "texts": plan.block_texts(i)} for i in missing[start : start + self.window_blocks]]
-            ds = ray.data.from_items(items, override_num_blocks=len(items))
+            per_task = tasks_of(len(items), pool["concurrency"], self.blocks_per_task)
+            ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task))
             del items
             out = ds.map_batches(
                 EncodeBlocks,
                 fn_constructor_kwargs={"spec": encoder_spec(self.encoder), "kind": kind,
                                        "batch_size": self.batch_size, "fingerprint": fingerprint},
-                batch_size=1,
+                batch_size=per_task,
                 batch_format="numpy",
                 max_restarts=-1,
                 max_task_retries=-1,
