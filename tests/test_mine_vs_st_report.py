@@ -67,3 +67,16 @@ def test_report_quotes_the_json(script, tmp_path):
     assert "50.0% on 80 rows (queries: 9)" in text and "100.0% on 80 rows" in text
     assert "| peak RSS of its process (MiB) | 700 | 700 | 700 |" in text
     assert "1.0 / 2.2 / 3.5" in text and "900 of 1,000 (query, positive) rows" in text
+
+
+def test_default_mode_report_is_written_from_its_figures(script):
+    figures = {"data": "scifact", "split": "train", "queries": 809, "docs": 5183, "model": "all-MiniLM-L6-v2",
+               "range_max": 50, "percentage": 0.95, "num_negatives": 5, "batch_size": 32,
+               "st": {"seconds": 315.2, "rows": 783},
+               "negmine_cold": {"seconds": 280.8, "rows": 782, "ratio_vs_st": 280.8 / 315.2},
+               "negmine_warm": {"seconds": 0.1, "rows": 782, "ratio_vs_st": 0.1 / 315.2},
+               "negative_overlap": 0.999, "overlap_queries": 693}
+    text = script.mine_vs_st_markdown(figures)
+    assert "| negmine mine, cold (empty cache) | 280.8 | 0.89 | 782 | 99.9% on 693 queries |" in text
+    assert "| sentence-transformers `mine_hard_negatives` (faiss) | 315.2 | 1.00 | 783 | — |" in text
+    assert "scifact train, 809 queries, 5,183 docs" in text and "relative_margin 0.05" in text
