@@ -144,6 +144,20 @@ class Report:
         return text
 
 
+def replace_readme_block(readme: str | os.PathLike, start: str, end: str, body: str) -> bool:
+    """Rewrite the text between README's ``start`` and ``end`` markers with ``body`` (atomically); returns False,
+    writing nothing, when the README lacks the markers."""
+    from negmine.io import atomic_open
+
+    text = Path(readme).read_text(encoding="utf-8")
+    at, until = text.find(start), text.find(end)
+    if at < 0 or until < at:
+        return False
+    with atomic_open(readme) as handle:
+        handle.write(text[: at + len(start)] + "\n" + body.rstrip("\n") + "\n" + text[until:])
+    return True
+
+
 def _load() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)

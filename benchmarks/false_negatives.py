@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _report import command_line, publish
+from _report import command_line, publish, replace_readme_block
 
 from negmine.data import RetrievalData, load_data, resolve_data_path
 from negmine.io import atomic_open, write_json, write_jsonl
@@ -543,14 +543,8 @@ def readme_block(text: str) -> str:
 
 
 def write_readme_block(readme: Path, text: str) -> None:
-    from negmine.io import atomic_open
-
-    old = readme.read_text(encoding="utf-8")
-    start, end = old.find(README_START), old.find(README_END)
-    if start < 0 or end < start:
+    if not replace_readme_block(readme, README_START, README_END, readme_block(text)):
         raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
-    with atomic_open(readme) as handle:
-        handle.write(old[: start + len(README_START)] + "\n" + readme_block(text) + old[end:])
 
 
 def markdown(result: dict[str, Any], args: argparse.Namespace, png: str | None) -> str:

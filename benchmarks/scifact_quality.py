@@ -55,7 +55,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import Report  # noqa: E402
+from _report import Report, replace_readme_block  # noqa: E402
 
 #### constants
 DATA_ROOT = Path(os.environ.get("NEGMINE_DATA", REPO.parent / "shared" / "data" / "beir"))
@@ -856,16 +856,7 @@ def readme_block(data: dict[str, Any]) -> str:
 
 def write_readme_block(readme: Path, data: dict[str, Any]) -> bool:
     """Replace the text between the README markers; returns False when the README has no markers."""
-    from negmine.io import atomic_open
-
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        return False
-    new = text[:start + len(README_START)] + "\n" + readme_block(data) + "\n" + text[end:]
-    with atomic_open(readme) as handle:
-        handle.write(new)
-    return True
+    return replace_readme_block(readme, README_START, README_END, readme_block(data))
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:

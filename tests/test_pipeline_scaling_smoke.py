@@ -108,3 +108,19 @@ def test_a_rerun_reuses_finished_rows_of_the_same_code(ps, tmp_path, monkeypatch
     monkeypatch.setattr(ps, "code_fingerprint", lambda: "other code")
     ps.main(argv)  # the code under test changed: the row is measured again
     assert len(calls) == 1
+
+
+def test_readme_block_is_the_targets_section(ps, tmp_path):
+    text = ("# t\n\nintro\n\n## Targets\n\nMiniLM at 14,200 docs/s.\n\n| mode | x |\n|---|---|\n| local | yes |\n\n"
+            "Growth note.\n\n## How the corpus is held\n\n| a |\n\n---\n\nCommand: `x`\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{ps.README_START}\nold\n{ps.README_END}\nafter\n")
+    ps.write_readme(readme, text)
+    out = readme.read_text()
+    assert out.startswith("before\n") and out.endswith(f"{ps.README_END}\nafter\n")
+    block = out.split(ps.README_START)[1].split(ps.README_END)[0]
+    assert "| local | yes |" in block and "Growth note." in block and "corpus is held" not in block
+    assert "old" not in block and "Command" not in block
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="pipeline-scaling"):
+        ps.write_readme(readme, text)
