@@ -142,6 +142,7 @@ CHILDREN = {
 
 
 def child_st(args) -> dict:
+    from _st_cache import loaded_from_seed, seed_st_cache
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -154,32 +155,13 @@ def child_st(args) -> dict:
     dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
     corpus = [data.doc_text(d) for d in data.corpus]
     with tempfile.TemporaryDirectory() as cache_folder:
-        seeded = not args.st_encodes and seed_st_cache(cache_folder, encoder, corpus + [p[1] for p in pairs])
+        seed = None if args.st_encodes else seed_st_cache(cache_folder, encoder, corpus, [p[1] for p in pairs],
+                                                          batch_size=BATCH_SIZE)
         seconds, mined = st_mine(mine_hard_negatives, dataset, model, corpus, MANY_NEGATIVES,
                                  cache_folder=cache_folder)
+        seeded = seed is not None and loaded_from_seed(seed)
     rows = [[r["query"], r["positive"], [r[f"negative_{i + 1}"] for i in range(MANY_NEGATIVES)]] for r in mined]
     return {"seconds": seconds, "rows": rows, "corpus_embeddings_from_negmine_cache": seeded}
-
-
-def seed_st_cache(cache_folder: str, encoder, texts: list[str]) -> bool:
-    """Put the corpus embeddings from negmine's embedding cache (same model) where sentence-transformers'
-    ``cache_folder`` looks for them, so neither tool's timed run encodes the corpus. The file name follows its
-    ``hard_negatives.py`` (sha256 of the repr of model name, prompt, prompt name and de-duplicated corpus); if that
-    changes, sentence-transformers simply encodes the corpus itself."""
-    import hashlib
-
-    import numpy as np
-
-    from negmine.encoders import EmbeddingCache, encode_with_cache
-
-    corpus = list(dict.fromkeys(texts))
-    emb = encode_with_cache(
-        encoder, corpus, "document", cache=EmbeddingCache(), batch_size=BATCH_SIZE, show_progress_bar=False
-    )
-    name = encoder.model.model_card_data.base_model or ""
-    digest = hashlib.sha256(repr((name, None, None, corpus)).encode()).hexdigest()
-    np.save(Path(cache_folder) / f"corpus_embeddings_{digest}.npy", np.asarray(emb, dtype=np.float32))
-    return True
 
 
 def child_negmine(args, margin_reference: str | None) -> dict:

@@ -364,14 +364,30 @@ def mine_peer(ctx: Context, teacher: str) -> Path:
                            else TEACHER_MAX_SEQ_LENGTH)
         prompts = {f"{side}_prompt_name": name for side, name in (("query", "query"), ("corpus", "document"))
                    if name in (getattr(model, "prompts", None) or {})}
-        mined = mine_hard_negatives(dataset, model, corpus=[data.doc_text(d) for d in data.corpus],
+        corpus = [data.doc_text(d) for d in data.corpus]
+        cache_folder = ctx.shared / "st-embeddings" / teacher
+        seed = None
+        if teacher != STUDENT:
+            # a teacher's corpus is encoded once, through negmine's resumable cache (the same vectors: same model,
+            # prompt and cap), and handed to sentence-transformers; the zero-shot teacher row reads the same entry
+            from _st_cache import seed_st_cache
+
+            from negmine.encoders import load_encoder
+
+            encoder = load_encoder(teacher, max_seq_length=model.max_seq_length)
+            seed = seed_st_cache(cache_folder, encoder, corpus, [p[1] for p in pairs], cache=ctx.cache,
+                                 prompt_name=prompts.get("corpus_prompt_name"), batch_size=16,
+                                 show_progress_bar=not scale.smoke)
+        mined = mine_hard_negatives(dataset, model, corpus=corpus,
                                     range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
                                     num_negatives=scale.num_negatives, sampling_strategy="top",
                                     output_format="n-tuple", use_faiss=True, batch_size=32,
-                                    verbose=not scale.smoke, cache_folder=str(ctx.shared / "st-embeddings"),
-                                    **prompts)
+                                    verbose=not scale.smoke, cache_folder=str(cache_folder), **prompts)
         mined.to_json(str(out / "ntuple.jsonl"))
-        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined), **prompts}
+        from _st_cache import loaded_from_seed
+
+        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined), **prompts,
+                "corpus_embeddings_from_negmine_cache": seed is not None and loaded_from_seed(seed)}
 
     ctx.pipeline.run(f"st mine {teacher}", out, run, config={"teacher": teacher, "split": TRAIN_SPLIT})
     return out / "ntuple.jsonl"
