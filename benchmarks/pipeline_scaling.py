@@ -78,6 +78,7 @@ RANGE_MAX, NUM_NEGATIVES = 50, 7
 #: Pretrained Models table (sentences/s, measured there on a V100 GPU); an H100 is faster, so the real budget is
 #: tighter (see the break-even column)
 MINILM_DOCS_PER_S = 14_200
+RAY_POOL = 2  # encoder actors at once on the loopback cluster this script starts (2 nodes x 1 CPU)
 MINILM_SOURCE = ("sbert.net Pretrained Models table, all-MiniLM-L6-v2 'Speed' = 14,200 sentences/s (a V100; short "
                  "sentences, not 60-word passages)")
 GPU_CHECK = REPO / "benchmarks" / "results" / "gpu_check.json"
@@ -111,6 +112,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="README whose block between the pipeline-scaling markers to rewrite with the targets table")
     p.add_argument("--readme-only", action="store_true",
                    help="rewrite README's block (--readme, default README.md) from the report at --out; run nothing")
+    p.add_argument("--reanalyse", default=None, metavar="JSON",
+                   help="rewrite the report from the rows of an earlier report's .json (its raw timings, stages "
+                        "re-derived by this code); measures nothing")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--ray-address", default=None, help=argparse.SUPPRESS)
@@ -159,8 +163,8 @@ def write_corpus(work: Path, n: int, largest: int, n_queries: int, smallest: int
     """The BEIR folder of size ``n`` (written once; reused while its ``meta.json`` matches): ``corpus.jsonl`` is the
     first ``n`` lines of the largest corpus's stream, queries and qrels are the same for every size."""
     folder = work / f"beir_{n}"
-    meta = {"n": n, "queries": n_queries, "smallest": smallest, "seed": SEED, "vocab": VOCAB_SIZE, "words": WORDS,
-            "block": GEN_BLOCK}
+    meta = json.loads(json.dumps({"n": n, "queries": n_queries, "smallest": smallest, "seed": SEED,
+                                  "vocab": VOCAB_SIZE, "words": WORDS, "block": GEN_BLOCK}))  # as read back
     if (folder / "meta.json").exists() and json.loads((folder / "meta.json").read_text()) == meta:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -283,22 +287,31 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     baseline = peak_rss()
     result = run_mining(config, encoder=encoder, cache=EmbeddingCache(run_dir / "cache"), on_stage=on_stage)
     timings = result.timings
-    model = encoder.seconds if mode == "local" else sum(float(p.read_text()) for p in (run_dir / "seconds").iterdir())
-    actors = max(1, len(list((run_dir / "seconds").iterdir()))) if mode == "ray" else 1
-    stages = {
-        "load": timings["load"],
-        "encode": model / actors,  # wall share of the model (Ray: summed over actors, divided by their number)
-        "cache": timings["encode_corpus"] - model / actors,
-        "index": timings["index"],
-        "search": timings["encode_queries+search"],
-        "mine": timings["mine"],
-        "write": timings["write"],
-    }
+    if mode == "local":
+        model, processes, pool = encoder.seconds, 1, 1
+    else:
+        import ray
+
+        # the actors' files (every window starts its own pool); the driver's own file is its local query encode
+        files = [p for p in (run_dir / "seconds").iterdir() if p.name != str(os.getpid())]
+        model, processes = sum(float(p.read_text()) for p in files), len(files)
+        pool = int(ray.cluster_resources().get("CPU", 1))  # actors at once: one per CPU of the cluster
+    row = {"mode": mode, "timings": timings, "model_seconds": model, "actor_pool": pool}
     mined = run_dir / "out" / "mined.jsonl"
-    return {"mode": mode, "n": n, "dim": args.dim, "stages": stages, "parts": parts, "timings": timings,
-            "model_seconds": model, "actors": actors, "records": len(result.records),
+    return {"mode": mode, "n": n, "dim": args.dim, "stages": derive_stages(row), "parts": parts, "timings": timings,
+            "model_seconds": model, "actor_processes": processes, "actor_pool": pool, "records": len(result.records),
             "mined_sha256": hashlib.sha256(mined.read_bytes()).hexdigest(), "baseline_rss": baseline,
             "corpus_bytes": (folder / "corpus.jsonl").stat().st_size, "vector_bytes": n * args.dim * 4}
+
+
+def derive_stages(row: dict[str, Any]) -> dict[str, float]:
+    """Seconds per stage from a row's raw timings. ``encode`` is the model's wall share: locally its own time; on
+    Ray the actors' summed model time divided by the actors that ran at once (``actor_pool``; rows measured before
+    it was recorded ran on this script's 2-node x 1-CPU cluster: 2). ``cache`` is the rest of the corpus encode."""
+    t = row["timings"]
+    model = row["model_seconds"] / (row.get("actor_pool") or (RAY_POOL if row["mode"] == "ray" else 1))
+    return {"load": t["load"], "encode": model, "cache": t["encode_corpus"] - model, "index": t["index"],
+            "search": t["encode_queries+search"], "mine": t["mine"], "write": t["write"]}
 
 
 def storage_child(args: argparse.Namespace) -> dict[str, Any]:
@@ -532,8 +545,9 @@ def markdown(results: list[dict[str, Any]], analysis: dict[str, Any], rate: floa
     lines += ["", "Growth ×g = seconds per million passages at the largest size ÷ at the smallest (1 = linear; "
               "search+mine of a fixed query set grows with N only through the search). Break-even: the encoding "
               "speed at which the non-encoding stages cost exactly 10 % of encoding; a faster GPU pipeline than "
-              "that makes the overhead the larger share. Ray: `encode` is the actors' summed model time ÷ "
-              "actors, and the driver's RSS only (actors and the object store are other processes)."]
+              "that makes the overhead the larger share. Ray: `encode` is the actors' summed model time ÷ the "
+              "actors running at once, and the RSS is the driver's only (actors and the object store are other "
+              "processes)."]
     return "\n".join(lines)
 
 
@@ -572,6 +586,34 @@ def write_readme(readme: str | os.PathLike, report_text: str) -> None:
         raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
 
 
+def reanalyse(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
+    """The report of an earlier run's rows, stages re-derived from their raw timings (:func:`derive_stages`): what
+    was measured is not measured again, and the report says which command and commit measured it."""
+    source = json.loads(Path(args.reanalyse).read_text(encoding="utf-8"))
+    data = source["data"]
+    results = [r if "error" in r else {**r, "stages": derive_stages(r)} for r in data["results"]]
+    args.dim, args.queries, args.index = data["dim"], data["queries"], data.get("index", args.index)
+    analysis = analyse(results, data["encode_docs_per_s"])
+    report = Report("pipeline_scaling", "benchmarks/pipeline_scaling.py", argv=argv, out=args.out)
+    # the run that measured the rows (kept through any number of re-derivations)
+    measured = data.get("measured") or {k: source.get(k) for k in ("command", "commit", "written", "hardware_text",
+                                                                    "phases")}
+    report.phases = {label: {"seconds": p["seconds"], "samples": []} for label, p in measured["phases"].items()}
+    total = data.get("total_s") or sum(p["seconds"] for p in measured["phases"].values())
+    text = markdown(results, analysis, data["encode_docs_per_s"], data["encode_rate_source"], args, total)
+    if data.get("storage"):
+        text += "\n\n" + storage_markdown(data["storage"])
+    loads = "; ".join(f"{label} {p['seconds']:.1f} s at load {p['load_average']['min']:.1f}-"
+                      f"{p['load_average']['max']:.1f} (mean {p['load_average']['mean']:.1f})"
+                      for label, p in measured["phases"].items() if p.get("load_average"))
+    text += (f"\n\nMeasured by `{measured['command']}` at commit {measured['commit']} ({measured['written']}; "
+             f"{measured['hardware_text']}); this report re-derives each row's stages from the raw timings it "
+             f"recorded. Load during the measured phases: {loads}.")
+    written = report.write(text, {**data, "results": results, "analysis": analysis, "measured": measured})
+    if args.readme:
+        write_readme(args.readme, written)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child:
@@ -579,6 +621,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.readme_only:
         write_readme(args.readme or REPO / "README.md", Path(args.out).read_text(encoding="utf-8"))
+        return
+    if args.reanalyse:
+        reanalyse(args, argv)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -618,8 +663,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if storage:
         text += "\n\n" + storage_markdown(storage)
     written = report.write(text, {"sizes": sizes, "modes": modes, "dim": args.dim, "queries": args.queries,
-                                  "encode_docs_per_s": rate, "encode_rate_source": source, "results": results,
-                                  "analysis": analysis, "storage": storage})
+                                  "index": args.index, "encode_docs_per_s": rate, "encode_rate_source": source,
+                                  "results": results, "analysis": analysis, "storage": storage,
+                                  "total_s": time.perf_counter() - start})
     if args.readme:
         write_readme(args.readme, written)
 

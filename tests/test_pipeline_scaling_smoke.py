@@ -124,3 +124,27 @@ def test_readme_block_is_the_targets_section(ps, tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="pipeline-scaling"):
         ps.write_readme(readme, text)
+
+
+def test_reanalyse_rederives_the_stages_and_keeps_what_measured_them(ps, tmp_path):
+    work, out = tmp_path / "work", tmp_path / "r" / "pipeline_scaling.md"
+    ps.main(["--sizes", "1500", "--modes", "local", "--queries", "20", "--work", str(work), "--out", str(out),
+             "--encode-docs-per-s", "5000", "--compare-storage", "0"])
+    report = json.loads(out.with_suffix(".json").read_text())
+    local = report["data"]["results"][0]
+    # a Ray row as rows were recorded before `actor_pool`: summed model time of every actor process
+    ray_row = {**local, "mode": "ray", "model_seconds": 3.0, "actors": 7, "stages": {"stale": 1.0}}
+    ray_row.pop("actor_pool", None)
+    report["data"]["results"].append(ray_row)
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(report))
+    again = tmp_path / "again" / "pipeline_scaling.md"
+    for src in (source, again.with_suffix(".json")):  # a re-derivation of a re-derivation keeps the measuring run
+        ps.main(["--reanalyse", str(src), "--out", str(again)])
+        data = json.loads(again.with_suffix(".json").read_text())["data"]
+        stages = data["results"][1]["stages"]
+        assert stages["encode"] == 1.5 == ps.derive_stages(ray_row)["encode"]  # 3.0 s over the 2 actors at once
+        assert stages["cache"] == pytest.approx(local["timings"]["encode_corpus"] - 1.5)
+        assert data["results"][0]["stages"] == local["stages"]
+        assert data["measured"]["command"] == report["command"] and data["measured"]["commit"] == report["commit"]
+        assert f"Measured by `{report['command']}`" in again.read_text()
