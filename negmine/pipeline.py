@@ -41,15 +41,22 @@ _REPO = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------------------------------------------------
 
 
+#: what benchmark runs write into a checkout (not the code they measure)
+OUTPUT_PATHS = ("benchmarks/results", "*.md")
+
+
 def git_commit(repo: str | os.PathLike | None = None) -> str:
     """``HEAD``'s short hash of ``repo`` (default: negmine's checkout), with ``+dirty`` when tracked files have
-    uncommitted changes; ``"unknown"`` outside a git checkout."""
+    uncommitted changes; ``"unknown"`` outside a git checkout. Changes to what runs write (``benchmarks/results/``,
+    Markdown files such as README's generated blocks) do not count: a rerun that rewrites its own report is still a
+    run of ``HEAD``'s code."""
     cwd = Path(repo) if repo is not None else _REPO
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){p}" for p in OUTPUT_PATHS)],
+                               cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")

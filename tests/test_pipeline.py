@@ -169,3 +169,24 @@ def test_carve_dev_split_refuses_bad_places_and_changed_parameters(tmp_path: Pat
     (src / "qrels" / "bad.tsv").write_text("q1 d1 1\n")
     with pytest.raises(DataError, match="header"):
         carve_dev_split(src, tmp_path / "run2", train_split="bad")
+
+
+def test_git_commit_is_dirty_for_code_not_for_reports(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    for name in ("code.py", "README.md", "benchmarks/results/r.json"):
+        (tmp_path / name).write_text("v1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = git_commit(tmp_path)
+    assert "+" not in clean
+    (tmp_path / "README.md").write_text("v2\n")
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("v2\n")
+    assert git_commit(tmp_path) == clean  # a run rewrote its report and README's block
+    (tmp_path / "code.py").write_text("v2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
