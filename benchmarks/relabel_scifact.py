@@ -122,11 +122,21 @@ def pick_records(mined: Path, n: int, seed: int) -> list[dict]:
     chosen = sorted(rng.sample(range(len(records)), min(n, len(records))))
     out = []
     for i in chosen:
-        r = dict(records[i])
-        for key in ("negative_ids", "negatives", "negative_scores"):
-            r[key] = r[key][:N_NEGATIVES]
-        out.append(r)
+        out.append(first_negatives(records[i], N_NEGATIVES))
     return out
+
+
+def first_negatives(record: dict, n: int) -> dict:
+    """A mined record cut to its first ``n`` negatives: every per-negative list, and the per-positive negative
+    lists (``positive_negatives``, indices into the negatives) without the indices cut away."""
+    r = dict(record)
+    for key, value in record.items():
+        if key.startswith("negative") and isinstance(value, list):
+            r[key] = value[:n]
+    if r.get("positive_negatives") is not None:
+        r["positive_negatives"] = [None if negs is None else [i for i in negs if i < n]
+                                   for negs in r["positive_negatives"]]
+    return r
 
 
 def merge(total: RelabelSummary, part: RelabelSummary) -> None:

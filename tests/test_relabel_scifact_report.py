@@ -83,3 +83,18 @@ def test_tokens_per_word_measures_with_the_local_tokenizer(script):
     assert tpw == pytest.approx(8 / 3) and "measured" in source
     assert script.tokens_per_word(object(), records) == (script.FALLBACK_TOKENS_PER_WORD,
                                                          "assumed (no local tokenizer)")
+
+
+def test_first_negatives_cuts_every_per_negative_field(script):
+    from negmine.data.mined import MinedRecord
+
+    record = {"query_id": "q", "query": "claim", "positive_ids": ["p1", "p2"], "positives": ["a", "b"],
+              "positive_scores": [0.9, 0.8], "negative_ids": [f"n{i}" for i in range(7)],
+              "negatives": [f"neg {i}" for i in range(7)], "negative_scores": [0.7 - i / 100 for i in range(7)],
+              "positive_teacher_scores": [0.6, 0.6], "negative_teacher_scores": [0.5] * 7,
+              "positive_negatives": [[0, 1, 2, 3, 4], [2, 3, 4, 5, 6]]}
+    cut = script.first_negatives(record, 5)
+    assert cut["negative_ids"] == ["n0", "n1", "n2", "n3", "n4"] and len(cut["negative_teacher_scores"]) == 5
+    assert cut["positive_negatives"] == [[0, 1, 2, 3, 4], [2, 3, 4]]
+    MinedRecord.from_dict(cut, "<test>", 1, require_scores=True)  # a valid record (the full run failed here)
+    assert record["positive_negatives"][1] == [2, 3, 4, 5, 6]  # the input is not changed
