@@ -149,6 +149,7 @@ def merge(total: RelabelSummary, part: RelabelSummary) -> None:
 
 def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: dict, config: dict,
                  target: int) -> dict:
+    name = config.get("report_name", "relabel_scifact")
     s = summary.to_dict()
     u = s["usage"]
     stage1_pairs = u.get("stage1_calls", 0)
@@ -199,10 +200,9 @@ def write_report(out: Path, summary: RelabelSummary, rows: list[dict], records: 
         "",
         f"Counts: relabeled {s['relabeled']}, filtered {s['filtered']}, unsure {s['unsure']}, kept {s['kept']}.",
         "",
-        "Spot check: `relabel_scifact_spotcheck.md` (20 random decisions with their passages).",
+        f"Spot check: `{name}_spotcheck.md` (20 random decisions with their passages).",
         "",
     ]
-    name = config.get("report_name", "relabel_scifact")
     Report(name, "benchmarks/relabel_scifact.py", config.get("argv", []), out=out / f"{name}.md").write(
         "\n".join(lines), {"summary": s, "config": config, "random_relabeled_per_10": random_per_10,
                            "positive_ranked_first": positive_first, "first_choice_slots": dict(slots),
