@@ -384,13 +384,12 @@ def run_row(args: argparse.Namespace, report: Report, label: str, mode: str, n: 
     """One (mode, size) row, resumable: a finished row is kept under ``WORK/rows/`` with the timed phase it was
     measured in (seconds and load samples) and reused by a rerun of the same code, so a run stopped at 10M keeps its
     1M and 3M rows. A failed row is not kept."""
+    saved = _saved_row(args, mode, n, code)
+    if saved is not None:
+        report.phases[label] = saved["phase"]
+        print(f"{label}: reused {row_path(args, mode, n)}", flush=True)
+        return saved["result"]
     path = row_path(args, mode, n)
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("code") == code:
-            report.phases[label] = saved["phase"]
-            print(f"{label}: reused {path}", flush=True)
-            return saved["result"]
     with report.phase(label):
         result = run_child(args, mode, n, env, address)
     if "error" not in result:
@@ -419,9 +418,13 @@ def run_child(args: argparse.Namespace, mode: str, n: int, env: dict[str, str], 
     return result
 
 
-def _reusable(args: argparse.Namespace, mode: str, n: int, code: str) -> bool:
+def _saved_row(args: argparse.Namespace, mode: str, n: int, code: str) -> dict[str, Any] | None:
+    """The kept row of ``(mode, n)`` when it was measured by ``code``, else None."""
     path = row_path(args, mode, n)
-    return path.exists() and json.loads(path.read_text()).get("code") == code
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("code") == code else None
 
 
 #### a 2-node Ray cluster on loopback (the one tests/distributed/test_ray_cluster.py starts)
@@ -646,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for n in sizes:
             results.append(run_row(args, report, f"local {n:,}", "local", n, env, None, code))
     if "ray" in modes:
-        todo = [n for n in sizes if not _reusable(args, "ray", n, code)]
+        todo = [n for n in sizes if _saved_row(args, "ray", n, code) is None]
         store = int(args.ray_object_store_gb * 1e9) if args.ray_object_store_gb else max(sizes) * args.dim * 4 + 10**9
         with (local_ray_cluster(env, store) if todo else contextlib.nullcontext(None)) as address:
             for n in sizes:

@@ -350,6 +350,7 @@ def mine_peer(ctx: Context, teacher: str) -> Path:
     scale = ctx.scale
 
     def run(out: Path) -> dict[str, Any]:
+        from _st_cache import loaded_from_seed, seed_st_cache
         from datasets import Dataset
         from sentence_transformers.util import mine_hard_negatives
 
@@ -370,8 +371,6 @@ def mine_peer(ctx: Context, teacher: str) -> Path:
         if teacher != STUDENT:
             # a teacher's corpus is encoded once, through negmine's resumable cache (the same vectors: same model,
             # prompt and cap), and handed to sentence-transformers; the zero-shot teacher row reads the same entry
-            from _st_cache import seed_st_cache
-
             from negmine.encoders import load_encoder
 
             encoder = load_encoder(teacher, max_seq_length=model.max_seq_length)
@@ -384,8 +383,6 @@ def mine_peer(ctx: Context, teacher: str) -> Path:
                                     output_format="n-tuple", use_faiss=True, batch_size=32,
                                     verbose=not scale.smoke, cache_folder=str(cache_folder), **prompts)
         mined.to_json(str(out / "ntuple.jsonl"))
-        from _st_cache import loaded_from_seed
-
         return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined), **prompts,
                 "corpus_embeddings_from_negmine_cache": seed is not None and loaded_from_seed(seed)}
 
