@@ -5,6 +5,9 @@ false-negative rate of the negatives the SciFact recipes train on was measured b
 measures a judge against those labels. This script draws the sample, writes a worksheet to label, checks a labels
 file against the sample and writes the report.
 
+    # 0. mine SciFact train as the SciFact recipes did when the audit was made (a file the audit owns)
+    python benchmarks/negative_audit.py mine                           # minilm -> runs/negative_audit/mine-minilm
+    python benchmarks/negative_audit.py mine --teacher mpnet --mined runs/negative_audit/mine-mpnet/mined.jsonl
     # 1. draw the sample (16 training queries x their 5 training negatives) and write the worksheet
     python benchmarks/negative_audit.py worksheet --out /tmp/audit.md
     # 2. label each negative in benchmarks/results/negative_audit_labels.jsonl, then
@@ -46,7 +49,13 @@ from negmine.errors import DataError
 from negmine.evaluation.significance import cluster_bootstrap_rate
 from negmine.io import atomic_open
 
-DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
+DEFAULT_MINED = Path("runs/negative_audit/mine-minilm/mined.jsonl")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
+# the SciFact recipes' mining when the labels were made (2026-11-22): TopK-PercPos 0.95 against each query's lowest
+# positive, ranks 0-50, 8 negatives (5 + 3 spare), the top ones, every query kept; the sample is drawn from this file
+AUDIT_MINING = {"split": "train", "strategy": "perc-pos", "percentage": 0.95, "margin_reference": "lowest",
+                "range_min": 0, "range_max": 50, "num_negatives": 8, "sampling": "top", "too_few": "keep",
+                "format": "flag", "output_scores": True, "seed": 0}
 DEFAULT_LABELS = Path("benchmarks/results/negative_audit_labels.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/negative_audit.md")
 DEFAULT_JUDGE_OUT = Path("benchmarks/results/negative_audit_judge.md")
@@ -164,7 +173,7 @@ def report(summary: dict[str, Any], sample: list[dict[str, Any]], labels: list[d
     lines = [
         "# Hand audit of the mined negatives the SciFact recipes train on",
         "",
-        f"Mined file: `{mined}` ({teacher} as teacher, TopK-PercPos 0.95 over ranks 0–50, `top` sampling).",
+        f"Mined file: `{mined}` ({teacher} as teacher; {mined_with(mined)}).",
         f"Sample: {s['queries']} {drawn} × their first {s['negatives'] // s['queries']} negatives = "
         f"{s['negatives']} (query, negative) pairs, each read in full and labelled by the negmine developers. "
         "Labels: `false_negative` = the abstract gives evidence for or against the claim; `borderline` = states "
@@ -391,9 +400,28 @@ def run_judge(args: argparse.Namespace, sample: list[dict[str, Any]], labels: li
     return 0
 
 
+def mine(data: Path, teacher: str, mined: Path) -> Path:
+    """Mine ``data``'s train split with ``teacher`` and :data:`AUDIT_MINING` into ``mined``'s folder."""
+    from negmine.mining import mine_hard_negatives
+
+    mine_hard_negatives(str(data), teacher, out=str(mined.parent), show_progress_bar=True, **AUDIT_MINING)
+    return mined
+
+
+def mined_with(mined: str | Path) -> str:
+    """How ``mined`` was made, from the ``manifest.json`` beside it (retriever and mining settings)."""
+    manifest = Path(mined).parent / "manifest.json"
+    if not manifest.is_file():
+        return "no manifest.json beside it"
+    config = json.loads(manifest.read_text())["config"]
+    keys = ("retriever", "split", "strategy", "percentage", "margin_reference", "range_min", "range_max",
+            "num_negatives", "sampling", "too_few", "seed")
+    return ", ".join(f"{k} {config.get(k)}" for k in keys)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("worksheet", "report", "judge", "intervals"))
+    parser.add_argument("mode", choices=("mine", "worksheet", "report", "judge", "intervals"))
     parser.add_argument("--mined", type=Path, default=DEFAULT_MINED)
     parser.add_argument("--labels", type=Path, action="append", default=None,
                         help=f"hand labels (default {DEFAULT_LABELS}); intervals mode: repeatable")
@@ -405,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--same-queries-as", type=Path, default=None, metavar="LABELS",
                         help="audit the queries of this labels file (in its order) instead of a random draw")
-    parser.add_argument("--teacher", default="all-MiniLM-L6-v2", help="the mining teacher, for the report")
+    parser.add_argument("--teacher", default="all-MiniLM-L6-v2",
+                        help="the mining teacher (mine mode: a preset such as minilm or mpnet; else for the report)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="mine mode: the SciFact BEIR folder")
     parser.add_argument("--judge", default=None, help="judge mode: a judge spec, as `negmine relabel --judge`")
     parser.add_argument("--threshold", type=float, default=0.5, help="judge mode: score that counts as positive")
     parser.add_argument("--threads", type=int, default=None, help="judge mode: llama.cpp threads")
@@ -421,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         Report(out.stem, "benchmarks/negative_audit.py", args.argv, out=out).write(intervals_report(summaries),
                                                                                    summaries, echo=False)
         print(f"report: {out}")
+        return 0
+    if args.mode == "mine":
+        teacher = "minilm" if args.teacher == "all-MiniLM-L6-v2" else args.teacher
+        print(f"mined: {mine(args.data, teacher, args.mined)}")
         return 0
     args.labels = labels_files[0]
     query_ids = None

@@ -180,6 +180,10 @@ RECIPES: tuple[Recipe, ...] = (
            loss_args=(("temperature", 0.05), ("teacher_temperature", 0.02), ("kl_weight", 1.0),
                       ("infonce_weight", 1.0)),
            question="a sharper teacher distribution (teacher temperature 0.02)", base="gemma-listwise"),
+    Recipe("gemma-mined-listwise", teacher="embeddinggemma", loss="listwise",
+           loss_args=(("temperature", 0.05), ("teacher_temperature", 0.05), ("kl_weight", 1.0),
+                      ("infonce_weight", 1.0)),
+           question="the teacher mines as well (its retrieval scores are the soft labels)", base="gemma-listwise"),
     Recipe("gemma-margin-mse", scorer="embeddinggemma", loss="margin-mse", loss_args=(("similarity", "cosine"),),
            question="MarginMSE on the teacher's score margins (Hofstätter et al.)", base="gemma-listwise"),
     Recipe("pointwise-infonce", false_negatives="pointwise", question="pointwise P(yes) judge, relabel + filter",
@@ -332,7 +336,10 @@ def mine_negmine(ctx: Context, teacher: str) -> Path:
         from negmine.encoders import load_encoder
         from negmine.mining import mine_hard_negatives
 
-        encoder = load_encoder(teacher, max_seq_length=scale.max_seq_length if scale.smoke else None)
+        # the student at its own length; a teacher at the scorer's cap, as the peer mines and the teacher row
+        # evaluates (one corpus encode in the cache for all three)
+        cap = scale.max_seq_length if scale.smoke else (None if teacher == STUDENT else TEACHER_MAX_SEQ_LENGTH)
+        encoder = load_encoder(teacher, max_seq_length=cap)
         result = mine_hard_negatives(ctx.data("scifact", TRAIN_SPLIT), encoder, out=str(out), cache=ctx.cache,
                                      strategy="perc-pos", percentage=1 - RELATIVE_MARGIN, range_max=scale.range_max,
                                      num_negatives=scale.num_negatives + SPARE_NEGATIVES, sampling="top",

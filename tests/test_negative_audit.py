@@ -133,3 +133,23 @@ def test_judge_mode_scores_positives_and_labelled_negatives_and_counts_what_a_fi
 def test_auc_counts_ties_as_half_and_needs_both_groups(audit):
     assert audit.auc([1.0, 0.5], [0.5]) == pytest.approx(0.75)
     assert audit.auc([], [0.1]) is None
+
+
+def test_mine_mode_writes_the_audit_mining_and_the_report_names_it(audit, scifact_dir, tmp_path):
+    from negmine.testing import beir_sample
+
+    data = beir_sample(scifact_dir, tmp_path / "scifact", n_queries=12, n_docs=60)
+    mined = audit.mine(data, "hashing", tmp_path / "mine" / "mined.jsonl")
+    described = audit.mined_with(mined)
+    # the settings of the audited file: every query kept, negatives measured against the lowest positive
+    assert "retriever hashing" in described and "margin_reference lowest" in described
+    assert "too_few keep" in described and "num_negatives 8" in described
+    from negmine.data.mined import read_mined
+
+    records = [m.to_dict() for m in read_mined(mined)]
+    assert len(records) == 12
+    sample = audit.draw_sample(records, 2, 3, seed=0)
+    labels = [{**row, "label": "off_topic"} for row in audit.label_template(sample)]
+    text = audit.report(audit.summarize(sample, labels), sample, labels, mined, "hashing")
+    assert f"Mined file: `{mined}` (hashing as teacher; retriever hashing, split train" in text
+    assert audit.mined_with(tmp_path / "elsewhere" / "mined.jsonl") == "no manifest.json beside it"
