@@ -32,17 +32,18 @@ def st_corpus_file(cache_folder: str | Path, model: Any, corpus: list[str], prom
 
 
 def seed_st_cache(cache_folder: str | Path, encoder: Any, corpus: Sequence[str], positives: Sequence[str], *,
-                  cache: Any = None, prompt_name: str | None = None, batch_size: int = 32,
-                  show_progress_bar: bool = False) -> Path:
+                  cache: Any = None, prompt: str | None = None, prompt_name: str | None = None,
+                  batch_size: int = 32, show_progress_bar: bool = False) -> Path:
     """Encode (or read) ``st_corpus(corpus, positives)`` through negmine's cache with ``encoder`` (a
     :class:`~negmine.encoders.st.SentenceTransformerEncoder` whose corpus prompt is the model's ``prompt_name``
-    prompt) and save it as sentence-transformers' corpus cache file; returns that file."""
+    prompt, or the ``prompt`` string sentence-transformers is given) and save it as sentence-transformers' corpus cache
+    file; returns that file."""
     from negmine.encoders import EmbeddingCache, encode_with_cache
 
     texts = st_corpus(corpus, positives)
     emb = encode_with_cache(encoder, texts, "document", cache=cache if cache is not None else EmbeddingCache(),
                             batch_size=batch_size, show_progress_bar=show_progress_bar)
-    path = st_corpus_file(cache_folder, encoder.model, texts, prompt_name=prompt_name)
+    path = st_corpus_file(cache_folder, encoder.model, texts, prompt=prompt, prompt_name=prompt_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.asarray(emb, dtype=np.float32))
     return path

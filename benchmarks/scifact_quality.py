@@ -81,6 +81,9 @@ RELATIVE_MARGIN = 0.05  # ST relative_margin 0.05 == negmine TopK-PercPos 0.95
 SPARE_NEGATIVES = 3  # mined beyond num_negatives so that rows keep N negatives after false-negative filtering
 JUDGES = {"pointwise": "llm-yes", "arhn": "llm"}  # false-negative handling -> negmine judge kind
 N_RESAMPLES = 10_000
+# issue 23's targets for the dev-chosen best row, on SciFact test nDCG@10 (seed-aware test, Holm p < ALPHA)
+TARGETS = {"vs_peer": 0.020, "vs_peer_teacher": 0.010, "arguana_below_zero_shot": 0.010, "moonshot": 0.72,
+           "seeds": 3, "alpha": 0.05}
 TEACHER_MAX_SEQ_LENGTH = 512  # the scorer's token cap (EmbeddingGemma's context is 2,048; SciFact abstracts fit)
 
 
@@ -156,6 +159,10 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("peer-gemma", kind="peer", teacher="embeddinggemma", loss="MultipleNegativesRankingLoss",
            loss_args=(("scale", 20.0),), max_positives=1,
            question="the peer's recipe with the teacher (EmbeddingGemma-300m, its prompts) mining"),
+    Recipe("peer-gemma-distill", kind="peer", teacher="embeddinggemma", loss="DistillKLDivLoss",
+           loss_args=(("temperature", 0.05),), max_positives=1,
+           question="the same-teacher peer distilling: the teacher's mining scores (output_scores) and "
+                    "DistillKLDivLoss, both temperatures 0.05 as negmine's listwise rows"),
     Recipe("peer-mpnet", kind="peer", teacher="mpnet", loss="MultipleNegativesRankingLoss",
            loss_args=(("scale", 20.0),), max_positives=1,
            question="the peer's recipe with the stronger teacher (all-mpnet-base-v2) mining"),
@@ -351,49 +358,32 @@ def mine_negmine(ctx: Context, teacher: str) -> Path:
     return out / "mined.jsonl"
 
 
-def mine_peer(ctx: Context, teacher: str) -> Path:
-    """sentence-transformers ``mine_hard_negatives`` as its docs show it, on train-minus-dev; returns the n-tuples."""
-    out = ctx.shared / ("st-mine" if teacher == STUDENT else f"st-mine-{teacher}")
+def mine_peer(ctx: Context, teacher: str, output_scores: bool = False) -> Path:
+    """sentence-transformers ``mine_hard_negatives`` as its docs show it (:func:`peers.mine_peer_teacher`), on
+    train-minus-dev; returns the n-tuples (with the teacher's ``scores`` column for the distilling peer)."""
+    name = "st-mine" if teacher == STUDENT else f"st-mine-{teacher}"
+    out = ctx.shared / (f"{name}-scores" if output_scores else name)
     scale = ctx.scale
 
     def run(out: Path) -> dict[str, Any]:
-        from _st_cache import loaded_from_seed, seed_st_cache
-        from datasets import Dataset
-        from sentence_transformers.util import mine_hard_negatives
+        from peers import PeerMining, mine_peer_teacher
 
-        from negmine.training import load_model
-
+        # the student mines at its training length; a teacher at the scorer's cap, with its own prompts; a teacher's
+        # corpus is encoded once through negmine's resumable cache and handed to sentence-transformers (the zero-shot
+        # teacher row and negmine's teacher mining read the same cache entry)
+        cap = scale.max_seq_length if teacher == STUDENT or scale.smoke else TEACHER_MAX_SEQ_LENGTH
+        settings = PeerMining(range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
+                              num_negatives=scale.num_negatives, max_seq_length=cap)
         data = ctx.data("scifact", TRAIN_SPLIT)
-        pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
-        dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
-        # the student mines at its training length; a teacher at the scorer's cap, with its own prompts (a
-        # sentence-transformers user passes EmbeddingGemma's "query"/"document" prompt names)
-        model = load_model(teacher, scale.max_seq_length if teacher == STUDENT or scale.smoke
-                           else TEACHER_MAX_SEQ_LENGTH)
-        prompts = {f"{side}_prompt_name": name for side, name in (("query", "query"), ("corpus", "document"))
-                   if name in (getattr(model, "prompts", None) or {})}
-        corpus = [data.doc_text(d) for d in data.corpus]
-        cache_folder = ctx.shared / "st-embeddings" / teacher
-        seed = None
-        if teacher != STUDENT:
-            # a teacher's corpus is encoded once, through negmine's resumable cache (the same vectors: same model,
-            # prompt and cap), and handed to sentence-transformers; the zero-shot teacher row reads the same entry
-            from negmine.encoders import load_encoder
+        mined = mine_peer_teacher(data, teacher, output_scores=output_scores, settings=settings,
+                                  verbose=not scale.smoke, cache_folder=ctx.shared / "st-embeddings" / teacher,
+                                  seed_cache=None if teacher == STUDENT else ctx.cache)
+        mined.dataset.to_json(str(out / "ntuple.jsonl"))
+        return {"teacher": teacher, "split": TRAIN_SPLIT, "rows": len(mined.dataset), **mined.prompts,
+                "output_scores": output_scores, "corpus_embeddings_from_negmine_cache": mined.from_negmine_cache}
 
-            encoder = load_encoder(teacher, max_seq_length=model.max_seq_length)
-            seed = seed_st_cache(cache_folder, encoder, corpus, [p[1] for p in pairs], cache=ctx.cache,
-                                 prompt_name=prompts.get("corpus_prompt_name"), batch_size=16,
-                                 show_progress_bar=not scale.smoke)
-        mined = mine_hard_negatives(dataset, model, corpus=corpus,
-                                    range_max=scale.range_max, relative_margin=RELATIVE_MARGIN,
-                                    num_negatives=scale.num_negatives, sampling_strategy="top",
-                                    output_format="n-tuple", use_faiss=True, batch_size=32,
-                                    verbose=not scale.smoke, cache_folder=str(cache_folder), **prompts)
-        mined.to_json(str(out / "ntuple.jsonl"))
-        return {"teacher": teacher, "split": TRAIN_SPLIT, "pairs": len(pairs), "rows": len(mined), **prompts,
-                "corpus_embeddings_from_negmine_cache": seed is not None and loaded_from_seed(seed)}
-
-    ctx.pipeline.run(f"st mine {teacher}", out, run, config={"teacher": teacher, "split": TRAIN_SPLIT})
+    config = {"teacher": teacher, "split": TRAIN_SPLIT, **({"output_scores": True} if output_scores else {})}
+    ctx.pipeline.run(f"st mine {teacher}", out, run, config=config)
     return out / "ntuple.jsonl"
 
 
@@ -528,27 +518,15 @@ def train_negmine(cfg: Any) -> tuple[int, int]:
     return result.num_rows, result.steps
 
 
-def train_peer(cfg: Any) -> tuple[int, int]:
-    """MultipleNegativesRankingLoss on the peer's n-tuples (one row per query and positive, as mined), with the
-    same trainer arguments as negmine's rows (no-duplicates batches, seed, warm-up); returns (rows, steps)."""
+def train_peer(cfg: Any, recipe: Recipe) -> tuple[int, int]:
+    """The peer's sentence-transformers loss (:func:`peers.train_peer_teacher`) on its n-tuples, with the same trainer
+    arguments as negmine's rows (no-duplicates batches, seed, warm-up); returns (rows, steps)."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    from negmine.io import write_manifest
-    from negmine.training import load_model, training_arguments
+    from peers import train_peer_teacher
 
     rows = [json.loads(line) for line in Path(cfg.data).read_text(encoding="utf-8").splitlines() if line.strip()]
-    dataset = Dataset.from_list(rows)
-    model = load_model(cfg.model, cfg.max_seq_length)
-    loss = MultipleNegativesRankingLoss(model, scale=20.0)
-    trainer = SentenceTransformerTrainer(model=model, args=training_arguments(cfg, False), train_dataset=dataset,
-                                         loss=loss)
-    state = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
-    trainer.model.save_pretrained(str(Path(cfg.out) / "final"))
-    write_manifest(cfg.out, "train", {**cfg.to_dict(), "loss": "MultipleNegativesRankingLoss", "loss_args":
-                                      {"scale": 20.0}}, inputs=[cfg.data], seed=cfg.seed)
-    return len(dataset), int(state.global_step)
+    return train_peer_teacher(Dataset.from_list(rows), cfg, recipe.loss, dict(recipe.loss_args),
+                              role="peer" if recipe.teacher == STUDENT else "peer-teacher")
 
 
 def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
@@ -558,7 +536,7 @@ def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
 
     def run(out: Path) -> dict[str, Any]:
         cfg = train_config(ctx, recipe, data, out, seed)
-        rows, steps = (train_peer if recipe.kind == "peer" else train_negmine)(cfg)
+        rows, steps = train_peer(cfg, recipe) if recipe.kind == "peer" else train_negmine(cfg)
         return {"recipe": recipe.name, "seed": seed, "rows": rows, "steps": steps,
                 "resumed_from": cfg.resume_from_checkpoint, "train_config": cfg.to_dict()}
 
@@ -591,7 +569,7 @@ def evaluate_row(ctx: Context, model: str, dataset: str, split: str, out: Path) 
 def training_data(ctx: Context, recipe: Recipe) -> Path:
     """Mine (and relabel) for a row; returns the file its training reads."""
     if recipe.kind == "peer":
-        return mine_peer(ctx, recipe.teacher)
+        return mine_peer(ctx, recipe.teacher, output_scores=recipe.loss != "MultipleNegativesRankingLoss")
     mined = mine_negmine(ctx, recipe.teacher)
     if recipe.false_negatives != "none":
         mined = relabel(ctx, mined, recipe.teacher, recipe.false_negatives)
@@ -733,6 +711,99 @@ def one_change_at_a_time(rows: dict[str, dict[int, dict[str, Any]]]) -> list[dic
     return [{"row": n, "base": BY_NAME[n].base, **r.to_dict()} for n, r in zip(names, holm_adjust(results))]
 
 
+def same_teacher_peer(rows: dict[str, dict[int, dict[str, Any]]], best: str) -> dict[str, Any]:
+    """The same-teacher sentence-transformers peer of ``best``: among the peer rows mining with best's teacher (its
+    scorer, or its miner), the one with the highest dev score on :data:`SEED` (test never chooses)."""
+    teacher = BY_NAME[best].scorer or BY_NAME[best].teacher
+    dev = {r.name: float(seed["dev"]["metrics"][SELECT_METRIC]) for r in RECIPES
+           if r.kind == "peer" and r.teacher == teacher != STUDENT
+           and (seed := rows[r.name].get(SEED)) and seed["dev"] is not None}
+    chosen = max(dev, key=lambda n: (dev[n], -list(BY_NAME).index(n))) if dev else None
+    return {"teacher": teacher, "chosen": chosen, "dev": dev}
+
+
+def check_targets(rows: dict[str, dict[int, dict[str, Any]]], best: str | None,
+                  comparisons: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each of :data:`TARGETS` for the dev-chosen best row: the measured figure and met / not met / not measured.
+
+    Against the peer the table's own Holm-adjusted test is read; against the same-teacher peer a seed-aware test of
+    its own (one comparison). A target that needs 3 seeds reads "not measured" until both rows have them."""
+    if best is None:
+        return {"best": None}
+    alpha = TARGETS["alpha"]
+    best_test = per_seed_scores(rows[best], "test", SELECT_METRIC)
+    out: dict[str, Any] = {"best": best, "best_seeds": sorted(best_test), **{f"target_{k}": v for k, v in
+                                                                             TARGETS.items()}}
+
+    def verdict(test: dict[str, Any] | None, margin: float, seeds: int) -> dict[str, Any]:
+        if not test:
+            return {"status": "not measured"}
+        enough = len(best_test) >= TARGETS["seeds"] and seeds >= TARGETS["seeds"]
+        p = test.get("p_holm") if test.get("p_holm") is not None else test["p_value"]
+        met = test["diff"] >= margin and p < alpha
+        return {"status": ("met" if met else "not met") if enough else
+                f"{'on course' if met else 'not met'} (fewer than {TARGETS['seeds']} seeds)", "test": test}
+
+    peer_seeds = len(per_seed_scores(rows.get(PEER, {}), "test", SELECT_METRIC))
+    out["vs_peer"] = verdict(comparisons.get(best, {}).get(SELECT_METRIC), TARGETS["vs_peer"], peer_seeds)
+    same = same_teacher_peer(rows, best)
+    out["same_teacher_peer"] = same
+    if same["chosen"] is not None:
+        from negmine.evaluation.significance import seed_aware_test
+
+        other = per_seed_scores(rows[same["chosen"]], "test", SELECT_METRIC)
+        test = (seed_aware_test(other, best_test, metric=SELECT_METRIC, n_resamples=N_RESAMPLES, seed=0).to_dict()
+                if other and best_test else None)
+        out["vs_peer_teacher"] = verdict(test, TARGETS["vs_peer_teacher"], len(other))
+    else:
+        out["vs_peer_teacher"] = {"status": "not measured"}
+    zero = [e["arguana"]["metrics"]["ndcg@10"] for e in rows[ZERO_SHOT].values() if e["arguana"] is not None]
+    mine = [e["arguana"]["metrics"]["ndcg@10"] for e in rows[best].values() if e["arguana"] is not None]
+    out["arguana"] = ({"status": "not measured"} if not zero or not mine else
+                      {"status": "met" if statistics.mean(mine) >= statistics.mean(zero)
+                       - TARGETS["arguana_below_zero_shot"] else "not met",
+                       "best": statistics.mean(mine), "zero_shot": statistics.mean(zero)})
+    tested = [e["test"]["metrics"][SELECT_METRIC] for e in rows[best].values() if e["test"] is not None]
+    out["moonshot"] = ({"status": "not measured"} if not tested else
+                       {"status": "met" if statistics.mean(tested) >= TARGETS["moonshot"] else "not met",
+                        "test": statistics.mean(tested)})
+    return out
+
+
+def targets_lines(targets: dict[str, Any]) -> list[str]:
+    """The report's "Targets" list (issue 23), from :func:`check_targets`."""
+    if targets.get("best") is None:
+        return []
+    best = f"`{targets['best']}`"
+
+    def measured(entry: dict[str, Any]) -> str:
+        test = entry.get("test")
+        if not isinstance(test, dict):
+            return entry["status"]
+        holm = f", Holm p {test['p_holm']:.3g}" if test.get("p_holm") is not None else ""
+        return (f"Δ {100 * test['diff']:+.2f} points [{100 * test['ci_low']:+.2f}, {100 * test['ci_high']:+.2f}], "
+                f"p {test['p_value']:.3g}{holm}: **{entry['status']}**")
+
+    same = targets["same_teacher_peer"]
+    lines = ["", f"Targets for the dev-chosen best row ({best}, seeds {', '.join(map(str, targets['best_seeds']))}; "
+                 f"{targets['target_seeds']} seeds each and Holm p < {targets['target_alpha']} to count as met):",
+             f"- ≥ +{100 * targets['target_vs_peer']:.1f} points test nDCG@10 over `{PEER}`: "
+             f"{measured(targets['vs_peer'])}",
+             f"- ≥ +{100 * targets['target_vs_peer_teacher']:.1f} points over the same-teacher peer "
+             + (f"(`{same['chosen']}`, the better on dev of "
+                f"{', '.join(f'`{n}` {v:.4f}' for n, v in same['dev'].items())}): "
+                if same["chosen"] else f"(teacher `{same['teacher']}`; no such peer measured on dev yet): ")
+             + measured(targets["vs_peer_teacher"])]
+    arguana = targets["arguana"]
+    lines.append(f"- ArguAna nDCG@10 at most {100 * targets['target_arguana_below_zero_shot']:.1f} point below "
+                 "zero-shot: " + (f"{arguana['best']:.4f} vs {arguana['zero_shot']:.4f}: **{arguana['status']}**"
+                                  if "best" in arguana else arguana["status"]))
+    moon = targets["moonshot"]
+    lines.append(f"- moonshot, test nDCG@10 ≥ {targets['target_moonshot']:.2f}: "
+                 + (f"{moon['test']:.4f}: **{moon['status']}**" if "test" in moon else moon["status"]))
+    return lines
+
+
 def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[str, Any]:
     """Everything the report shows, from what is on disk (the shape of ``benchmarks/results/scifact.json``)."""
     rows = {r.name: collect(runs, r, ledger) for r in RECIPES}
@@ -767,6 +838,7 @@ def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[st
                                          "selection": selection, "recipes_compared_on_dev": len(selection["compared"]),
                                          "test": "scored once per finished recipe; never used to choose"},
             "scale": asdict(scale), "rows": out_rows, "one_change_at_a_time": one_change_at_a_time(rows),
+            "targets": check_targets(rows, selection["best"], comparisons),
             "shared_steps": shared_steps(runs)}
 
 
@@ -847,6 +919,7 @@ def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv:
         "(one family per metric). A row marked *single seed* has no measured seed variance. ± is the standard "
         "deviation over seeds.", "",
         *table_lines(data),
+        *targets_lines(data["targets"]),
     ]
     changes = data["one_change_at_a_time"]
     if changes:
@@ -869,7 +942,7 @@ def readme_block(data: dict[str, Any]) -> str:
     """README's SciFact section body, generated from ``scifact.json``'s data."""
     return "\n".join([
         "<!-- generated by benchmarks/scifact_quality.py from benchmarks/results/scifact.json; do not edit -->", "",
-        selection_text(data), "", *table_lines(data), "",
+        selection_text(data), "", *table_lines(data), *targets_lines(data["targets"]), "",
         "p: paired bootstrap over test queries x training seeds; Holm: adjusted across the table's rows, per metric.",
     ])
 

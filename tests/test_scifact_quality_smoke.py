@@ -312,3 +312,47 @@ def test_scorer_stage_writes_and_then_replays_the_ledger_table(script, smoke_run
     assert _json(replayed.parent / "stage.json")["replayed_from"] == str(table)
     records = [json.loads(line) for line in scored.read_text().splitlines()]
     assert all(len(r["negative_teacher_scores"]) == len(r["negative_ids"]) for r in records)
+
+
+def test_targets_read_the_dev_chosen_best_against_both_peers(script, tmp_path):
+    def put(name, split, value, seeds=(12,)):
+        for seed in seeds:
+            folder = tmp_path / name / str(seed) / f"eval-{split}"
+            folder.mkdir(parents=True, exist_ok=True)
+            per_query = {f"q{i}": value + 0.02 * ((i * 7 + seed) % 5 - 2) for i in range(40)}
+            mean = sum(per_query.values()) / len(per_query)
+            (folder / "metrics.json").write_text(json.dumps({"metrics": {"ndcg@10": mean, "recall@100": mean},
+                                                             "per_query": {"ndcg@10": per_query,
+                                                                           "recall@100": per_query}}))
+
+    three = (12, 13, 14)
+    put("zero-shot", "test", 0.60), put("zero-shot", "arguana", 0.50)
+    put("peer-baseline", "dev", 0.65), put("peer-baseline", "test", 0.60, three)
+    # the same-teacher peer is chosen on dev: the distilling one, though the other scores higher on test
+    put("peer-gemma", "dev", 0.70), put("peer-gemma", "test", 0.64, three)
+    put("peer-gemma-distill", "dev", 0.72), put("peer-gemma-distill", "test", 0.63, three)
+    put("peer-mpnet", "dev", 0.99), put("peer-mpnet", "test", 0.99)  # another teacher: never the rival
+    put("gemma-listwise", "dev", 0.80), put("gemma-listwise", "test", 0.66, three)
+    put("gemma-listwise", "arguana", 0.495, three)
+    data = script.results_json(tmp_path, smoke=True)
+    targets = data["targets"]
+    assert targets["best"] == "gemma-listwise" and targets["best_seeds"] == [12, 13, 14]
+    assert targets["same_teacher_peer"]["chosen"] == "peer-gemma-distill"
+    assert targets["vs_peer"]["status"] == "met" and targets["vs_peer"]["test"]["diff"] == pytest.approx(0.06)
+    assert targets["vs_peer_teacher"]["status"] == "met"
+    assert targets["vs_peer_teacher"]["test"]["diff"] == pytest.approx(0.03)
+    assert targets["arguana"]["status"] == "met" and targets["moonshot"]["status"] == "not met"
+    text = "\n".join(script.targets_lines(targets))
+    assert "over the same-teacher peer (`peer-gemma-distill`, the better on dev of `peer-gemma` 0.7000, " in text
+    assert "Δ +6.00 points" in text and "**met**" in text
+
+    # one seed of best: a margin that would count is only "on course"; a small one is not met
+    for seed in (13, 14):
+        for split in ("test", "arguana"):
+            for file in (tmp_path / "gemma-listwise" / str(seed) / f"eval-{split}").glob("*"):
+                file.unlink()
+    put("gemma-listwise", "arguana", 0.45)
+    targets = script.results_json(tmp_path, smoke=True)["targets"]
+    assert targets["vs_peer"]["status"].startswith("on course (fewer than 3 seeds")
+    assert targets["arguana"]["status"] == "not met"
+    assert script.check_targets({}, None, {}) == {"best": None} and script.targets_lines({"best": None}) == []
