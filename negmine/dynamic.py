@@ -12,7 +12,8 @@ The loop (:func:`train_dynamic`), for ``remine_every = N`` epochs (or steps, ``r
    checkpoint has its own entry), re-mine with the same mining options as the first round (the mining run's
    ``manifest.json`` or ``remine_config``), **with** its false-negative guards: the ``cross_encoder`` rescoring of
    the mining options and, when ``remine_judge`` is set, a relabel judge over every re-mined record (a stronger
-   student surfaces more false negatives; CET);
+   student surfaces more false negatives; CET); when the loss reads teacher scores, the teacher that scored the
+   first round (or ``remine_teacher``) scores the new negatives too, with its guard (:func:`round_teacher`);
 3. continue with the new negatives, until the epochs (steps) are spent.
 
 ADORE (``adore = True``): the model is a sentence-transformers ``Router`` whose document side is the start model,
@@ -46,7 +47,8 @@ from negmine.training import (
     run_manifest,
 )
 
-__all__ = ["DynamicResult", "RoundCost", "remine", "remine_config", "round_schedule", "train_dynamic"]
+__all__ = ["DynamicResult", "RoundCost", "RoundTeacher", "remine", "remine_config", "round_schedule", "round_teacher",
+           "score_manifest", "train_dynamic"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +171,63 @@ def _encoder(model: Any, start_model: Any, mine_cfg: MineConfig) -> tuple[Any, M
     return encoder, dataclasses.replace(mine_cfg, no_cache=True)  # the split encoder caches the corpus itself
 
 
+@dataclass
+class RoundTeacher:
+    """The teacher that scores every re-mined round (:func:`round_teacher`): the built teacher, its
+    :class:`~negmine.scoring.ScoreConfig` (token cap, guard) and the folder of a pairwise teacher's block cache."""
+
+    teacher: Any
+    config: Any
+    out: Path
+
+
+def score_manifest(data: str) -> dict[str, Any] | None:
+    """The ``manifest.json`` of the ``negmine score`` run that wrote ``data`` (a file or its folder), else ``None``."""
+    import json
+
+    path = Path(data)
+    manifest = (path if path.is_dir() else path.parent) / "manifest.json"
+    if not data or not manifest.is_file():
+        return None
+    found = json.loads(manifest.read_text(encoding="utf-8"))
+    return found if found.get("stage") == "score" else None
+
+
+def round_teacher(cfg: TrainConfig, data: Any) -> RoundTeacher | None:
+    """The teacher for re-mined rounds when the loss reads teacher scores (``cfg.scores == "teacher"``), else
+    ``None``: ``cfg.remine_teacher``, or the teacher of the ``negmine score`` run that wrote ``cfg.data``, with that
+    run's settings. A bi-encoder teacher scores through the whole corpus of ``data`` (the
+    :class:`~negmine.data.RetrievalData` re-mined; its cache entry is the one ``negmine mine`` / ``negmine eval``
+    write), so new negatives cost no encoding once the corpus is cached."""
+    from negmine.scoring import TABLE_KIND, ScoreConfig, load_teacher
+
+    if cfg.scores != "teacher":
+        return None
+    manifest = score_manifest(cfg.data)
+    values = dict(manifest.get("config", {})) if manifest else {}
+    spec = cfg.remine_teacher or values.get("teacher")
+    if not spec or str(spec).startswith(f"{TABLE_KIND}:"):
+        found = f"it was scored from a table ({spec})" if spec else "no negmine score run wrote it"
+        raise ConfigError(
+            f"re-mining with scores='teacher': every round's new negatives need teacher scores, and {cfg.data!r} "
+            f"names no teacher that can score them ({found}); set remine_teacher (--remine-teacher SPEC)"
+        )
+    known = {f.name for f in dataclasses.fields(ScoreConfig)}
+    values = {k: v for k, v in values.items() if k in known and k != "extra"}
+    out = Path(cfg.out) / "round-teacher"
+    values.update(teacher=spec, mined="", out=str(out), data=None, show_progress_bar=False)
+    config = ScoreConfig(**values)
+    corpus = [data.doc_text(d) for d in data.corpus]
+    return RoundTeacher(load_teacher(spec, config, out, corpus_texts=corpus), config, out)
+
+
 def remine(
-    model: Any, start_model: Any, mine_cfg: MineConfig, data: Any, judge: Any = None
+    model: Any, start_model: Any, mine_cfg: MineConfig, data: Any, judge: Any = None,
+    teacher: RoundTeacher | None = None,
 ) -> tuple[list[MinedRecord], dict[str, float]]:
     """Mine ``data`` again with ``model`` (same options and guards as ``mine_cfg``; then ``judge``, if given, relabels
-    the records). Returns the records and the timings (seconds) of the parts."""
+    the records; then ``teacher``, if given, scores them). Returns the records and the timings (seconds) of the
+    parts."""
     from negmine.mining.api import run_mining
 
     start = time.perf_counter()
@@ -192,6 +246,12 @@ def remine(
         t = time.perf_counter()
         records, _, _ = relabel_records(records, judge)
         timings["judge"] = time.perf_counter() - t
+    if teacher is not None:
+        from negmine.scoring import score_records
+
+        t = time.perf_counter()
+        records = score_records(records, teacher.teacher, teacher.config, teacher.out)[0]
+        timings["teacher"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     return records, timings
 
@@ -235,6 +295,7 @@ def train_dynamic(
         from negmine.relabel.factory import load_judge
 
         judge = load_judge(cfg.remine_judge)
+    teacher = round_teacher(cfg, data) if len(schedule) > 1 else None
     records = read_records(cfg.data) if records is None else records
     out = Path(cfg.out)
     start_model = load_model(cfg.model, cfg.max_seq_length)
@@ -261,7 +322,7 @@ def train_dynamic(
         steps += cost.steps
         model = trainer.model
         if not last:
-            records, timings = remine(model, start_model, mine_cfg, data, judge)
+            records, timings = remine(model, start_model, mine_cfg, data, judge, teacher)
             write_mined(out / f"round-{r + 1}" / "mined.jsonl", records)
             cost.remine_seconds, cost.remine_parts = timings["total"], timings
             logger.info("round %d: re-mined %d queries in %.1f s", r + 1, len(records), timings["total"])

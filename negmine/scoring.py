@@ -386,18 +386,22 @@ def split_teacher_spec(spec: str) -> tuple[list[str], list[float] | None]:
     return members, weights
 
 
-def load_teacher(spec: str, cfg: ScoreConfig | None = None, out: str | os.PathLike | None = None) -> Any:
-    """The teacher of a spec (module docstring)."""
+def load_teacher(spec: str, cfg: ScoreConfig | None = None, out: str | os.PathLike | None = None, *,
+                 corpus_texts: Sequence[str] | None = None) -> Any:
+    """The teacher of a spec (module docstring). ``corpus_texts`` (the corpus's texts in corpus order) stands in
+    for ``cfg.data`` when the caller holds the data already."""
     cfg = cfg or ScoreConfig(teacher=spec)
     out_dir = Path(out if out is not None else cfg.out)
     members, weights = split_teacher_spec(spec)
-    built = [_single_teacher(m, cfg, out_dir) for m in members]
+    if corpus_texts is None:
+        corpus_texts = _corpus_texts(cfg.data, cfg.split)
+    built = [_single_teacher(m, cfg, out_dir, corpus_texts) for m in members]
     if len(built) == 1:
         return built[0]
     return EnsembleTeacher(built, weights or [1.0 / len(built)] * len(built))
 
 
-def _single_teacher(spec: str, cfg: ScoreConfig, out: Path) -> Any:
+def _single_teacher(spec: str, cfg: ScoreConfig, out: Path, corpus_texts: Sequence[str] | None) -> Any:
     kind, sep, target = spec.partition(":")
     if sep and kind in PAIRWISE_KINDS:
         if not target:
@@ -416,7 +420,7 @@ def _single_teacher(spec: str, cfg: ScoreConfig, out: Path) -> Any:
         cache = EmbeddingCache(cfg.cache_dir)
     return BiEncoderTeacher(spec, model_path=cfg.model_path, max_seq_length=cfg.max_seq_length,
                             batch_size=cfg.batch_size, cache=cache, show_progress_bar=cfg.show_progress_bar,
-                            corpus_texts=_corpus_texts(cfg.data, cfg.split))
+                            corpus_texts=corpus_texts)
 
 
 def _corpus_texts(data: str | None, split: str) -> list[str] | None:
@@ -521,9 +525,30 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
     records = read_mined(mined_path)
     out = Path(cfg.out)
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher, cfg, out)
+    scored, scores, stats = score_records(records, teacher, cfg, out)
+    ids = [(r.query_id, [*r.positive_ids, *r.negative_ids]) for r in records]
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "mined.jsonl", (r.to_dict() for r in scored))
+    # the table holds every scored passage, the guard's removals included (it records the teacher, not the filter)
+    write_jsonl(out / SCORE_TABLE, ({"query_id": r.query_id, "scores": dict(zip(i[1], row, strict=True))}
+                                    for r, i, row in zip(records, ids, scores, strict=True)))
+    write_json(out / "stats.json", stats)
+    fingerprint = teacher.fingerprint()
+    write_manifest(out, "score", {**cfg.to_dict(), "teacher_fingerprint": fingerprint},
+                   inputs=[mined_path / "mined.jsonl" if mined_path.is_dir() else mined_path],
+                   extra={"timings_s": {"total": time.perf_counter() - started}})
+    return ScoreResult(out, scored, stats, fingerprint)
+
+
+def score_records(records: Sequence[Any], teacher: Any, cfg: ScoreConfig, out: str | os.PathLike
+                  ) -> tuple[list[Any], list[list[float]], dict[str, Any]]:
+    """Teacher scores for every passage of ``records`` (:class:`~negmine.data.mined.MinedRecord`), attached to
+    them (``cfg.guard`` applied); returns ``(scored records, the raw scores per record, stats)``. ``out`` holds a
+    pairwise teacher's block cache. :func:`score_mined` runs it on a file; :mod:`negmine.dynamic` on every re-mined
+    round."""
     items = [(r.query, [*r.positives, *r.negatives]) for r in records]
     ids = [(r.query_id, [*r.positive_ids, *r.negative_ids]) for r in records]
-    scores = score_items(teacher, items, out, cfg.block_size, cfg.show_progress_bar, ids)
+    scores = score_items(teacher, items, Path(out), cfg.block_size, cfg.show_progress_bar, ids)
     stats = {"queries": len(records), "positives": 0, "negatives": 0, "teacher_above_positive": 0,
              "queries_with_teacher_above_positive": 0, "guard": cfg.guard, "removed_by_guard": 0}
     scored = []
@@ -536,17 +561,7 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
         stats["positives"] += len(record.positives)
         stats["negatives"] += len(record.negatives)
         scored.append(record)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "mined.jsonl", (r.to_dict() for r in scored))
-    # the table holds every scored passage, the guard's removals included (it records the teacher, not the filter)
-    write_jsonl(out / SCORE_TABLE, ({"query_id": r.query_id, "scores": dict(zip(i[1], row, strict=True))}
-                                    for r, i, row in zip(records, ids, scores, strict=True)))
-    write_json(out / "stats.json", stats)
-    fingerprint = teacher.fingerprint()
-    write_manifest(out, "score", {**cfg.to_dict(), "teacher_fingerprint": fingerprint},
-                   inputs=[mined_path / "mined.jsonl" if mined_path.is_dir() else mined_path],
-                   extra={"timings_s": {"total": time.perf_counter() - started}})
-    return ScoreResult(out, scored, stats, fingerprint)
+    return scored, scores, stats
 
 
 def _attach(record: Any, scores: list[float], guard: str | None) -> tuple[Any, int]:

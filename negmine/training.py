@@ -96,6 +96,9 @@ class TrainConfig:
         remine_config: recipe TOML whose ``[mine]`` table sets the re-mining options (default: the mining run's
             ``manifest.json``); its false-negative guards (``cross_encoder``) apply to every round.
         remine_judge: a relabel judge run on every re-mined round (``cross-encoder:PATH``...; see ``negmine relabel``).
+        remine_teacher: the teacher that scores every re-mined round when the loss reads teacher scores
+            (``scores="teacher"``; a ``negmine score`` spec). Default: the teacher of the ``negmine score`` run that
+            wrote ``data``, with that run's settings (token cap, guard); a ``scores:`` replay cannot score new pairs.
     """
 
     data: str = ""
@@ -136,6 +139,7 @@ class TrainConfig:
     remine_unit: str = "epoch"
     remine_config: str | None = None
     remine_judge: str | None = None
+    remine_teacher: str | None = None
 
     def __post_init__(self) -> None:
         from negmine.losses import LOSSES  # noqa: PLC0415 - torch only when a config is built
@@ -240,7 +244,7 @@ def random_negatives_corpus(cfg: TrainConfig) -> Any:
 
 def run_manifest(data: str) -> dict[str, Any] | None:
     """The ``manifest.json`` of the ``negmine mine`` run that wrote ``data`` (a file or its folder), following a
-    ``negmine relabel`` run back to the mined file it read; ``None`` if there is none."""
+    ``negmine relabel`` or ``negmine score`` run back to the mined file it read; ``None`` if there is none."""
     import json
 
     path = Path(data)
@@ -250,7 +254,7 @@ def run_manifest(data: str) -> dict[str, Any] | None:
         return None
     with open(manifest, encoding="utf-8") as handle:
         found = json.load(handle)
-    mined = next(iter(found.get("inputs") or {}), None) if found.get("stage") == "relabel" else None
+    mined = next(iter(found.get("inputs") or {}), None) if found.get("stage") in ("relabel", "score") else None
     return run_manifest(mined) if mined and Path(mined).resolve() != path.resolve() else found
 
 

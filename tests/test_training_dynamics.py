@@ -284,11 +284,12 @@ def test_adore_trains_the_query_side_only(scifact_sample, minilm_path, tmp_path)
     assert np.allclose(encoder.encode_corpus(["a query"]), reference, atol=1e-5)
 
 
-@pytest.mark.parametrize("adore", [False, True])
-def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path, tmp_path, adore):
+@pytest.mark.parametrize("adore,teacher", [(False, True), (True, False)])
+def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path, tmp_path, adore, teacher):
     """The CI run of issue 20: 2 rounds (3 steps each) of MiniLM on 40 SciFact queries / 500 documents, re-mined
     with the student between them (with a cross-encoder-free guard: a judge that drops one negative per query),
-    plus random negatives and NGAME batches. Re-mined negatives never hold a positive or a copy of one."""
+    plus random negatives and NGAME batches. Re-mined negatives never hold a positive or a copy of one. With a
+    teacher (listwise distillation on teacher scores), every re-mined round is scored by it too."""
     import json
 
     from negmine.dynamic import train_dynamic
@@ -310,10 +311,17 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
 
     mine_cfg = _mine_cfg(minilm_path, num_negatives=3)
     first = run_mining(mine_cfg, data=scifact_sample).records
+    distil = dict(loss="listwise", scores="teacher", remine_teacher="hashing") if teacher else {}
     cfg = TrainConfig(model=str(minilm_path), out=str(tmp_path / "run"), max_steps=6, remine_every=3,
                       remine_unit="step", adore=adore, batch_size=8, max_seq_length=64, learning_rate=1e-4,
                       warmup_ratio=0.0, save_steps=0, show_progress_bar=False, logging_steps=1, num_negatives=1,
-                      random_negatives=1, batch_sampler="ngame", ngame_cluster_size=4)
+                      random_negatives=0 if teacher else 1, batch_sampler="ngame", ngame_cluster_size=4, **distil)
+    if teacher:  # the first round as `negmine score` would write it
+        from negmine.dynamic import round_teacher
+        from negmine.scoring import score_records
+
+        found = round_teacher(cfg, scifact_sample)
+        first = score_records(first, found.teacher, found.config, found.out)[0]
     result = train_dynamic(cfg, mine_cfg=mine_cfg, data=scifact_sample, judge=DropFirstNegative(), records=first)
     assert result.steps == 6 and len(result.rounds) == 2
     assert result.rounds[0].remine_seconds > 0 and result.rounds[1].remine_seconds is None
@@ -331,6 +339,10 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
     assert (tmp_path / "run" / "round-1" / "mined.jsonl").is_file() and (tmp_path / "run" / "final").is_dir()
     parts = report["rounds"][0]["remine_parts"]
     assert {"encode_corpus+index", "encode_queries+search", "mine", "judge", "total"} <= set(parts)
+    assert ("teacher" in parts) is teacher
+    if teacher:  # every re-mined passage carries the teacher's score (the loss reads them)
+        assert all(len(r.positive_teacher_scores) == len(r.positives) and
+                   len(r.negative_teacher_scores) == len(r.negatives) for r in remined)
 
 
 def test_remine_config_comes_from_the_mining_manifest_also_through_relabel(tmp_path):
@@ -355,3 +367,73 @@ def test_remine_config_comes_from_the_mining_manifest_also_through_relabel(tmp_p
         assert (cfg.out, cfg.index_dir, cfg.seed) == ("", None, 3)  # in memory, never the start model's index
     with pytest.raises(ConfigError, match="no mining manifest.json"):
         remine_config(TrainConfig(data=str(tmp_path / "elsewhere.jsonl"), remine_every=1))
+
+
+def test_remine_config_follows_a_score_run_back_to_the_mining(tmp_path):
+    from negmine.dynamic import remine_config, score_manifest
+    from negmine.io import write_json
+    from negmine.training import TrainConfig
+
+    mined = tmp_path / "mine" / "mined.jsonl"
+    mined.parent.mkdir()
+    mined.write_text("")
+    write_json(mined.parent / "manifest.json", {"stage": "mine", "config": {"retriever": "minilm", "data": "scifact",
+                                                                          "num_negatives": 7}})
+    scored = tmp_path / "score" / "mined.jsonl"
+    scored.parent.mkdir()
+    scored.write_text("")
+    write_json(scored.parent / "manifest.json", {"stage": "score", "config": {"teacher": "embeddinggemma"},
+                                                 "inputs": {str(mined): "sha"}})
+    assert remine_config(TrainConfig(data=str(scored), remine_every=1)).num_negatives == 7
+    assert score_manifest(str(scored))["config"]["teacher"] == "embeddinggemma"
+    assert score_manifest(str(mined)) is None and score_manifest(str(tmp_path / "none.jsonl")) is None
+
+
+def _scored_file(tmp_path, teacher, **config):
+    from negmine.io import write_json
+
+    scored = tmp_path / "score" / "mined.jsonl"
+    scored.parent.mkdir(exist_ok=True)
+    scored.write_text("")
+    write_json(scored.parent / "manifest.json", {"stage": "score", "config": {"teacher": teacher, **config}})
+    return scored
+
+
+def test_round_teacher_scores_new_negatives_with_the_teacher_that_scored_the_data(tmp_path):
+    """Re-mined rounds of a teacher-scored file get the same teacher's scores (its settings: the guard), read
+    through the corpus; a score table cannot score new pairs, so it is refused unless a teacher is named."""
+    from negmine.dynamic import round_teacher
+    from negmine.encoders import load_encoder
+    from negmine.scoring import score_records
+    from negmine.testing import toy_data
+    from negmine.training import TrainConfig
+
+    data = toy_data()
+    assert round_teacher(TrainConfig(data=str(tmp_path / "x.jsonl"), scores="retriever"), data) is None
+    scored = _scored_file(tmp_path, "hashing", guard="teacher-above-positive", batch_size=8, not_a_field=1)
+    found = round_teacher(TrainConfig(data=str(scored), scores="teacher", out=str(tmp_path / "run")), data)
+    assert (found.config.teacher, found.config.guard, found.config.batch_size) == ("hashing", "teacher-above-positive",
+                                                                                  8)
+    assert found.teacher.corpus_texts == list(dict.fromkeys(data.doc_text(d) for d in data.corpus))
+    query_id = data.split_query_ids[0]
+    positives = data.positives(query_id)
+    others = [d for d in data.corpus if d not in positives][:4]
+    record = MinedRecord(query_id, data.queries[query_id], positives, [data.doc_text(d) for d in positives], [],
+                         others, [data.doc_text(d) for d in others], [])
+    (out,), (raw,), stats = score_records([record], found.teacher, found.config, found.out)
+    encoder = load_encoder("hashing")
+    q = encoder.encode_queries([record.query])[0]
+    want = [float(encoder.encode_corpus([t])[0] @ q) for t in [*record.positives, *record.negatives]]
+    assert raw == pytest.approx(want, abs=1e-6)
+    lowest = min(want[:len(positives)])
+    kept = [d for d, s in zip(others, want[len(positives):]) if s <= lowest]
+    assert out.negative_ids == kept and out.positive_teacher_scores == pytest.approx(want[:len(positives)], abs=1e-6)
+    assert stats["removed_by_guard"] == len(others) - len(kept)
+
+    replayed = _scored_file(tmp_path, "scores:runs/x/teacher_scores.jsonl")
+    with pytest.raises(ConfigError, match="scored from a table .*set remine_teacher"):
+        round_teacher(TrainConfig(data=str(replayed), scores="teacher"), data)
+    named = round_teacher(TrainConfig(data=str(replayed), scores="teacher", remine_teacher="hashing"), data)
+    assert named.config.teacher == "hashing"
+    with pytest.raises(ConfigError, match="no negmine score run wrote it"):
+        round_teacher(TrainConfig(data=str(tmp_path / "plain.jsonl"), scores="teacher"), data)

@@ -89,6 +89,8 @@ def train(
                                                            "options (default: the mining manifest.json).")] = None,
     remine_judge: Annotated[str | None, typer.Option(help="Relabel judge run on every re-mined round "
                                                           "(cross-encoder:PATH, llm:URL@MODEL...).")] = None,
+    remine_teacher: Annotated[str | None, typer.Option(help="Teacher that scores every re-mined round for --scores "
+                                                            "teacher (default: the one that scored --data).")] = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Train a sentence-transformers embedder on mined negatives with a negmine loss.
@@ -121,7 +123,7 @@ def train(
                      resume_from_checkpoint=resume_from_checkpoint, random_negatives=random_negatives,
                      corpus=corpus, batch_sampler=batch_sampler, ngame_cluster_size=ngame_cluster_size, adore=adore,
                      remine_every=remine_every, remine_unit=remine_unit, remine_config=remine_config,
-                     remine_judge=remine_judge)
+                     remine_judge=remine_judge, remine_teacher=remine_teacher)
     cfg = build_config(TrainConfig, file_values, overrides, source=str(config or ""))
     if not cfg.data:
         raise typer.BadParameter("no training data: pass --data or set data in the --config file", param_hint="--data")
