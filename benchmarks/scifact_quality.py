@@ -49,7 +49,7 @@ import os
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,8 @@ class Recipe:
         max_positives: positive columns per training row (relabeled extra positives use the spare ones).
         question: what the row answers (shown in the table).
         base: the row this one changes one thing of (the best row's base is its ablation).
+        train_args: :class:`~negmine.training.TrainConfig` options of the row, as ``(name, value)`` pairs (the
+            training-dynamics levers: random negatives, NGAME batches, re-mining, ADORE).
     """
 
     name: str
@@ -142,10 +144,15 @@ class Recipe:
     max_positives: int = 2
     question: str = ""
     base: str = ""
+    train_args: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["loss_args"] = dict(self.loss_args)
+        if self.train_args:
+            out["train_args"] = dict(self.train_args)
+        else:
+            del out["train_args"]
         return out
 
 
@@ -221,6 +228,26 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("mpnet-arhn-infonce", teacher="mpnet", false_negatives="arhn",
            question="stronger teacher + ARHN (the guess made before any run)", base="mpnet-infonce"),
 )
+# issue 20's training-dynamics levers, each one change on top of DYNAMICS_BASE (the dev-chosen best when they were
+# added); re-mined rounds are scored by the teacher that scored the base's negatives (EmbeddingGemma at 512 tokens)
+DYNAMICS_BASE = "gemma-listwise"
+DYNAMICS = (
+    ("random-negatives", "2 random corpus negatives per row beside the hard ones (STAR)",
+     (("random_negatives", 2),)),
+    ("ngame", "batches of queries close in the start model's space (NGAME)", (("batch_sampler", "ngame"),)),
+    ("remine", "re-mined with the student after 10 of the 20 steps, new negatives teacher-scored (ANCE-lite)",
+     (("remine_every", 10), ("remine_unit", "step"), ("remine_teacher", "embeddinggemma"))),
+    ("adore", "query side trained against frozen documents, re-mined after 10 steps (ADORE)",
+     (("adore", True), ("remine_every", 10), ("remine_unit", "step"), ("remine_teacher", "embeddinggemma"))),
+)
+
+
+def _dynamics_rows(base: Recipe) -> tuple[Recipe, ...]:
+    return tuple(replace(base, name=f"{base.name}+{name}", question=question, base=base.name, train_args=args)
+                 for name, question, args in DYNAMICS)
+
+
+RECIPES += _dynamics_rows(next(r for r in RECIPES if r.name == DYNAMICS_BASE))
 BY_NAME = {r.name: r for r in RECIPES}
 CANDIDATES = tuple(r.name for r in RECIPES if r.kind == "negmine")  # the rows `best` is chosen among
 
@@ -507,11 +534,17 @@ def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int)
                        max_seq_length=scale.max_seq_length, seed=seed, save_steps=scale.save_steps,
                        save_total_limit=2, logging_steps=1 if scale.smoke else 5,
                        resume_from_checkpoint=latest_checkpoint(out / "checkpoints"),
-                       show_progress_bar=not scale.smoke)
+                       show_progress_bar=not scale.smoke, **dict(recipe.train_args if negmine_row else ()))
 
 
 def train_negmine(cfg: Any) -> tuple[int, int]:
-    """``negmine.training.train``; returns (rows, steps)."""
+    """``negmine.training.train`` (``negmine.dynamic.train_dynamic`` when the row re-mines); returns (rows, steps)."""
+    if cfg.remine_every:
+        from negmine.dynamic import train_dynamic
+
+        # rounds restart their trainer, so a stopped dynamic row starts over (no checkpoint to resume)
+        dynamic = train_dynamic(replace(cfg, resume_from_checkpoint=None))
+        return len(dynamic.records), dynamic.steps
     from negmine.training import train
 
     result = train(cfg)

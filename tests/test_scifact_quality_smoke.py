@@ -356,3 +356,24 @@ def test_targets_read_the_dev_chosen_best_against_both_peers(script, tmp_path):
     assert targets["vs_peer"]["status"].startswith("on course (fewer than 3 seeds")
     assert targets["arguana"]["status"] == "not met"
     assert script.check_targets({}, None, {}) == {"best": None} and script.targets_lines({"best": None}) == []
+
+
+def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path):
+    """Issue 20's rows: each is its base (the dev-chosen best when they were added) plus one TrainConfig lever, which
+    reaches the training config; the re-mining rows name the teacher that scores their new negatives."""
+    from argparse import Namespace
+
+    base = script.BY_NAME[script.DYNAMICS_BASE]
+    rows = [r for r in script.RECIPES if r.base == base.name and r.train_args]
+    assert [r.name for r in rows] == [f"{base.name}+{n}" for n, _, _ in script.DYNAMICS]
+    ctx = Namespace(scale=script.FULL)
+    plain = script.train_config(ctx, base, tmp_path / "mined.jsonl", tmp_path / "out", 12)
+    for row in rows:
+        assert (row.loss, row.loss_args, row.scorer, row.teacher) == (base.loss, base.loss_args, base.scorer,
+                                                                      base.teacher)
+        cfg = script.train_config(ctx, row, tmp_path / "mined.jsonl", tmp_path / "out", 12)
+        changed = {k for k, v in cfg.to_dict().items() if v != plain.to_dict()[k]}
+        assert changed == set(dict(row.train_args))
+        if cfg.remine_every:
+            assert cfg.remine_teacher == base.scorer and cfg.scores == "teacher"
+        assert row.to_dict()["train_args"] == dict(row.train_args) and "train_args" not in base.to_dict()

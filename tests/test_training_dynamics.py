@@ -90,6 +90,13 @@ def test_add_random_negatives_keeps_the_hard_ones_first_and_marks_scores_unknown
     assert out[0].has_scores
     unscored = add_random_negatives([_record(positive_scores=[], negative_scores=[])], RandomNegatives(ids, texts, 2))
     assert unscored[0].negative_scores == [] and len(unscored[0].negatives) == 4
+    # teacher scores follow the negatives: the hard ones cut to the same count, the random ones unknown
+    taught = add_random_negatives([_record(negative_ids=["d4", "d5"], negatives=["text 4", "text 5"],
+                                           negative_scores=[0.5, 0.4], positive_teacher_scores=[0.9],
+                                           negative_teacher_scores=[0.7, 0.6])], RandomNegatives(ids, texts, k=2), 1)
+    assert taught[0].negative_teacher_scores[0] == 0.7 and len(taught[0].negative_teacher_scores) == 3
+    assert all(math.isnan(s) for s in taught[0].negative_teacher_scores[1:])
+    assert taught[0].positive_teacher_scores == [0.9] and unscored[0].negative_teacher_scores is None
 
 
 def test_build_dataset_adds_random_negative_columns(tmp_path):

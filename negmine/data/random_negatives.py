@@ -114,13 +114,21 @@ def add_random_negatives(
             negative_ids=record.negative_ids[:keep],
             negatives=record.negatives[:keep],
             negative_scores=record.negative_scores[:keep],
+            negative_teacher_scores=None if record.negative_teacher_scores is None
+            else record.negative_teacher_scores[:keep],
             extra=dict(record.extra),
         )
         ids, texts = sampler.draw(hard)
-        scores = hard.negative_scores + [float("nan")] * len(ids) if record.has_scores else []
+        unknown = [float("nan")] * len(ids)
+
+        def extended(scores: list[float] | None) -> list[float] | None:  # no scores stay no scores
+            return scores + unknown if scores else scores
+
         out.append(
             replace(
-                hard, negative_ids=hard.negative_ids + ids, negatives=hard.negatives + texts, negative_scores=scores
+                hard, negative_ids=hard.negative_ids + ids, negatives=hard.negatives + texts,
+                negative_scores=extended(hard.negative_scores),
+                negative_teacher_scores=extended(hard.negative_teacher_scores),
             )
         )
     return out
