@@ -243,7 +243,7 @@ DYNAMICS = (
 
 
 def _dynamics_rows(base: Recipe) -> tuple[Recipe, ...]:
-    return tuple(replace(base, name=f"{base.name}+{name}", question=question, base=base.name, train_args=args)
+    return tuple(replace(base, name=f"{base.name}-{name}", question=question, base=base.name, train_args=args)
                  for name, question, args in DYNAMICS)
 
 

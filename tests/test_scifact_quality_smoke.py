@@ -365,7 +365,7 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
 
     base = script.BY_NAME[script.DYNAMICS_BASE]
     rows = [r for r in script.RECIPES if r.base == base.name and r.train_args]
-    assert [r.name for r in rows] == [f"{base.name}+{n}" for n, _, _ in script.DYNAMICS]
+    assert [r.name for r in rows] == [f"{base.name}-{n}" for n, _, _ in script.DYNAMICS]
     ctx = Namespace(scale=script.FULL)
     plain = script.train_config(ctx, base, tmp_path / "mined.jsonl", tmp_path / "out", 12)
     for row in rows:
