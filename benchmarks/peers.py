@@ -54,14 +54,6 @@ def teacher_prompts(teacher: str) -> tuple[str | None, str | None]:
     return preset.query_prompt or None, preset.corpus_prompt or None
 
 
-def teacher_model(teacher: str, model_path: str | None = None, max_seq_length: int | None = None
-                  ) -> tuple[Any, str | None, str | None]:
-    """``(SentenceTransformer, query_prompt, corpus_prompt)`` of a teacher (:func:`teacher_prompts`)."""
-    from negmine.training import load_model
-
-    return (load_model(model_path or teacher, max_seq_length), *teacher_prompts(teacher))
-
-
 def mining_prompts(model: Any, teacher: str) -> dict[str, str]:
     """The prompt arguments of ``mine_hard_negatives`` for ``teacher``: the model's own ``query``/``document`` prompt
     names where it ships them (as EmbeddingGemma's card tells its users; MiniLM ships them empty), else the
@@ -101,7 +93,9 @@ def mine_peer_teacher(data: Any, teacher: str, *, output_scores: bool = False, s
     settings = settings or PeerMining()
     pairs = [(data.queries[q], data.doc_text(d)) for q in data.split_query_ids for d in data.positives(q)]
     dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "positive": [p[1] for p in pairs]})
-    model = teacher_model(teacher, model_path, settings.max_seq_length)[0]
+    from negmine.training import load_model
+
+    model = load_model(model_path or teacher, settings.max_seq_length)
     prompts = mining_prompts(model, teacher)
     corpus = [data.doc_text(d) for d in data.corpus]
     seed = None
