@@ -35,9 +35,9 @@ sub-batches, training checkpoints), so the same command can be re-run until the 
     python benchmarks/scifact_quality.py --smoke --recipe zero-shot,peer-baseline,infonce   # CI: seconds
 
 ``protocol`` = zero-shot, then every candidate (default: every negmine row and the peers) on seed 12, then the
-dev-chosen best, its ablation and the peer on seeds 12, 13, 14. Relabeling rows need the judge GGUF
-(``MODELS=~/.cache/negmine-models ../shared/models/fetch_models.sh qwen15``), stronger teachers their weights under
-``$NEGMINE_MODELS``.
+dev-chosen best, its ablation, the peer and the dev-chosen same-teacher peer on seeds 12, 13, 14. Relabeling rows
+need the judge GGUF (``MODELS=~/.cache/negmine-models ../shared/models/fetch_models.sh qwen15``), stronger teachers
+their weights under ``$NEGMINE_MODELS``.
 """
 
 from __future__ import annotations
@@ -626,8 +626,9 @@ def run_recipe(ctx: Context, recipe: Recipe, seeds: Sequence[int]) -> None:
 
 
 def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
-    """Zero-shot; every candidate and the peers on seed 12; then the dev-chosen best, its ablation and the peer
-    on :data:`PROTOCOL_SEEDS`. Returns the best row's name."""
+    """Zero-shot; every candidate and the peers on seed 12; then the dev-chosen best, its ablation, the peer and the
+    dev-chosen same-teacher peer (:func:`same_teacher_peer`) on :data:`PROTOCOL_SEEDS`. Returns the best row's
+    name."""
     names = list(candidates) if candidates else list(CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
@@ -637,7 +638,9 @@ def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
         if recipe.kind == "peer" or recipe.name in names:
             run_recipe(ctx, recipe, (SEED,))
     best = choose_best(ctx.runs, names, ctx.ledger)["best"]
-    for name in dict.fromkeys([PEER, best, BY_NAME[best].base]):
+    rows = {r.name: collect(ctx.runs, r, ctx.ledger) for r in RECIPES}
+    rival = same_teacher_peer(rows, best)["chosen"] if best else None  # the same-teacher peer, chosen on dev
+    for name in dict.fromkeys([PEER, rival, best, BY_NAME[best].base if best else None]):
         if name:
             run_recipe(ctx, BY_NAME[name], PROTOCOL_SEEDS)
     return best

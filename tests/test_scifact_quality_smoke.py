@@ -377,3 +377,26 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
         if cfg.remine_every:
             assert cfg.remine_teacher == base.scorer and cfg.scores == "teacher"
         assert row.to_dict()["train_args"] == dict(row.train_args) and "train_args" not in base.to_dict()
+
+
+def test_protocol_runs_best_and_both_peers_on_three_seeds(script, tmp_path, monkeypatch):
+    """``--recipe protocol``: every candidate and peer on seed 12, then (chosen on dev) the best row, its ablation, the
+    peer and the same-teacher peer on the protocol's seeds."""
+    from argparse import Namespace
+
+    def put(name, value):
+        folder = tmp_path / name / "12" / "eval-dev"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"metrics": {"ndcg@10": value, "recall@100": value},
+                                                         "per_query": {"ndcg@10": {"q": value},
+                                                                       "recall@100": {"q": value}}}))
+
+    put("gemma-listwise", 0.8), put("infonce", 0.7), put("peer-gemma", 0.71), put("peer-gemma-distill", 0.72)
+    calls = []
+    monkeypatch.setattr(script, "run_recipe", lambda ctx, recipe, seeds: calls.append((recipe.name, tuple(seeds))))
+    ctx = Namespace(runs=tmp_path, ledger=None)
+    assert script.run_protocol(ctx, ["infonce", "gemma-listwise"]) == "gemma-listwise"
+    first = [name for name, seeds in calls if seeds == (script.SEED,)]
+    assert first[0] == "zero-shot" and {"infonce", "gemma-listwise", "peer-baseline", "peer-gemma"} <= set(first)
+    assert [name for name, seeds in calls if seeds == script.PROTOCOL_SEEDS] == [
+        "peer-baseline", "peer-gemma-distill", "gemma-listwise", "infonce"]
