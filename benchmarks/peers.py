@@ -123,6 +123,12 @@ def mine_peer_teacher(data: Any, teacher: str, *, output_scores: bool = False, s
     return PeerMined(mined, prompts)
 
 
+def needs_scores(loss: str) -> bool:
+    """Whether a peer loss (short or class name) trains on the teacher's scores: the distillation losses do, MNRL
+    does not."""
+    return PEER_LOSSES.get(loss, loss) != PEER_LOSSES["mnrl"]
+
+
 def peer_loss(name: str, model: Any, loss_args: dict[str, Any] | None = None) -> Any:
     """The sentence-transformers loss of a peer row (``name``: a :data:`PEER_LOSSES` short name or class name; its
     defaults unless ``loss_args`` says otherwise)."""
@@ -144,10 +150,9 @@ def train_peer_teacher(dataset: Any, cfg: Any, loss: str = "mnrl", loss_args: di
     from negmine.io import write_manifest
     from negmine.training import load_model, training_arguments
 
-    ranking = PEER_LOSSES.get(loss, loss) == PEER_LOSSES["mnrl"]
-    if ranking and "scores" in dataset.column_names:
+    if not needs_scores(loss) and "scores" in dataset.column_names:
         dataset = dataset.remove_columns("scores")
-    if not ranking and "scores" not in dataset.column_names:
+    if needs_scores(loss) and "scores" not in dataset.column_names:
         raise ValueError(f"peer loss {loss!r} needs the teacher's scores: mine with output_scores=True")
     model = load_model(cfg.model, cfg.max_seq_length)
     trainer = SentenceTransformerTrainer(model=model, args=training_arguments(cfg, False), train_dataset=dataset,
@@ -173,8 +178,8 @@ def peer_teacher(data: Any, teacher: str, cfg: Any, *, loss: str = "mnrl", loss_
         rows = [json.loads(line) for line in mined_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         dataset = Dataset.from_list(rows)
     else:
-        dataset = mine_peer_teacher(data, teacher, output_scores=PEER_LOSSES.get(loss, loss) != PEER_LOSSES["mnrl"],
-                                    settings=settings, model_path=model_path).dataset
+        dataset = mine_peer_teacher(data, teacher, output_scores=needs_scores(loss), settings=settings,
+                                    model_path=model_path).dataset
         if mined_path is not None:
             mined_path.parent.mkdir(parents=True, exist_ok=True)
             dataset.to_json(str(mined_path))

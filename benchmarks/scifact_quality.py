@@ -602,7 +602,9 @@ def evaluate_row(ctx: Context, model: str, dataset: str, split: str, out: Path) 
 def training_data(ctx: Context, recipe: Recipe) -> Path:
     """Mine (and relabel) for a row; returns the file its training reads."""
     if recipe.kind == "peer":
-        return mine_peer(ctx, recipe.teacher, output_scores=recipe.loss != "MultipleNegativesRankingLoss")
+        from peers import needs_scores
+
+        return mine_peer(ctx, recipe.teacher, output_scores=needs_scores(recipe.loss))
     mined = mine_negmine(ctx, recipe.teacher)
     if recipe.false_negatives != "none":
         mined = relabel(ctx, mined, recipe.teacher, recipe.false_negatives)
@@ -638,8 +640,8 @@ def run_protocol(ctx: Context, candidates: Sequence[str] | None) -> str:
         if recipe.kind == "peer" or recipe.name in names:
             run_recipe(ctx, recipe, (SEED,))
     best = choose_best(ctx.runs, names, ctx.ledger)["best"]
-    rows = {r.name: collect(ctx.runs, r, ctx.ledger) for r in RECIPES}
-    rival = same_teacher_peer(rows, best)["chosen"] if best else None  # the same-teacher peer, chosen on dev
+    peers = {r.name: collect(ctx.runs, r, ctx.ledger) for r in RECIPES if r.kind == "peer"}
+    rival = same_teacher_peer(peers, best)["chosen"] if best else None  # the same-teacher peer, chosen on dev
     for name in dict.fromkeys([PEER, rival, best, BY_NAME[best].base if best else None]):
         if name:
             run_recipe(ctx, BY_NAME[name], PROTOCOL_SEEDS)
@@ -680,14 +682,18 @@ def choose_best(runs: Path, candidates: Sequence[str] | None = None, ledger: Pat
     ``None`` when no candidate has a dev score).
     """
     names = list(candidates) if candidates else list(CANDIDATES)
-    dev: dict[str, float] = {}
-    for name in names:
-        seed = collect(runs, BY_NAME[name], ledger).get(SEED)
-        if seed and seed["dev"] is not None:
-            dev[name] = float(seed["dev"]["metrics"][SELECT_METRIC])
-    best = max(dev, key=lambda n: (dev[n], -names.index(n))) if dev else None  # ties: the earlier (simpler) row
+    best, dev = dev_choice({n: collect(runs, BY_NAME[n], ledger) for n in names}, names)
     return {"best": best, "compared": sorted(dev, key=names.index), "dev": dev, "metric": SELECT_METRIC,
             "seed": SEED, "split": DEV_SPLIT}
+
+
+def dev_choice(rows: dict[str, dict[int, dict[str, Any]]], names: Sequence[str]
+               ) -> tuple[str | None, dict[str, float]]:
+    """Among ``names`` (their results in ``rows``), the one with the highest dev nDCG@10 on :data:`SEED` (ties: the
+    earlier, simpler row) and the dev scores compared; ``None`` when none has one. Test scores are never read."""
+    dev = {n: float(seed["dev"]["metrics"][SELECT_METRIC]) for n in names
+           if (seed := rows[n].get(SEED)) and seed["dev"] is not None}
+    return (max(dev, key=lambda n: (dev[n], -names.index(n))) if dev else None), dev
 
 
 def role_of(recipe: Recipe, best: str | None) -> str:
@@ -751,10 +757,7 @@ def same_teacher_peer(rows: dict[str, dict[int, dict[str, Any]]], best: str) -> 
     """The same-teacher sentence-transformers peer of ``best``: among the peer rows mining with best's teacher (its
     scorer, or its miner), the one with the highest dev score on :data:`SEED` (test never chooses)."""
     teacher = BY_NAME[best].scorer or BY_NAME[best].teacher
-    dev = {r.name: float(seed["dev"]["metrics"][SELECT_METRIC]) for r in RECIPES
-           if r.kind == "peer" and r.teacher == teacher != STUDENT
-           and (seed := rows[r.name].get(SEED)) and seed["dev"] is not None}
-    chosen = max(dev, key=lambda n: (dev[n], -list(BY_NAME).index(n))) if dev else None
+    chosen, dev = dev_choice(rows, [r.name for r in RECIPES if r.kind == "peer" and r.teacher == teacher != STUDENT])
     return {"teacher": teacher, "chosen": chosen, "dev": dev}
 
 
@@ -763,7 +766,8 @@ def check_targets(rows: dict[str, dict[int, dict[str, Any]]], best: str | None,
     """Each of :data:`TARGETS` for the dev-chosen best row: the measured figure and met / not met / not measured.
 
     Against the peer the table's own Holm-adjusted test is read; against the same-teacher peer a seed-aware test of
-    its own (one comparison). A target that needs 3 seeds reads "not measured" until both rows have them."""
+    its own (one comparison). Until both rows have 3 seeds a comparison reads "on course" or "not met" with "(fewer
+    than 3 seeds)"; a comparison with no data reads "not measured"."""
     if best is None:
         return {"best": None}
     alpha = TARGETS["alpha"]

@@ -43,6 +43,7 @@ from negmine.training import (
     build_dataset,
     build_trainer,
     load_model,
+    manifest_beside,
     query_side,
     run_manifest,
 )
@@ -183,14 +184,8 @@ class RoundTeacher:
 
 def score_manifest(data: str) -> dict[str, Any] | None:
     """The ``manifest.json`` of the ``negmine score`` run that wrote ``data`` (a file or its folder), else ``None``."""
-    import json
-
-    path = Path(data)
-    manifest = (path if path.is_dir() else path.parent) / "manifest.json"
-    if not data or not manifest.is_file():
-        return None
-    found = json.loads(manifest.read_text(encoding="utf-8"))
-    return found if found.get("stage") == "score" else None
+    found = manifest_beside(data)
+    return found if found is not None and found.get("stage") == "score" else None
 
 
 def round_teacher(cfg: TrainConfig, data: Any) -> RoundTeacher | None:

@@ -526,12 +526,12 @@ def score_mined(cfg: ScoreConfig, *, teacher: Any = None) -> ScoreResult:
     out = Path(cfg.out)
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher, cfg, out)
     scored, scores, stats = score_records(records, teacher, cfg, out)
-    ids = [(r.query_id, [*r.positive_ids, *r.negative_ids]) for r in records]
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "mined.jsonl", (r.to_dict() for r in scored))
     # the table holds every scored passage, the guard's removals included (it records the teacher, not the filter)
-    write_jsonl(out / SCORE_TABLE, ({"query_id": r.query_id, "scores": dict(zip(i[1], row, strict=True))}
-                                    for r, i, row in zip(records, ids, scores, strict=True)))
+    write_jsonl(out / SCORE_TABLE, ({"query_id": r.query_id,
+                                     "scores": dict(zip([*r.positive_ids, *r.negative_ids], row, strict=True))}
+                                    for r, row in zip(records, scores, strict=True)))
     write_json(out / "stats.json", stats)
     fingerprint = teacher.fingerprint()
     write_manifest(out, "score", {**cfg.to_dict(), "teacher_fingerprint": fingerprint},

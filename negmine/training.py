@@ -242,20 +242,26 @@ def random_negatives_corpus(cfg: TrainConfig) -> Any:
     return load_data(source, split, corpus=corpus_file)
 
 
-def run_manifest(data: str) -> dict[str, Any] | None:
-    """The ``manifest.json`` of the ``negmine mine`` run that wrote ``data`` (a file or its folder), following a
-    ``negmine relabel`` or ``negmine score`` run back to the mined file it read; ``None`` if there is none."""
+def manifest_beside(data: str) -> dict[str, Any] | None:
+    """The ``manifest.json`` of the stage that wrote ``data`` (a file or its folder); ``None`` if there is none."""
     import json
 
     path = Path(data)
-    folder = path if path.is_dir() else path.parent
-    manifest = folder / "manifest.json"
+    manifest = (path if path.is_dir() else path.parent) / "manifest.json"
     if not data or not manifest.is_file():
         return None
     with open(manifest, encoding="utf-8") as handle:
-        found = json.load(handle)
+        return json.load(handle)
+
+
+def run_manifest(data: str) -> dict[str, Any] | None:
+    """The ``manifest.json`` of the ``negmine mine`` run that wrote ``data`` (a file or its folder), following a
+    ``negmine relabel`` or ``negmine score`` run back to the mined file it read; ``None`` if there is none."""
+    found = manifest_beside(data)
+    if found is None:
+        return None
     mined = next(iter(found.get("inputs") or {}), None) if found.get("stage") in ("relabel", "score") else None
-    return run_manifest(mined) if mined and Path(mined).resolve() != path.resolve() else found
+    return run_manifest(mined) if mined and Path(mined).resolve() != Path(data).resolve() else found
 
 
 def num_positive_columns(dataset: Any) -> int:
