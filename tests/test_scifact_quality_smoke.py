@@ -139,6 +139,11 @@ def test_report_and_readme_show_the_generated_numbers(script, smoke_run):
     assert readme.startswith("# x\n\nbefore\n<!-- scifact-table:start -->\n") and readme.endswith(
         "<!-- scifact-table:end -->\nafter\n")
     assert "old" not in readme and rows["infonce"] in readme
+    # README shows the measured rows and names the others in one line; the report keeps every row
+    waiting = sorted({r.name for r in script.RECIPES} - set(RECIPES))
+    assert all(rows[name] not in readme for name in waiting)
+    listed = re.search(r"^Defined in the grid, not run yet \((\d+)\): (.*)\.$", readme, re.MULTILINE)
+    assert int(listed.group(1)) == len(waiting) and sorted(re.findall(r"`([\w-]+)`", listed.group(2))) == waiting
 
 
 def test_best_is_chosen_on_dev_never_on_test(script, tmp_path):
@@ -175,6 +180,10 @@ def test_one_change_at_a_time_pairs_a_row_with_its_base_on_shared_seeds(script, 
     lines = script.one_change_at_a_time(rows)
     assert len(lines) == 1 and lines[0]["row"] == "dice" and lines[0]["base"] == "infonce"
     assert lines[0]["diff"] == pytest.approx(0.25) and lines[0]["seeds_b"] == [12]
+    text = script.changes_lines({"one_change_at_a_time": lines, "protocol": {"selection": {"best": "dice"}}})
+    assert text[2].startswith("- `dice` − `infonce` (seeds 12): +0.2500 [") and text[2].endswith(
+        " — the ablation of the best row")
+    assert script.changes_lines({"one_change_at_a_time": [], "protocol": {"selection": {"best": None}}}) == []
 
 
 def _shifted(seed_result: dict, delta: float) -> dict:
