@@ -864,7 +864,9 @@ def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[st
         out_rows.append({
             "name": recipe.name, "role": role, "selected_on": DEV_SPLIT if role == "best" else None,
             "seeds": scores("test"), "dev_seeds": scores("dev"), "arguana_ndcg@10": arguana,
-            "single_seed": len(scores("test")) == 1,
+            # an untrained model has nothing random: its one folder is the whole measurement, not a single seed
+            "deterministic": recipe.kind == "zero-shot",
+            "single_seed": recipe.kind != "zero-shot" and len(scores("test")) == 1,
             "train_seconds": statistics.mean(trained) if trained else None,
             "resumed": any(e["train"] and e["train"].get("resumed_from") for e in seeds.values()),
             "recipe": recipe.to_dict(), "vs_peer": comparisons.get(recipe.name, {}),
@@ -918,7 +920,8 @@ def table_lines(data: dict[str, Any], measured_only: bool = False) -> list[str]:
         if measured_only and not _measured(row):
             continue
         seeds = row["seeds"]
-        seed_text = "—" if not seeds else ", ".join(seeds) + (" (single seed)" if row["single_seed"] else "")
+        seed_text = ("—" if not seeds else "no training (deterministic)" if row.get("deterministic")
+                     else ", ".join(seeds) + (" (single seed)" if row["single_seed"] else ""))
         dev = row["dev_seeds"].get(str(SEED), {}).get(SELECT_METRIC)
         lines.append("| " + " | ".join([
             f"`{row['name']}`", row["role"] + (" (chosen on dev)" if row["selected_on"] else ""), seed_text,
@@ -979,8 +982,8 @@ def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv:
         "Δ vs peer: test difference to `peer-baseline` (sentence-transformers' `mine_hard_negatives` + "
         "`MultipleNegativesRankingLoss`) with the 95% interval and p-value of a paired bootstrap over test queries "
         f"x training seeds ({N_RESAMPLES:,} resamples), and the p-value Holm-adjusted across the rows of this table "
-        "(one family per metric). A row marked *single seed* has no measured seed variance. ± is the standard "
-        "deviation over seeds.", "",
+        "(one family per metric). A row marked *single seed* has no measured seed variance; an untrained row "
+        "(zero-shot, the teacher) is deterministic. ± is the standard deviation over seeds.", "",
         *table_lines(data),
         *targets_lines(data["targets"]),
     ]

@@ -113,7 +113,8 @@ def test_scifact_json_has_the_issue_shape(script, smoke_run):
     for name in RECIPES:
         test = _json(smoke_run["runs"] / name / "12" / "eval-test" / "metrics.json")["metrics"]
         assert rows[name]["seeds"] == {"12": {"ndcg@10": test["ndcg@10"], "recall@100": test["recall@100"]}}
-        assert rows[name]["single_seed"] is True
+        untrained = name == "zero-shot"  # nothing random: deterministic, not a single seed
+        assert rows[name]["single_seed"] is not untrained and rows[name]["deterministic"] is untrained
     assert rows["mixing"]["seeds"] == {} and rows["mixing"]["vs_peer"] == {}
     for metric in ("ndcg@10", "recall@100"):  # Holm over the two rows compared with the peer
         tests = [rows[n]["vs_peer"][metric] for n in ("zero-shot", "infonce")]
@@ -131,7 +132,8 @@ def test_report_and_readme_show_the_generated_numbers(script, smoke_run):
     assert set(rows) == {r.name for r in script.RECIPES}
     for name in RECIPES:
         measured = _json(smoke_run["runs"] / name / "12" / "eval-test" / "metrics.json")["metrics"]["ndcg@10"]
-        assert f"| {measured:.4f} |" in rows[name] and "(single seed)" in rows[name]
+        seeds_cell = "no training (deterministic)" if name == "zero-shot" else "12 (single seed)"
+        assert f"| {measured:.4f} |" in rows[name] and f"| {seeds_cell} |" in rows[name]
     assert re.search(r"p=[0-9.e-]+, Holm [0-9.e-]+", rows["infonce"])
     for name in {r.name for r in script.RECIPES} - set(RECIPES):
         assert rows[name].count("not run") >= 3 and not re.search(r"\d\.\d{4}", rows[name])
