@@ -8,7 +8,7 @@ mixing, the softmax probability of the positive, the share the synthetic negativ
 point scores above the positive: the numbers that say, before a 40-minute training run, whether the synthetic
 negatives are a useful push or drown the positive.
 
-    python benchmarks/mixing_probe.py --data scifact --mined runs/scifact_quality/_shared/mine-minilm/mined.jsonl
+    python benchmarks/mixing_probe.py --data scifact --mined runs/scifact_dev/_shared/mine-minilm/mined.jsonl
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from _report import Report  # noqa: E402
 
 from negmine.data.mined import read_mined
 
-DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
+DEFAULT_MINED = Path("runs/scifact_dev/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/mixing_probe.md")
 MEASURES = {
     "loss_infonce": "InfoNCE loss",

@@ -16,7 +16,7 @@ soft target: weight 1 on each positive and
 the same candidates (the teacher scores are the student's own cosines when the student mines): a target above it pulls
 the student *towards* its hard negatives.
 
-    python benchmarks/soft_weights.py --mined runs/scifact_quality/_shared/mine-minilm/mined.jsonl
+    python benchmarks/soft_weights.py --mined runs/scifact_dev/_shared/mine-minilm/mined.jsonl
 
 No model is loaded; it takes seconds.
 """
@@ -37,7 +37,7 @@ from negmine.data.mined import read_mined
 from negmine.losses.cwcl import continuous_weights
 from negmine.losses.soft_infonce import soft_weights
 
-DEFAULT_MINED = Path("runs/scifact_quality/_shared/mine-minilm/mined.jsonl")
+DEFAULT_MINED = Path("runs/scifact_dev/_shared/mine-minilm/mined.jsonl")
 DEFAULT_OUT = Path("benchmarks/results/soft_weights.md")
 
 
