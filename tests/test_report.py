@@ -13,6 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 # reports another helper converts (remove the entry when its twin lands: the test then insists on it)
 PENDING_TWINS: dict[str, str] = {}  # report name -> why its twin is not written yet
+# Pages written before their script wrote twins: the twin is parsed from the page ("converted_from"), so it holds the
+# page's figures but not the run's commit, hardware or load. Each leaves this list when its script is rerun; no page
+# may join it (a new or rerun report is written by its script, twin included).
+CONVERTED_PENDING: dict[str, str] = {
+    "encode_speed.md": "three runs stitched into one page, plus runtimes tried by hand (about 40 quiet minutes)",
+    "negative_audit_judge.md": "the llm-yes judge over 100 pairs (about 40 minutes of llama.cpp)",
+    "negative_audit_judge_mpnet.md": "the same over mpnet's 94 pairs (about 40 minutes), after the mpnet mining",
+    "negative_audit_mpnet.md": "needs mpnet's full-corpus mining of the audit's settings (about 35 minutes)",
+    "relabel_scifact.md": "the 100-query ARHN run (about 55 quiet minutes of llama.cpp)",
+    "relabel_scifact_spotcheck.md": "written by the same run as relabel_scifact.md",
+    "search_scaling.md": "seven runs up to 5M vectors stitched into one page (about 3 quiet hours, 19 GB)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +72,7 @@ def test_convert_markdown_parses_never_types(report_module, tmp_path):
 
 
 def test_every_results_report_has_its_twin():
-    missing = []
+    missing, converted = [], []
     for md in sorted(RESULTS.rglob("*.md")):
         twin = md.with_suffix(".json")
         if md.name in PENDING_TWINS:
@@ -72,8 +84,14 @@ def test_every_results_report_has_its_twin():
         data = json.loads(twin.read_text())
         if data.get("raw_data") is False:
             assert data["converted_from"] == md.name
+            if md.parent.name == "history":  # superseded pages, kept as they were
+                continue
+            assert md.name in CONVERTED_PENDING, f"{md.name}: a converted twin; rerun its script to write the real one"
+            converted.append(md.name)
         else:
             meta = data if "command" in data else data.get("meta", {})  # a schema of its own keeps them in "meta"
             assert meta["command"].startswith("python benchmarks/") and meta["commit"] and meta["hardware"], md.name
             assert f"Command: `{meta['command']}`" in md.read_text(), md.name
     assert missing == [], f"results without a .json twin: {missing}"
+    rerun = sorted(set(CONVERTED_PENDING) - set(converted))
+    assert rerun == [], f"written by their scripts now: remove {rerun} from CONVERTED_PENDING"
