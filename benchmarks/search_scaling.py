@@ -8,14 +8,21 @@ index's, not the generator's), and recall@k against exact search. Flat search th
 and after. Streamed exact search (out-of-core, memory bound ``--streamed-mem-mb``) runs on the largest size and its
 ids are compared with in-memory exact search on the same queries.
 
-Random unit vectors in 384-d have no cluster structure: the worst case for IVF/HNSW/PQ (real embeddings give higher
-recall at the same settings). Sizes are flags; run the big ones once:
+Random unit vectors in 384-d have no cluster structure: the worst case for IVF/HNSW/PQ. ``--real scifact,arguana``
+adds the contrast: the same factories and search settings as the 10k random rows (IVF256 at nprobe 32/128, IVF256-PQ48
+with exact re-ranking, HNSW32 at efSearch 128/512) built over real corpora embedded by all-MiniLM-L6-v2 (through the
+embedding cache, as ``negmine index build``), recall@k against exact search on a sample of their test queries.
+
+One invocation writes the whole page (tables and the reading, computed from the measurements):
 
     python benchmarks/search_scaling.py --sizes 10000,100000 --streamed-size 100000          # minutes
-    python benchmarks/search_scaling.py                                                       # 10k → 5M
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/search_scaling.py --queries 200 --ann-max 5000000 \
+        --hnsw-max 1000000 --streamed-queries 50 --real scifact,arguana                     # results/search_scaling.md
 
-Absolute times on shared machines are noisy; the ratios are measured in the same run. On oversubscribed cores set
-``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` (FAISS's OpenMP threads spin-wait; results/search_scaling.md was run so).
+The second needs about 19 GB of RAM (IVF-Flat over 5M vectors) and, on one core, about an hour and a half; HNSW over
+5M vectors adds about 80 minutes of build (``--hnsw-max 5000000``). Absolute times on shared machines are noisy; the
+ratios are measured in the same run. On oversubscribed cores set ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``
+(FAISS's OpenMP threads spin-wait).
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--streamed-engine", default="faiss", choices=["faiss", "numpy"])
     p.add_argument("--oracle", default="faiss", choices=["faiss", "numpy"],
                    help="in-memory exact search that gives the ground truth (the 'flat' row)")
+    p.add_argument("--real", default="", help="comma-separated BEIR datasets (names or folders): the 10k random "
+                   "rows' ANN settings on their MiniLM embeddings")
+    p.add_argument("--real-queries", type=int, default=300, help="test queries for the real corpora's recall")
     p.add_argument("--work", default="/tmp/negmine_search_scaling", help="where the corpora are written (disk)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "search_scaling.md"))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -182,11 +192,7 @@ def child(args: argparse.Namespace) -> dict:
     settings = args.nprobe.split(",") if kind in ("ivf", "ivfpq") else args.ef_search.split(",")
     out["runs"] = []
     for value in settings:
-        if kind == "hnsw":
-            index.ef_search = int(value)
-        else:
-            index.nprobe = int(value)
-        index._apply_search_params()
+        index.set_search_params(**{"ef_search" if kind == "hnsw" else "nprobe": int(value)})
         t = time.perf_counter()
         recall = recall_at_k(index, None, q, args.k, exact=(None, gt))
         out["runs"].append({"param": f"{'efSearch' if kind == 'hnsw' else 'nprobe'}={value}",
@@ -240,8 +246,128 @@ def fmt_table(results: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args()
+#### real corpora: the random 10k rows' settings on MiniLM embeddings
+REAL_SETTINGS: tuple[tuple[str, dict[str, int]], ...] = (
+    ("IVF256,Flat", {"nprobe": 32}), ("IVF256,Flat", {"nprobe": 128}),
+    ("IVF256,PQ48x8", {"nprobe": 32, "rerank": 10}), ("IVF256,PQ48x8", {"nprobe": 128, "rerank": 10}),
+    ("HNSW32", {"ef_search": 128}), ("HNSW32", {"ef_search": 512}))
+
+
+def _param(options: dict[str, int]) -> str:
+    return f"efSearch={options['ef_search']}" if "ef_search" in options else f"nprobe={options['nprobe']}"
+
+
+def real_recall(args: argparse.Namespace) -> list[dict]:
+    """Recall@k of each of :data:`REAL_SETTINGS` on each ``--real`` dataset: MiniLM embeddings of the corpus and of a
+    seeded sample of its test queries (through the embedding cache, as ``negmine index build``), each factory built
+    once and searched at each of its settings, against exact search on the same queries."""
+    from negmine.data import load_data
+    from negmine.encoders import EmbeddingCache, load_encoder
+    from negmine.index.ann import AnnIndex, recall_at_k, sample_queries
+    from negmine.index.exact import ExactIndex
+    from negmine.retrieve import unique_encode
+
+    encoder, cache = load_encoder("minilm"), EmbeddingCache()
+    rows = []
+    for dataset in filter(None, args.real.split(",")):
+        data = load_data(dataset, "test", unknown_qrels="keep")
+        doc_ids, qids = data.corpus_ids(), data.split_query_ids
+        docs = np.asarray(unique_encode(encoder, data.doc_texts(doc_ids), "document", cache, 32, False, "corpus"),
+                          dtype=np.float32)
+        picked = [data.queries[qids[i]] for i in sample_queries(len(qids), args.real_queries, SEED)]
+        q = np.asarray(unique_encode(encoder, picked, "query", cache, 32, False, "queries"), dtype=np.float32)
+        exact = ExactIndex(docs.shape[1])
+        exact.add(docs)
+        truth = exact.search(q, args.k)
+        for factory in dict.fromkeys(f for f, _ in REAL_SETTINGS):
+            settings = [options for f, options in REAL_SETTINGS if f == factory]
+            rerank = settings[0].get("rerank")
+            index = AnnIndex(docs.shape[1], factory, "ip", rerank=rerank, refine_vectors=docs if rerank else None,
+                             seed=SEED)
+            t = time.perf_counter()
+            index.add(docs)
+            build_s = time.perf_counter() - t
+            for options in settings:
+                index.set_search_params(nprobe=options.get("nprobe"), ef_search=options.get("ef_search"))
+                rows.append({"corpus": Path(dataset).name, "n": len(docs), "factory": factory, "rerank": rerank,
+                             "param": _param(options), "recall": recall_at_k(index, None, q, args.k, exact=truth),
+                             "queries": len(q), "build_s": build_s})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _random_twin(results: list[dict], factory: str, param: str) -> dict | None:
+    """The random-vector run with this factory and setting at the smallest size measured (10k on the page)."""
+    runs = [{"n": r["n"], **run} for r in results if "runs" in r and r["factory"].split(" ")[0] == factory
+            for run in r["runs"] if run["param"] == param]
+    return min(runs, key=lambda run: run["n"]) if runs else None
+
+
+def real_table(rows: list[dict], results: list[dict], k: int) -> str:
+    lines = [f"| corpus | N | index | setting | recall@{k} (real, test queries) | recall@{k} (random vectors) | "
+             "build (s) |", "|---|---:|---|---|---:|---:|---:|"]
+    for r in rows:
+        twin = _random_twin(results, r["factory"], r["param"])
+        index = r["factory"] + (f" + re-rank {r['rerank']}×k" if r["rerank"] else "")
+        lines.append(f"| {r['corpus']} | {r['n']:,} | {index} | {r['param']} | {r['recall']:.4f} | "
+                     + (f"{twin['recall']:.4f} ({twin['n']:,})" if twin else "—") + f" | {r['build_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def _span(values: list[float], fmt: str = "{:.0%}") -> str:
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+
+def reading(results: list[dict], real: list[dict], queries: int, k: int = K) -> list[str]:
+    """What the tables say, computed from them (no figure typed in)."""
+    ok = [r for r in results if "error" not in r]
+    lines = []
+    flat = [r for r in ok if r["index"] == "flat" and r["n"] >= 100_000]
+    if flat:
+        eff = [r["gflops"] / max(r["matmul_before"], r["matmul_after"]) for r in flat]
+        big = max(flat, key=lambda r: r["n"])
+        lines.append(f"- Exact search (FAISS Flat) runs at {_span(eff)} of this core's fp32 matmul throughput from "
+                     f"{min(r['n'] for r in flat):,} to {big['n']:,} vectors; {queries} queries against "
+                     f"{big['n']:,} vectors take {big['search_s']:.1f} s.")
+    for r in ok:
+        if r["index"] == "streamed" and "ids_equal_in_memory" in r:
+            lines.append(f"- Streamed exact search over {r['n']:,} × {DIM} ({r['n'] * DIM * 4 / 1e9:.1f} GB of "
+                         f"vectors) peaks at {r['peak_rss_mb'] / 1024:.2f} GB RSS; its ids equal in-memory exact "
+                         f"search's for {r['rows_equal']} of {r['queries']} queries (max score difference "
+                         f"{r['max_score_diff']:.1e}).")
+    by_setting: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for r in ok:
+        for run in r.get("runs", []):
+            kind = r["factory"].split(",")[0].rstrip("0123456789") + ("-PQ" if "PQ" in r["factory"] else "")
+            by_setting.setdefault((kind, run["param"]), []).append((r["n"], run["recall"]))
+    for (kind, param), points in sorted(by_setting.items()):
+        if len(points) > 1:
+            lines.append(f"- {kind} at {param} on random vectors: recall@{k} "
+                         + ", ".join(f"{v:.2f} ({n:,})" for n, v in sorted(points)) + ".")
+    largest = max((r["n"] for r in ok if r["index"] in ("ivf", "ivfpq")), default=None)
+    ivf = {r["index"]: r for r in ok if r["n"] == largest and r["index"] in ("ivf", "ivfpq")}
+    if len(ivf) == 2:
+        pq, flat_ivf = (ivf[kind]["peak_rss_mb"] / 1024 for kind in ("ivfpq", "ivf"))
+        lines.append(f"- Memory at {largest:,} vectors: IVF-PQ with exact re-ranking peaks at {pq:.1f} GB RSS, "
+                     f"IVF-Flat at {flat_ivf:.1f} GB (both count the memory-mapped shard pages read while adding).")
+    hnsw = sorted((r for r in ok if r["index"] == "hnsw"), key=lambda r: r["n"])
+    if hnsw:
+        lines.append("- HNSW32 build on this core: " + ", ".join(f"{r['build_s'] / 60:.1f} min for {r['n']:,}"
+                                                                  for r in hnsw) + ".")
+    if real:
+        for factory, options in REAL_SETTINGS:
+            param = _param(options)
+            vals = [r["recall"] for r in real if r["factory"] == factory and r["param"] == param]
+            twin = _random_twin(results, factory, param)
+            lines.append(f"- {factory} at {param} on real MiniLM embeddings: recall@{k} {_span(vals, '{:.2f}')}"
+                         + (f", against {twin['recall']:.2f} on {twin['n']:,} random vectors" if twin else "")
+                         + ".")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.child:
         print(json.dumps(child(args)))
         return
@@ -252,7 +378,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.indexes.split(",")
     results = []
-    report = Report("search_scaling", "benchmarks/search_scaling.py", out=args.out)
+    report = Report("search_scaling", "benchmarks/search_scaling.py", argv, out=args.out)
     start = time.perf_counter()
     for n in sizes:
         t = time.perf_counter()
@@ -267,6 +393,10 @@ def main() -> None:
         if n == args.streamed_size:
             with report.phase(f"streamed {n:,}"):
                 results.append(run_child(args, "streamed", n))
+    real = []
+    if args.real:
+        with report.phase("real corpora"):
+            real = real_recall(args)
     skipped = [f"{k} above {lim:,}" for k, lim in (("HNSW", args.hnsw_max), ("IVF/IVF-PQ", args.ann_max),
                                                    ("flat", args.flat_max)) if lim < max(sizes)]
     header = (f"# Search scaling\n\nRandom unit vectors, d = {DIM}, {args.queries} queries (random unit vectors), "
@@ -277,10 +407,18 @@ def main() -> None:
               f"codes with the top {args.rerank}·k re-scored exactly from the on-disk vectors. Not run (build cost "
               f"on 2 shared cores): {', '.join(skipped) or 'none'}. Total wall time "
               f"{(time.perf_counter() - start) / 60:.0f} min.\n\n")
-    table = fmt_table(results, args)
-    report.write(header + table, {"dim": DIM, "queries": args.queries, "k": args.k, "skipped": skipped,
-                                  "faiss": faiss.__version__, "numpy": np.__version__,
-                                  "total_minutes": (time.perf_counter() - start) / 60, "results": results})
+    body = header + fmt_table(results, args)
+    if real:
+        body += ("\n\n## The same settings on real corpora\n\nall-MiniLM-L6-v2 embeddings (384-d) of each "
+                 "corpus (through the embedding cache), each index built once and searched at each setting; "
+                 f"recall@{args.k} against exact search on {args.real_queries} test queries (fewer where the dataset "
+                 "has fewer). The random column is the same factory and setting on random vectors at the smallest "
+                 "size above.\n\n"
+                 + real_table(real, results, args.k))
+    body += "\n\n## Reading\n\n" + "\n".join(reading(results, real, args.queries, args.k))
+    report.write(body, {"dim": DIM, "queries": args.queries, "k": args.k, "skipped": skipped,
+                        "faiss": faiss.__version__, "numpy": np.__version__,
+                        "total_minutes": (time.perf_counter() - start) / 60, "results": results, "real": real})
 
 
 if __name__ == "__main__":

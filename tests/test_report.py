@@ -23,7 +23,8 @@ CONVERTED_PENDING: dict[str, str] = {
     "negative_audit_mpnet.md": "needs mpnet's full-corpus mining of the audit's settings (about 35 minutes)",
     "relabel_scifact.md": "the 100-query ARHN run (about 55 quiet minutes of llama.cpp)",
     "relabel_scifact_spotcheck.md": "written by the same run as relabel_scifact.md",
-    "search_scaling.md": "seven runs up to 5M vectors stitched into one page (about 3 quiet hours, 19 GB)",
+    "search_scaling.md": "seven runs stitched into one page; the script now writes it in one invocation (its "
+                         "docstring: about 1.5 quiet hours on one core, 19 GB)",
 }
 
 

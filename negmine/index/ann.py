@@ -150,6 +150,16 @@ class AnnIndex(FaissIndex):
     def is_trained(self) -> bool:
         return self.index is not None and bool(self.index.is_trained)
 
+    def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change the search-time knobs of a built index (IVF lists visited, HNSW candidate list): the same index
+        measured at several settings without a rebuild. ``None`` keeps the current value."""
+        if nprobe is not None:
+            self.nprobe = nprobe
+        if ef_search is not None:
+            self.ef_search = ef_search
+        if self.index is not None:
+            self._apply_search_params()
+
     def _apply_search_params(self) -> None:
         import faiss
 

@@ -87,8 +87,8 @@ def test_ivf_recall_grows_with_nprobe_and_meets_documented_level(clustered):
     index.add(x)
     truth = exact(x, q, 10)
     low = recall_at_k(index, x, q, 10, exact=truth)
-    index.nprobe = 8
-    index._apply_search_params()
+    index.set_search_params(nprobe=8)
+    assert index.nprobe == 8 and index.ef_search is None  # the other knob is kept
     high = recall_at_k(index, x, q, 10, exact=truth)
     assert low < high and high >= 0.9
 
