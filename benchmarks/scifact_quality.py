@@ -696,6 +696,21 @@ def dev_choice(rows: dict[str, dict[int, dict[str, Any]]], names: Sequence[str]
     return (max(dev, key=lambda n: (dev[n], -names.index(n))) if dev else None), dev
 
 
+def dev_margin(rows: dict[str, dict[int, dict[str, Any]]], selection: dict[str, Any]) -> dict[str, Any] | None:
+    """How far the dev choice stands above the runner-up on dev: the paired bootstrap over dev queries (seed
+    :data:`SEED`), ``None`` with fewer than two candidates. A lead inside its interval is a choice among equals."""
+    others = {n: v for n, v in selection["dev"].items() if n != selection["best"]}
+    if selection["best"] is None or not others:
+        return None
+    from negmine.evaluation.significance import seed_aware_test
+
+    runner_up = max(others, key=lambda n: (others[n], -list(others).index(n)))
+    scores = {n: {SEED: per_seed_scores(rows[n], "dev", SELECT_METRIC)[SEED]} for n in (runner_up, selection["best"])}
+    test = seed_aware_test(scores[runner_up], scores[selection["best"]], metric=SELECT_METRIC,
+                           n_resamples=N_RESAMPLES, seed=0)
+    return {"runner_up": runner_up, **test.to_dict()}
+
+
 def role_of(recipe: Recipe, best: str | None) -> str:
     if recipe.kind == "zero-shot":
         return "zero-shot" if recipe.teacher == STUDENT else "teacher"
@@ -848,6 +863,7 @@ def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[st
     """Everything the report shows, from what is on disk (the shape of ``benchmarks/results/scifact.json``)."""
     rows = {r.name: collect(runs, r, ledger) for r in RECIPES}
     selection = choose_best(runs, ledger=ledger)
+    selection["dev_margin"] = dev_margin(rows, selection)
     comparisons = compare_to_peer(rows)
     out_rows = []
     for recipe in RECIPES:
@@ -958,7 +974,18 @@ def selection_text(data: dict[str, Any]) -> str:
             f"{p['recipes_compared_on_dev']} negmine recipe{'s' if p['recipes_compared_on_dev'] != 1 else ''} "
             f"compared on dev ({', '.join(f'`{n}`' for n in sel['compared'])}); dev = {p['dev_queries']} of the "
             f"{p['dev_queries'] + p['train_queries']} SciFact train queries (seed {p['dev_seed']}), trained on the "
-            f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing.")
+            f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing."
+            + _margin_text(sel.get("dev_margin")))
+
+
+def _margin_text(margin: dict[str, Any] | None) -> str:
+    if not margin:
+        return ""
+    inside = margin["ci_low"] <= 0 <= margin["ci_high"]
+    return (f" Its dev lead over the runner-up `{margin['runner_up']}`: {margin['diff']:+.4f} "
+            f"[{margin['ci_low']:+.4f}, {margin['ci_high']:+.4f}], p={margin['p_value']:.3g} (paired bootstrap over "
+            f"the {margin['n_queries']} dev queries)" + (": within the noise of dev, a choice among equals." if inside
+                                                          else "."))
 
 
 def write_reports(runs: Path, out: Path, readme: Path | None, smoke: bool, argv: Sequence[str] | None,

@@ -172,6 +172,28 @@ def test_best_is_chosen_on_dev_never_on_test(script, tmp_path):
     assert script.role_of(script.BY_NAME["infonce"], "infonce-pairs") == "ablation"
 
 
+def test_dev_margin_says_whether_the_choice_stands_above_the_runner_up(script):
+    def seeds(per_query):
+        return {12: {"dev": {"metrics": {"ndcg@10": sum(per_query.values()) / len(per_query)},
+                             "per_query": {"ndcg@10": per_query}}}}
+
+    queries = [f"q{i}" for i in range(40)]
+    rows = {"infonce": seeds({q: 0.5 for q in queries}),
+            "dice": seeds({q: 0.5 + (0.2 if i % 2 else -0.19) for i, q in enumerate(queries)}),  # +0.005: noise
+            "mixing": seeds({q: 0.3 for q in queries})}
+    selection = {"best": "dice", "dev": {n: rows[n][12]["dev"]["metrics"]["ndcg@10"] for n in rows}}
+    margin = script.dev_margin(rows, selection)
+    assert margin["runner_up"] == "infonce" and margin["diff"] == pytest.approx(0.005)
+    assert margin["n_queries"] == 40 and margin["ci_low"] < 0 < margin["ci_high"]
+    assert script._margin_text(margin).endswith("within the noise of dev, a choice among equals.")
+    rows["infonce"] = seeds({q: 0.1 for q in queries})  # now a clear lead over the runner-up (mixing, 0.3)
+    selection["dev"] = {n: rows[n][12]["dev"]["metrics"]["ndcg@10"] for n in rows}
+    margin = script.dev_margin(rows, selection)
+    assert margin["runner_up"] == "mixing" and margin["ci_low"] > 0 and margin["p_value"] < 0.01
+    assert "a choice among equals" not in script._margin_text(margin)
+    assert script.dev_margin(rows, {"best": "dice", "dev": {"dice": 0.5}}) is None
+
+
 def test_one_change_at_a_time_pairs_a_row_with_its_base_on_shared_seeds(script, smoke_run):
     assert all(r.base in script.BY_NAME for r in script.RECIPES if r.base)
     measured = script.collect(smoke_run["runs"], script.BY_NAME["infonce"])[12]
