@@ -150,9 +150,10 @@ def train_peer_teacher(dataset: Any, cfg: Any, loss: str = "mnrl", loss_args: di
     from negmine.io import write_manifest
     from negmine.training import load_model, training_arguments
 
-    if not needs_scores(loss) and "scores" in dataset.column_names:
+    scored = needs_scores(loss)
+    if not scored and "scores" in dataset.column_names:
         dataset = dataset.remove_columns("scores")
-    if needs_scores(loss) and "scores" not in dataset.column_names:
+    if scored and "scores" not in dataset.column_names:
         raise ValueError(f"peer loss {loss!r} needs the teacher's scores: mine with output_scores=True")
     model = load_model(cfg.model, cfg.max_seq_length)
     trainer = SentenceTransformerTrainer(model=model, args=training_arguments(cfg, False), train_dataset=dataset,

@@ -682,8 +682,13 @@ def choose_best(runs: Path, candidates: Sequence[str] | None = None, ledger: Pat
     ``None`` when no candidate has a dev score).
     """
     names = list(candidates) if candidates else list(CANDIDATES)
-    best, dev = dev_choice({n: collect(runs, BY_NAME[n], ledger) for n in names}, names)
-    return {"best": best, "compared": sorted(dev, key=names.index), "dev": dev, "metric": SELECT_METRIC,
+    return selection_of({n: collect(runs, BY_NAME[n], ledger) for n in names}, names)
+
+
+def selection_of(rows: dict[str, dict[int, dict[str, Any]]], names: Sequence[str]) -> dict[str, Any]:
+    """:func:`choose_best`'s answer from results already collected (``rows`` holds at least ``names``)."""
+    best, dev = dev_choice(rows, names)
+    return {"best": best, "compared": sorted(dev, key=list(names).index), "dev": dev, "metric": SELECT_METRIC,
             "seed": SEED, "split": DEV_SPLIT}
 
 
@@ -699,12 +704,11 @@ def dev_choice(rows: dict[str, dict[int, dict[str, Any]]], names: Sequence[str]
 def dev_margin(rows: dict[str, dict[int, dict[str, Any]]], selection: dict[str, Any]) -> dict[str, Any] | None:
     """How far the dev choice stands above the runner-up on dev: the paired bootstrap over dev queries (seed
     :data:`SEED`), ``None`` with fewer than two candidates. A lead inside its interval is a choice among equals."""
-    others = {n: v for n, v in selection["dev"].items() if n != selection["best"]}
-    if selection["best"] is None or not others:
+    runner_up, _ = dev_choice(rows, [n for n in selection["dev"] if n != selection["best"]])
+    if selection["best"] is None or runner_up is None:
         return None
     from negmine.evaluation.significance import seed_aware_test
 
-    runner_up = max(others, key=lambda n: (others[n], -list(others).index(n)))
     scores = {n: {SEED: per_seed_scores(rows[n], "dev", SELECT_METRIC)[SEED]} for n in (runner_up, selection["best"])}
     test = seed_aware_test(scores[runner_up], scores[selection["best"]], metric=SELECT_METRIC,
                            n_resamples=N_RESAMPLES, seed=0)
@@ -862,7 +866,7 @@ def targets_lines(targets: dict[str, Any]) -> list[str]:
 def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[str, Any]:
     """Everything the report shows, from what is on disk (the shape of ``benchmarks/results/scifact.json``)."""
     rows = {r.name: collect(runs, r, ledger) for r in RECIPES}
-    selection = choose_best(runs, ledger=ledger)
+    selection = selection_of(rows, CANDIDATES)
     selection["dev_margin"] = dev_margin(rows, selection)
     comparisons = compare_to_peer(rows)
     out_rows = []

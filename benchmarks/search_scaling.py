@@ -314,6 +314,9 @@ def real_table(rows: list[dict], results: list[dict], k: int) -> str:
     return "\n".join(lines)
 
 
+ANN_LABELS = {"ivf": "IVF", "ivfpq": "IVF-PQ", "hnsw": "HNSW"}  # the approximate --indexes, as the reading names them
+
+
 def _span(values: list[float], fmt: str = "{:.0%}") -> str:
     lo, hi = min(values), max(values)
     return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
@@ -339,8 +342,7 @@ def reading(results: list[dict], real: list[dict], queries: int, k: int = K) -> 
     by_setting: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in ok:
         for run in r.get("runs", []):
-            kind = r["factory"].split(",")[0].rstrip("0123456789") + ("-PQ" if "PQ" in r["factory"] else "")
-            by_setting.setdefault((kind, run["param"]), []).append((r["n"], run["recall"]))
+            by_setting.setdefault((ANN_LABELS[r["index"]], run["param"]), []).append((r["n"], run["recall"]))
     for (kind, param), points in sorted(by_setting.items()):
         if len(points) > 1:
             lines.append(f"- {kind} at {param} on random vectors: recall@{k} "
