@@ -115,6 +115,10 @@ def test_scifact_json_has_the_issue_shape(script, smoke_run):
         assert rows[name]["seeds"] == {"12": {"ndcg@10": test["ndcg@10"], "recall@100": test["recall@100"]}}
         untrained = name == "zero-shot"  # nothing random: deterministic, not a single seed
         assert rows[name]["single_seed"] is not untrained and rows[name]["deterministic"] is untrained
+        # the machine that trained (or, untrained, scored) the result, from its stage record
+        stage = _json(smoke_run["runs"] / name / "12" / ("eval-test" if untrained else "train") / "stage.json")
+        assert rows[name]["machines"] == {"12": script.machine_of(stage)}
+        assert rows[name]["machines"]["12"].startswith(str(data["hardware"]["cpu"]))
     assert rows["mixing"]["seeds"] == {} and rows["mixing"]["vs_peer"] == {}
     for metric in ("ndcg@10", "recall@100"):  # Holm over the two rows compared with the peer
         tests = [rows[n]["vs_peer"][metric] for n in ("zero-shot", "infonce")]
@@ -170,6 +174,22 @@ def test_best_is_chosen_on_dev_never_on_test(script, tmp_path):
         script.select_recipes("best", tmp_path / "empty")
     assert script.role_of(script.BY_NAME["infonce-pairs"], "infonce-pairs") == "best"
     assert script.role_of(script.BY_NAME["infonce"], "infonce-pairs") == "ablation"
+
+
+def test_machines_lines_name_the_results_of_each_machine(script):
+    amd = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "fma"]}
+    assert script.machine_of({"hardware": amd}) == "AMD EPYC (avx2, fma)"
+    assert script.machine_of({"seconds": 3.0}) is None  # a stage record from before hardware was kept
+    rows = [{"name": "peer-baseline", "machines": {"12": "AMD EPYC (avx2, fma)", "13": "AMD EPYC (avx2, fma)"}},
+            {"name": "best-row", "machines": {"12": "AMD EPYC (avx2, fma)", "14": "Xeon (avx512f)"}},
+            {"name": "old-row", "machines": {"12": None}}, {"name": "never-run", "machines": {}}]
+    lines = script.machines_lines({"rows": rows})
+    assert lines[2] == "- AMD EPYC (avx2, fma): 3 results, every one not listed below"
+    assert lines[3:] == ["- Xeon (avx512f): 1 result: `best-row` seed 14",
+                         "- machine not recorded: 1 result: `old-row` seed 12"]
+    one = script.machines_lines({"rows": rows[:1]})
+    assert one == ["", "Every result ran on one machine: AMD EPYC (avx2, fma)."]
+    assert script.machines_lines({"rows": rows[3:]}) == []
 
 
 def test_dev_margin_says_whether_the_choice_stands_above_the_runner_up(script):
