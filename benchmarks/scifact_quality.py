@@ -248,6 +248,11 @@ def _dynamics_rows(base: Recipe) -> tuple[Recipe, ...]:
 
 
 RECIPES += _dynamics_rows(next(r for r in RECIPES if r.name == DYNAMICS_BASE))
+# training length: one epoch is 20 steps at lr 2e-5, which moves the student little; a row's train_args override the
+# scale's training options (the peer keeps one epoch: a candidate that wins on dev needs its peer at equal length)
+RECIPES += (replace(next(r for r in RECIPES if r.name == "gemma-listwise"), name="gemma-listwise-3ep",
+                    question="three epochs instead of one (60 steps)", base="gemma-listwise",
+                    train_args=(("epochs", 3.0),)),)
 BY_NAME = {r.name: r for r in RECIPES}
 CANDIDATES = tuple(r.name for r in RECIPES if r.kind == "negmine")  # the rows `best` is chosen among
 
@@ -524,17 +529,18 @@ def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int)
 
     scale = ctx.scale
     negmine_row = recipe.kind == "negmine"
-    return TrainConfig(data=str(data), model=STUDENT, loss=recipe.loss if negmine_row else "infonce",
-                       out=str(out), loss_args=dict(recipe.loss_args) if negmine_row else {},
-                       reference_model=recipe.reference_model if negmine_row else None,
-                       max_positives=recipe.max_positives, num_negatives=scale.num_negatives, use_scores=True,
-                       scores="teacher" if negmine_row and recipe.scorer else "retriever",
-                       epochs=scale.epochs, max_steps=scale.max_steps, batch_size=scale.batch_size,
-                       learning_rate=scale.learning_rate, warmup_ratio=scale.warmup_ratio,
-                       max_seq_length=scale.max_seq_length, seed=seed, save_steps=scale.save_steps,
-                       save_total_limit=2, logging_steps=1 if scale.smoke else 5,
-                       resume_from_checkpoint=latest_checkpoint(out / "checkpoints"),
-                       show_progress_bar=not scale.smoke, **dict(recipe.train_args if negmine_row else ()))
+    options: dict[str, Any] = dict(
+        data=str(data), model=STUDENT, loss=recipe.loss if negmine_row else "infonce", out=str(out),
+        loss_args=dict(recipe.loss_args) if negmine_row else {},
+        reference_model=recipe.reference_model if negmine_row else None, max_positives=recipe.max_positives,
+        num_negatives=scale.num_negatives, use_scores=True,
+        scores="teacher" if negmine_row and recipe.scorer else "retriever", epochs=scale.epochs,
+        max_steps=scale.max_steps, batch_size=scale.batch_size, learning_rate=scale.learning_rate,
+        warmup_ratio=scale.warmup_ratio, max_seq_length=scale.max_seq_length, seed=seed,
+        save_steps=scale.save_steps, save_total_limit=2, logging_steps=1 if scale.smoke else 5,
+        resume_from_checkpoint=latest_checkpoint(out / "checkpoints"), show_progress_bar=not scale.smoke)
+    options.update(recipe.train_args if negmine_row else ())  # the row's own options win over the scale's
+    return TrainConfig(**options)
 
 
 def train_negmine(cfg: Any) -> tuple[int, int]:

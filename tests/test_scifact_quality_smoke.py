@@ -417,7 +417,7 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
     from argparse import Namespace
 
     base = script.BY_NAME[script.DYNAMICS_BASE]
-    rows = [r for r in script.RECIPES if r.base == base.name and r.train_args]
+    rows = [r for r in script.RECIPES if r.base == base.name and r.train_args and r.name != "gemma-listwise-3ep"]
     assert [r.name for r in rows] == [f"{base.name}-{n}" for n, _, _ in script.DYNAMICS]
     ctx = Namespace(scale=script.FULL)
     plain = script.train_config(ctx, base, tmp_path / "mined.jsonl", tmp_path / "out", 12)
@@ -430,6 +430,22 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
         if cfg.remine_every:
             assert cfg.remine_teacher == base.scorer and cfg.scores == "teacher"
         assert row.to_dict()["train_args"] == dict(row.train_args) and "train_args" not in base.to_dict()
+
+
+def test_a_row_trains_longer_than_the_scale_by_its_own_options(script, tmp_path):
+    """``gemma-listwise-3ep``: its base trained three epochs; the row's options win over the scale's, the peer's
+    training (which borrows the config) keeps the scale's one epoch."""
+    from argparse import Namespace
+
+    ctx = Namespace(scale=script.FULL)
+    row, base = script.BY_NAME["gemma-listwise-3ep"], script.BY_NAME["gemma-listwise"]
+    assert row.name in script.CANDIDATES and row.base == base.name
+    plain = script.train_config(ctx, base, tmp_path / "m.jsonl", tmp_path / "out", 12).to_dict()
+    longer = script.train_config(ctx, row, tmp_path / "m.jsonl", tmp_path / "out", 12).to_dict()
+    assert {k for k, v in longer.items() if v != plain[k]} == {"epochs"}
+    assert (plain["epochs"], longer["epochs"], longer["max_steps"]) == (script.FULL.epochs, 3.0, -1)
+    peer = script.train_config(ctx, script.BY_NAME["peer-baseline"], tmp_path / "m.jsonl", tmp_path / "out", 12)
+    assert peer.epochs == script.FULL.epochs
 
 
 def test_protocol_runs_best_and_both_peers_on_three_seeds(script, tmp_path, monkeypatch):
