@@ -51,6 +51,17 @@ def warmup_arguments(ratio: float) -> dict[str, Any]:
     return {"warmup_ratio": ratio}
 
 
+def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """Training arguments for activation (gradient) checkpointing: newer transformers name the flag
+    ``activation_checkpointing`` and deprecate ``gradient_checkpointing``; older ones know only the latter."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+
+
 def default_batch_sampler() -> type:
     """``DefaultBatchSampler``, the base class of the batch samplers the trainer accepts through ``batch_sampler``
     (with ``set_epoch``)."""

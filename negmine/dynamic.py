@@ -252,11 +252,13 @@ def remine(
 
 
 def _load_data(mine_cfg: MineConfig) -> Any:
-    from negmine.data import load_data
+    from negmine.data import reload_recorded
 
-    return load_data(
+    return reload_recorded(
         mine_cfg.data,
         mine_cfg.split,
+        "the mining options of re-mining",
+        "pass the data to train_dynamic (data=...), or a remine_config whose [mine] table names the data",
         on_invalid=mine_cfg.on_invalid,
         unknown_qrels=mine_cfg.unknown_qrels,
         corpus=mine_cfg.corpus,

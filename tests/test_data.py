@@ -187,3 +187,23 @@ def test_real_scifact_counts(scifact_dir):
     train = load_data(scifact_dir, "train")
     assert (len(train.corpus), len(train.split_query_ids)) == (5183, 809)
     assert sum(len(train.positives(q)) for q in train.split_query_ids) == 919
+
+
+def test_load_data_records_where_the_data_can_be_reloaded_from(tmp_path, monkeypatch):
+    """``origin``: what ``load_data(origin, split)`` reloads (an absolute folder or file); None for data built or
+    changed in memory, and for a pair file read with a separate corpus."""
+    from negmine.evaluation import subsample
+    from negmine.testing import toy_data
+
+    root = write_beir(tmp_path / "beir", split="dev")
+    monkeypatch.chdir(tmp_path)
+    data = load_data("beir", "dev")  # a relative path: recorded absolute
+    assert data.origin == str(root.absolute()) and data.split == "dev"
+    again = load_data(data.origin, data.split)
+    assert (again.corpus, again.queries, again.qrels) == (data.corpus, data.queries, data.qrels)
+    assert subsample(data, max_queries=1, seed=0).origin is None  # a sample is not what the folder holds
+    assert toy_data().origin is None
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
+    assert load_data(str(pairs)).origin == str(pairs.absolute())
+    assert load_data(str(pairs), corpus=str(root / "corpus.jsonl")).origin is None

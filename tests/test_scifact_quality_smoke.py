@@ -419,14 +419,16 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
     base = script.BY_NAME[script.DYNAMICS_BASE]
     rows = [r for r in script.RECIPES if r.base == base.name and r.train_args and r.name != "gemma-listwise-3ep"]
     assert [r.name for r in rows] == [f"{base.name}-{n}" for n, _, _ in script.DYNAMICS]
-    ctx = Namespace(scale=script.FULL)
+    ctx = Namespace(scale=script.FULL, data_root=tmp_path / "beir")
     plain = script.train_config(ctx, base, tmp_path / "mined.jsonl", tmp_path / "out", 12)
     for row in rows:
         assert (row.loss, row.loss_args, row.scorer, row.teacher) == (base.loss, base.loss_args, base.scorer,
                                                                       base.teacher)
         cfg = script.train_config(ctx, row, tmp_path / "mined.jsonl", tmp_path / "out", 12)
         changed = {k for k, v in cfg.to_dict().items() if v != plain.to_dict()[k]}
-        assert changed == set(dict(row.train_args))
+        # random negatives come from the SciFact corpus the script names (its in-process mining names no folder)
+        assert changed == set(dict(row.train_args)) | ({"corpus"} if cfg.random_negatives else set())
+        assert cfg.corpus == (str(tmp_path / "beir" / "scifact") if cfg.random_negatives else None)
         if cfg.remine_every:
             assert cfg.remine_teacher == base.scorer and cfg.scores == "teacher"
         assert row.to_dict()["train_args"] == dict(row.train_args) and "train_args" not in base.to_dict()

@@ -194,3 +194,22 @@ def test_every_column_reaches_the_loss_with_the_same_features(scifact_mined, min
     keys = seen[0]
     assert len(keys) == len([c for c in trainer.train_dataset.column_names if c != "scores"])
     assert all(k == keys[0] for k in keys), keys
+
+
+def test_gradient_checkpointing_gives_the_same_step(scifact_mined, minilm_path, tmp_path):
+    """``gradient_checkpointing`` recomputes activations in the backward pass: after one real step the weights equal
+    those of the same step without it (dropout replays the same random state), and they did move."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    def one_step(name, checkpointing):
+        cfg = TrainConfig(data=str(scifact_mined), model=str(minilm_path), loss="infonce", out=str(tmp_path / name),
+                          max_steps=1, batch_size=4, max_seq_length=64, learning_rate=1e-4, warmup_ratio=0.0, seed=0,
+                          save_steps=0, show_progress_bar=False, gradient_checkpointing=checkpointing)
+        return SentenceTransformer(str(train(cfg).model_dir)).state_dict()
+
+    plain, checkpointed = one_step("plain", False), one_step("checkpointed", True)
+    start = SentenceTransformer(str(minilm_path)).state_dict()
+    assert any(not torch.equal(start[k], plain[k]) for k in plain)
+    for key in plain:
+        torch.testing.assert_close(checkpointed[key], plain[key], rtol=0, atol=1e-6, msg=key)

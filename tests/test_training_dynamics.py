@@ -6,7 +6,10 @@ few steps.
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -444,3 +447,55 @@ def test_round_teacher_scores_new_negatives_with_the_teacher_that_scored_the_dat
     assert named.config.teacher == "hashing"
     with pytest.raises(ConfigError, match="no negmine score run wrote it"):
         round_teacher(TrainConfig(data=str(tmp_path / "plain.jsonl"), scores="teacher"), data)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the mining manifest names data that later stages can reload
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _toy_folder(root: Path, split: str) -> Path:
+    from negmine.testing import toy_data
+
+    data = toy_data()
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **doc}) + "\n" for d, doc in data.corpus.items()))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
+                                                for q, t in data.queries.items()))
+    (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{g}\n" for q, docs in data.qrels.items() for d, g in docs.items()))
+    return root
+
+
+def test_random_negatives_and_remining_reload_the_data_a_mining_run_was_given(tmp_path):
+    """Data loaded from a folder and handed to ``mine_hard_negatives`` in memory is recorded as that folder and
+    split, so random negatives and re-mining reload it; data built in memory is named as such, and both stages ask
+    for the option that replaces it instead of failing on a folder named 'RetrievalData'."""
+    from negmine.data import load_data
+    from negmine.dynamic import _load_data, remine_config
+    from negmine.encoders import HashingEncoder
+    from negmine.mining import mine_hard_negatives
+    from negmine.testing import toy_data
+    from negmine.training import TrainConfig, random_negatives_corpus
+
+    folder = _toy_folder(tmp_path / "toy", split="train-minus-dev")
+    data = load_data(folder, "train-minus-dev")
+    options = dict(num_negatives=2, range_max=10, no_cache=True, show_progress_bar=False)
+    mine_hard_negatives(data, HashingEncoder(), out=str(tmp_path / "mine"), **options)
+    config = json.loads((tmp_path / "mine" / "manifest.json").read_text())["config"]
+    assert (config["data"], config["split"]) == (str(folder.absolute()), "train-minus-dev")
+    cfg = TrainConfig(data=str(tmp_path / "mine" / "mined.jsonl"), random_negatives=1)
+    assert dict(random_negatives_corpus(cfg).corpus) == dict(data.corpus)
+    remined = _load_data(remine_config(cfg))
+    assert remined.split == "train-minus-dev" and remined.qrels == data.qrels
+
+    mine_hard_negatives(toy_data(), HashingEncoder(), out=str(tmp_path / "memory"), **options)
+    config = json.loads((tmp_path / "memory" / "manifest.json").read_text())["config"]
+    assert config["data"] == "<in memory: RetrievalData>"
+    cfg = TrainConfig(data=str(tmp_path / "memory" / "mined.jsonl"), random_negatives=1)
+    with pytest.raises(ConfigError, match=r"in memory .*pass corpus \(--corpus\)"):
+        random_negatives_corpus(cfg)
+    with pytest.raises(ConfigError, match="pass the data to train_dynamic"):
+        _load_data(remine_config(cfg))
+    named = _toy_folder(tmp_path / "named", split="train")  # --corpus: a BEIR folder's corpus
+    assert dict(random_negatives_corpus(replace(cfg, corpus=str(named))).corpus) == dict(data.corpus)

@@ -76,6 +76,10 @@ def train(
                                                               "(STAR; seeded, never a positive or a copy).")] = None,
     corpus: Annotated[str | None, typer.Option(help="BEIR folder or dataset name of the random negatives (default: "
                                                     "the data of the mining run's manifest.json).")] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Recompute activations in the backward pass: the same gradients, far less memory, one more forward "
+             "pass per step.")] = None,
     batch_sampler: Annotated[str | None, typer.Option(help="no-duplicates, or ngame: batches of queries close in "
                                                            "the start model's embedding space (NGAME).")] = None,
     ngame_cluster_size: Annotated[int | None, typer.Option(help="Rows per query cluster of --batch-sampler "
@@ -121,7 +125,8 @@ def train(
                      eval_split=eval_split, eval_steps=eval_steps, eval_max_queries=eval_max_queries,
                      eval_max_corpus=eval_max_corpus, save_steps=save_steps,
                      resume_from_checkpoint=resume_from_checkpoint, random_negatives=random_negatives,
-                     corpus=corpus, batch_sampler=batch_sampler, ngame_cluster_size=ngame_cluster_size, adore=adore,
+                     corpus=corpus, gradient_checkpointing=gradient_checkpointing, batch_sampler=batch_sampler,
+                     ngame_cluster_size=ngame_cluster_size, adore=adore,
                      remine_every=remine_every, remine_unit=remine_unit, remine_config=remine_config,
                      remine_judge=remine_judge, remine_teacher=remine_teacher)
     cfg = build_config(TrainConfig, file_values, overrides, source=str(config or ""))

@@ -58,6 +58,7 @@ __all__ = [
     "UnknownQrels",
     "default_data_root",
     "doc_text",
+    "in_memory_label",
     "iter_jsonl",
     "load_beir",
     "load_beir_corpus",
@@ -69,6 +70,7 @@ __all__ = [
     "load_qrels",
     "read_mined",
     "read_records",
+    "reload_recorded",
     "resolve_data_path",
     "text_id",
     "write_mined",
@@ -111,12 +113,35 @@ def load_data(
     resolved = resolve_data_path(data)
     if isinstance(resolved, str):
         _memory_only(corpus_storage, "a hub dataset")
-        return load_hf_beir(resolved, split)
-    if resolved.is_dir():
-        return load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels,
-                         corpus_storage=corpus_storage, cache_dir=cache_dir)
-    _memory_only(corpus_storage, "a pair file")
-    return load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
+        loaded = load_hf_beir(resolved, split)
+    elif resolved.is_dir():
+        loaded = load_beir(resolved, split, on_invalid=on_invalid, unknown_qrels=unknown_qrels,
+                           corpus_storage=corpus_storage, cache_dir=cache_dir)
+    else:
+        _memory_only(corpus_storage, "a pair file")
+        loaded = load_pairs(resolved, on_invalid=on_invalid, corpus=corpus)
+    # a pair file with a separate corpus is not reloaded from its own path alone
+    loaded.origin = None if corpus is not None else str(resolved if isinstance(resolved, str) else resolved.absolute())
+    return loaded
+
+
+IN_MEMORY = "<in memory: "  # how a run's manifest names data handed over in memory, which it cannot reload
+
+
+def in_memory_label(data: Any) -> str:
+    """The manifest's name for data built or changed in memory (no :attr:`RetrievalData.origin`)."""
+    return f"{IN_MEMORY}{type(data).__name__}>"
+
+
+def reload_recorded(source: str, split: str, manifest: str, need: str, **options: Any) -> RetrievalData:
+    """Load the data a run's manifest records, or say which option replaces it when the run was given its data in
+    memory (``need``: the option to pass, e.g. ``"pass corpus (--corpus)"``)."""
+    if source.startswith(IN_MEMORY) or source in {"RetrievalData", "Dataset"}:  # the last two: older manifests
+        from negmine.errors import ConfigError
+
+        raise ConfigError(f"{manifest} records data handed over in memory ({source}), which cannot be reloaded from "
+                          f"it: {need}")
+    return load_data(source, split, **options)
 
 
 def _memory_only(corpus_storage: str, what: str) -> None:

@@ -81,6 +81,9 @@ class RetrievalData:
     report: LoadReport = field(default_factory=LoadReport)
     positive_grade: int = 1
     exclude_grade: int | None = None
+    # what load_data(origin, split) reloads as this data (a folder, pair file or hub id); None for data built or
+    # changed in memory (a subsample, toy data): a run's manifest records it so later stages can reload the data
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if self.exclude_grade is not None and self.exclude_grade >= self.positive_grade:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.data import RetrievalData, load_data
+from negmine.data import RetrievalData, in_memory_label, load_data
 from negmine.data.mined import MinedRecord, iter_rows, write_mined
 from negmine.encoders import EmbeddingCache, Encoder, load_encoder
 from negmine.index.exact import exact_scores
@@ -73,7 +73,13 @@ def mine_hard_negatives(
         True
     """
     label = lambda x: x if isinstance(x, str) else type(x).__name__  # noqa: E731
-    config = MineConfig(retriever=label(retriever), data=label(data), out=out or "", **options)
+    # data loaded from a folder, file or hub id is recorded as that origin and split, so that later stages (random
+    # negatives, re-mining) reload it from the manifest; data built in memory is recorded by its type only
+    origin = getattr(data, "origin", None)
+    if origin is not None:
+        options = {"split": data.split, **options}
+    data_label = origin or (data if isinstance(data, str) else in_memory_label(data))
+    config = MineConfig(retriever=label(retriever), data=data_label, out=out or "", **options)
     return run_mining(
         config,
         data=None if isinstance(data, str) else data,
