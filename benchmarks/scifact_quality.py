@@ -249,10 +249,14 @@ def _dynamics_rows(base: Recipe) -> tuple[Recipe, ...]:
                  for name, question, args in DYNAMICS)
 
 
-RECIPES += _dynamics_rows(next(r for r in RECIPES if r.name == DYNAMICS_BASE))
+def _recipe(name: str) -> Recipe:
+    return next(r for r in RECIPES if r.name == name)
+
+
+RECIPES += _dynamics_rows(_recipe(DYNAMICS_BASE))
 # training length: one epoch is 20 steps at lr 2e-5, which moves the student little; a row's train_args override the
 # scale's training options (the peer keeps one epoch: a candidate that wins on dev needs its peer at equal length)
-RECIPES += (replace(next(r for r in RECIPES if r.name == "gemma-listwise"), name="gemma-listwise-3ep",
+RECIPES += (replace(_recipe("gemma-listwise"), name="gemma-listwise-3ep",
                     question="three epochs instead of one (60 steps)", base="gemma-listwise",
                     train_args=(("epochs", 3.0),)),)
 BY_NAME = {r.name: r for r in RECIPES}
@@ -543,7 +547,8 @@ def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int)
         resume_from_checkpoint=latest_checkpoint(out / "checkpoints"), show_progress_bar=not scale.smoke)
     options.update(recipe.train_args if negmine_row else ())  # the row's own options win over the scale's
     if options.get("random_negatives"):
-        # drawn from the whole SciFact corpus, named here: the in-process mining's manifest names no data folder
+        # drawn from the whole SciFact corpus, named here: a mining manifest written before it recorded its data's
+        # origin, or a smoke run's subsample, names no folder to reload
         options["corpus"] = str(ctx.data_root / "scifact")
     return TrainConfig(**options)
 

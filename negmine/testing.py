@@ -42,6 +42,23 @@ def toy_data() -> RetrievalData:
     return RetrievalData(corpus, dict(_QUERIES), {q: dict(r) for q, r in _QRELS.items()}, name="toy", split="train")
 
 
+def write_toy_beir(folder, split: str = "train"):
+    """:func:`toy_data` written as a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``), for
+    tests of what reads data from disk. Returns the folder as a ``Path``."""
+    import json
+    from pathlib import Path
+
+    data, folder = toy_data(), Path(folder)
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **doc}) + "\n"
+                                                 for d, doc in data.corpus.items()))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
+                                                  for q, t in data.queries.items()))
+    (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{g}\n" for q, docs in data.qrels.items() for d, g in docs.items()))
+    return folder
+
+
 def tiny_cross_encoder(folder, seed: int = 0):
     """A randomly initialised 2-layer BERT cross-encoder with a word-level tokenizer, built offline in ~1 s.
 

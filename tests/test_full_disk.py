@@ -72,16 +72,9 @@ def test_atomic_write_into_a_full_tmpfs_keeps_the_old_file(small_disk):
 
 def test_negmine_mine_on_a_full_disk_is_one_line(small_disk, tmp_path):
     """The whole stage: `negmine mine` writing into a full disk exits 2 with one line; nothing half-written."""
-    from negmine.testing import toy_data
+    from negmine.testing import write_toy_beir
 
-    data = toy_data()
-    beir = tmp_path / "beir"
-    (beir / "qrels").mkdir(parents=True)
-    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **v}) + "\n" for d, v in data.corpus.items()))
-    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
-                                                for q, t in data.queries.items()))
-    (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q, rel in data.qrels.items() for d, s in rel.items()))
+    beir = write_toy_beir(tmp_path / "beir")
     out = small_disk / "mined"
     fill(small_disk, leave=4096)
     result = subprocess.run([sys.executable, "-c", "from negmine.cli import main; main()", "mine", "--retriever",

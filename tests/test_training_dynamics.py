@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -454,19 +453,6 @@ def test_round_teacher_scores_new_negatives_with_the_teacher_that_scored_the_dat
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _toy_folder(root: Path, split: str) -> Path:
-    from negmine.testing import toy_data
-
-    data = toy_data()
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **doc}) + "\n" for d, doc in data.corpus.items()))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
-                                                for q, t in data.queries.items()))
-    (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{g}\n" for q, docs in data.qrels.items() for d, g in docs.items()))
-    return root
-
-
 def test_random_negatives_and_remining_reload_the_data_a_mining_run_was_given(tmp_path):
     """Data loaded from a folder and handed to ``mine_hard_negatives`` in memory is recorded as that folder and
     split, so random negatives and re-mining reload it; data built in memory is named as such, and both stages ask
@@ -475,10 +461,10 @@ def test_random_negatives_and_remining_reload_the_data_a_mining_run_was_given(tm
     from negmine.dynamic import _load_data, remine_config
     from negmine.encoders import HashingEncoder
     from negmine.mining import mine_hard_negatives
-    from negmine.testing import toy_data
+    from negmine.testing import toy_data, write_toy_beir
     from negmine.training import TrainConfig, random_negatives_corpus
 
-    folder = _toy_folder(tmp_path / "toy", split="train-minus-dev")
+    folder = write_toy_beir(tmp_path / "toy", split="train-minus-dev")
     data = load_data(folder, "train-minus-dev")
     options = dict(num_negatives=2, range_max=10, no_cache=True, show_progress_bar=False)
     mine_hard_negatives(data, HashingEncoder(), out=str(tmp_path / "mine"), **options)
@@ -497,5 +483,5 @@ def test_random_negatives_and_remining_reload_the_data_a_mining_run_was_given(tm
         random_negatives_corpus(cfg)
     with pytest.raises(ConfigError, match="pass the data to train_dynamic"):
         _load_data(remine_config(cfg))
-    named = _toy_folder(tmp_path / "named", split="train")  # --corpus: a BEIR folder's corpus
+    named = write_toy_beir(tmp_path / "named")  # --corpus: a BEIR folder's corpus
     assert dict(random_negatives_corpus(replace(cfg, corpus=str(named))).corpus) == dict(data.corpus)
