@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import Metric, check_k, check_vectors, pad_results
+from negmine.index.base import CountedVectors, Metric, check_k, check_metric, check_vectors, pad_results
 from negmine.index.exact import merged_search
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def search_shard(shard: np.ndarray, queries: np.ndarray, k: int, metric: str, de
     return index.search(queries, k)
 
 
-class RayShardedIndex:
+class RayShardedIndex(CountedVectors):
     """Exact search with the corpus split in shards over a Ray cluster (an :class:`~negmine.index.IndexBackend`).
 
     Args:
@@ -40,21 +40,12 @@ class RayShardedIndex:
 
     def __init__(self, dim: int, metric: Metric = "ip", *, address: str | None = None, num_shards: int | None = None,
                  max_retries: int = 3) -> None:
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         self._dim, self.metric, self.address = int(dim), metric, address
         self.num_shards, self.max_retries = num_shards, max_retries
         self._blocks: list[np.ndarray] = []
         self._ntotal = 0
         self._refs: list[tuple[int, Any]] | None = None
-
-    @property
-    def ntotal(self) -> int:
-        return self._ntotal
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     def add(self, embeddings: np.ndarray) -> None:
         x = check_vectors(embeddings, self._dim, "embeddings")

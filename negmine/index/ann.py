@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import IndexBackend, Metric, check_k, check_vectors, pad_results
+from negmine.index.base import IndexBackend, Metric, check_k, check_metric, check_vectors, pad_results
 from negmine.index.exact import ExactIndex, topk_rows
 from negmine.index.faiss_index import FaissIndex
 
@@ -117,8 +117,7 @@ class AnnIndex(FaissIndex):
         self._pending_dim, self._pending_metric, self._search_block = int(dim), metric, search_block
         self.index = None
         self._dim, self.metric, self.search_block, self.factory = int(dim), metric, search_block, factory
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         if expected_size is not None or "{" not in PRESETS.get(factory, factory):
             self._create(expected_size or 0)
 

@@ -35,6 +35,29 @@ class IndexBackend(Protocol):
     def get_config_dict(self) -> dict[str, Any]: ...
 
 
+def check_metric(metric: str) -> Metric:
+    """``metric`` if it is one the backends know (``ip`` or ``l2``); a ``ValueError`` naming it otherwise."""
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    return metric  # type: ignore[return-value]
+
+
+class CountedVectors:
+    """``ntotal`` and ``dim`` of a backend that keeps its own count of added vectors (``_ntotal``) and its
+    dimension (``_dim``); the FAISS-backed indexes ask FAISS instead."""
+
+    _dim: int
+    _ntotal: int
+
+    @property
+    def ntotal(self) -> int:
+        return self._ntotal
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+
 def check_vectors(x: np.ndarray, dim: int | None, what: str) -> np.ndarray:
     """Validate and convert to a C-contiguous float32 matrix."""
     x = np.asarray(x)

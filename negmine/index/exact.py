@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import Metric, check_k, check_vectors, pad_results
+from negmine.index.base import CountedVectors, Metric, check_k, check_metric, check_vectors, pad_results
 
 
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +93,7 @@ def exact_scores(queries: np.ndarray, docs: Any, indices: np.ndarray, metric: Me
     return out
 
 
-class ExactIndex:
+class ExactIndex(CountedVectors):
     """Brute-force inner-product (or negated-L2) search in blocks of queries and corpus rows.
 
     Memory stays bounded: a similarity block is at most ``query_block × corpus_block`` floats.
@@ -113,22 +113,13 @@ class ExactIndex:
     """
 
     def __init__(self, dim: int, metric: Metric = "ip", query_block: int = 1024, corpus_block: int = 65536) -> None:
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         self._dim, self.metric = int(dim), metric
         self.query_block, self.corpus_block = query_block, corpus_block
         self._blocks: list[np.ndarray] = []
         self._ntotal = 0
-
-    @property
-    def ntotal(self) -> int:
-        return self._ntotal
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     @property
     def vectors(self) -> np.ndarray:

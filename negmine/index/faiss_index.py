@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from negmine._optional import require
-from negmine.index.base import Metric, check_k, check_vectors
+from negmine.index.base import Metric, check_k, check_metric, check_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class FaissIndex:
 
     def __init__(self, dim: int, factory: str = "Flat", metric: Metric = "ip", search_block: int = 16384) -> None:
         faiss = require("faiss", "FaissIndex")
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         self._dim, self.factory, self.metric, self.search_block = int(dim), factory, metric, search_block
         faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
         try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import Metric, check_k, check_vectors, pad_results
+from negmine.index.base import Metric, check_k, check_metric, check_vectors, pad_results
 from negmine.index.exact import _similarity, merge_topk, topk_rows
 
 logger = logging.getLogger(__name__)
@@ -312,8 +312,7 @@ class StreamedExactIndex:
 
     def __init__(self, store: ShardStore | str | os.PathLike, metric: Metric = "ip", max_memory_mb: float = 1024,
                  query_block: int = 1024, engine: str = "auto") -> None:
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         if max_memory_mb <= 0:
             raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}")
         if engine not in ("auto", "numpy", "faiss"):

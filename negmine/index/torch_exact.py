@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.index.base import Metric, check_k, check_vectors
+from negmine.index.base import CountedVectors, Metric, check_k, check_metric, check_vectors
 from negmine.index.exact import merged_search
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -56,7 +56,7 @@ class _Piece:
         self.offset, self.x, self.sq_norms = offset, x, sq_norms
 
 
-class TorchExactIndex:
+class TorchExactIndex(CountedVectors):
     """Brute-force inner-product (or negated-L2) search with torch on CUDA or CPU.
 
     Args:
@@ -80,8 +80,7 @@ class TorchExactIndex:
         query_block: int | None = None,
         corpus_block: int | None = None,
     ) -> None:
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+        check_metric(metric)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         if dtype is not None and dtype not in DTYPES:
@@ -96,14 +95,6 @@ class TorchExactIndex:
             raise ValueError("query_block and corpus_block must be >= 1")
         self._shards: list[list[_Piece]] = [[] for _ in self.devices]  # shard j lives on devices[j]
         self._ntotal = 0
-
-    @property
-    def ntotal(self) -> int:
-        return self._ntotal
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     def _torch_dtype(self) -> Any:
         torch = _torch()

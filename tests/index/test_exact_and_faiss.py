@@ -72,3 +72,28 @@ def test_save_and_load_roundtrip(tmp_path, vectors, cls):
     index.save(tmp_path / "idx")
     loaded = cls.load(tmp_path / "idx")
     np.testing.assert_array_equal(loaded.search(q, 10)[1], index.search(q, 10)[1])
+
+
+@pytest.mark.parametrize("backend", ["exact", "torch", "faiss", "ann", "streamed", "ray"])
+def test_every_backend_names_an_unknown_metric(backend):
+    from negmine.distributed.search import RayShardedIndex
+    from negmine.index.ann import AnnIndex
+    from negmine.index.streamed import StreamedExactIndex
+    from negmine.index.torch_exact import TorchExactIndex
+
+    build = {"exact": lambda: ExactIndex(8, "cosine"), "torch": lambda: TorchExactIndex(8, "cosine"),
+             "faiss": lambda: FaissIndex(8, metric="cosine"), "ann": lambda: AnnIndex(8, "Flat", metric="cosine"),
+             "streamed": lambda: StreamedExactIndex(np.zeros((3, 8), np.float32), "cosine"),
+             "ray": lambda: RayShardedIndex(8, "cosine")}[backend]
+    with pytest.raises(ValueError, match="metric must be 'ip' or 'l2', got 'cosine'"):
+        build()
+
+
+def test_counted_backends_report_their_size():
+    from negmine.distributed.search import RayShardedIndex
+    from negmine.index.torch_exact import TorchExactIndex
+
+    for index in (ExactIndex(8), TorchExactIndex(8), RayShardedIndex(8)):
+        assert (index.ntotal, index.dim) == (0, 8)
+        index.add(np.ones((5, 8), np.float32))
+        assert (index.ntotal, index.dim) == (5, 8), type(index).__name__
