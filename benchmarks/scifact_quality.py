@@ -742,6 +742,38 @@ def dev_margin(rows: dict[str, dict[int, dict[str, Any]]], selection: dict[str, 
     return {"runner_up": runner_up, **test.to_dict()}
 
 
+def dev_test_agreement(rows: dict[str, dict[int, dict[str, Any]]], best: str | None) -> dict[str, Any] | None:
+    """Does dev rank the recipes the way test does? Kendall's tau-b between dev and test nDCG@10 on seed
+    :data:`SEED` over every trained row (negmine's and the peers') measured on both, with scipy's p-value (exact
+    without ties), and where the dev choice ranks on test. Read after the choice, never used for it; ``None`` with
+    fewer than three such rows."""
+    names = [r.name for r in RECIPES if r.kind != "zero-shot" and (e := rows[r.name].get(SEED))
+             and e["dev"] is not None and e["test"] is not None]
+    if len(names) < 3:
+        return None
+    from scipy.stats import kendalltau
+
+    dev, test = ([float(rows[n][SEED][split]["metrics"][SELECT_METRIC]) for n in names] for split in ("dev", "test"))
+    result = kendalltau(dev, test)
+    by_test = sorted(names, key=lambda n: -test[names.index(n)])
+    return {"seed": SEED, "metric": SELECT_METRIC, "rows": names, "kendall_tau": float(result.statistic),
+            "p_value": float(result.pvalue),
+            "best_test_rank": by_test.index(best) + 1 if best in names else None,
+            "test_leader": by_test[0], "dev_leader": max(names, key=lambda n: dev[names.index(n)])}
+
+
+def agreement_text(agreement: dict[str, Any] | None) -> str:
+    if not agreement:
+        return ""
+    n = len(agreement["rows"])
+    rank = agreement["best_test_rank"]
+    return (f"Dev against test over the {n} trained rows measured on seed {agreement['seed']} (negmine's and the "
+            f"peers'): Kendall's τ = {agreement['kendall_tau']:+.2f} between their dev and test "
+            f"{agreement['metric']} (p={agreement['p_value']:.3g}); the dev choice ranks "
+            + (f"{rank} of {n} on test" if rank else "nowhere (not measured on both)")
+            + f", and the test leader is `{agreement['test_leader']}`.")
+
+
 def role_of(recipe: Recipe, best: str | None) -> str:
     if recipe.kind == "zero-shot":
         return "zero-shot" if recipe.teacher == STUDENT else "teacher"
@@ -895,6 +927,7 @@ def results_json(runs: Path, smoke: bool, ledger: Path | None = None) -> dict[st
     rows = {r.name: collect(runs, r, ledger) for r in RECIPES}
     selection = selection_of(rows, CANDIDATES)
     selection["dev_margin"] = dev_margin(rows, selection)
+    selection["dev_test_agreement"] = dev_test_agreement(rows, selection["best"])
     comparisons = compare_to_peer(rows)
     out_rows = []
     for recipe in RECIPES:
@@ -1027,7 +1060,8 @@ def selection_text(data: dict[str, Any]) -> str:
             f"compared on dev ({', '.join(f'`{n}`' for n in sel['compared'])}); dev = {p['dev_queries']} of the "
             f"{p['dev_queries'] + p['train_queries']} SciFact train queries (seed {p['dev_seed']}), trained on the "
             f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing."
-            + _margin_text(sel.get("dev_margin")))
+            + _margin_text(sel.get("dev_margin"))
+            + (" " + agreement_text(sel["dev_test_agreement"]) if sel.get("dev_test_agreement") else ""))
 
 
 def _margin_text(margin: dict[str, Any] | None) -> str:

@@ -471,3 +471,30 @@ def test_protocol_runs_best_and_both_peers_on_three_seeds(script, tmp_path, monk
     assert first[0] == "zero-shot" and {"infonce", "gemma-listwise", "peer-baseline", "peer-gemma"} <= set(first)
     assert [name for name, seeds in calls if seeds == script.PROTOCOL_SEEDS] == [
         "peer-baseline", "peer-gemma-distill", "gemma-listwise", "infonce"]
+
+
+def test_dev_test_agreement_ranks_the_trained_rows_on_both_splits(script):
+    from scipy.stats import kendalltau
+
+    def seeds(dev, test, seed=12):
+        return {seed: {"dev": {"metrics": {"ndcg@10": dev}}, "test": {"metrics": {"ndcg@10": test}}}}
+
+    rows = {name: {} for name in script.BY_NAME}
+    rows["zero-shot"] = seeds(0.99, 0.01)  # untrained: not a recipe dev could rank
+    rows["peer-baseline"] = seeds(0.70, 0.68)
+    rows["infonce"] = seeds(0.72, 0.66)
+    rows["dice"] = seeds(0.73, 0.65)
+    rows["cwcl"] = seeds(0.71, 0.67)
+    rows["mixing"] = seeds(0.74, 0.69, seed=13)  # another seed only: left out
+    agreement = script.dev_test_agreement(rows, "dice")
+    assert agreement["rows"] == ["peer-baseline", "infonce", "dice", "cwcl"]
+    dev, test = [0.70, 0.72, 0.73, 0.71], [0.68, 0.66, 0.65, 0.67]
+    assert agreement["kendall_tau"] == pytest.approx(-1.0) == pytest.approx(kendalltau(dev, test).statistic)
+    assert agreement["p_value"] == pytest.approx(kendalltau(dev, test).pvalue)
+    assert (agreement["best_test_rank"], agreement["test_leader"], agreement["dev_leader"]) == (4, "peer-baseline",
+                                                                                                 "dice")
+    text = script.agreement_text(agreement)
+    assert "over the 4 trained rows" in text and "τ = -1.00" in text and "ranks 4 of 4 on test" in text
+    rows["cwcl"] = {}
+    rows["infonce"] = {}
+    assert script.dev_test_agreement(rows, "dice") is None and script.agreement_text(None) == ""
