@@ -753,21 +753,23 @@ def dev_test_agreement(rows: dict[str, dict[int, dict[str, Any]]], best: str | N
         return None
     from scipy.stats import kendalltau
 
-    dev, test = ([float(rows[n][SEED][split]["metrics"][SELECT_METRIC]) for n in names] for split in ("dev", "test"))
-    result = kendalltau(dev, test)
-    by_test = sorted(names, key=lambda n: -test[names.index(n)])
+    dev, test = ({n: float(rows[n][SEED][split]["metrics"][SELECT_METRIC]) for n in names}
+                 for split in ("dev", "test"))
+    result = kendalltau([dev[n] for n in names], [test[n] for n in names])
+    by_test = sorted(names, key=test.__getitem__, reverse=True)
     return {"seed": SEED, "metric": SELECT_METRIC, "rows": names, "kendall_tau": float(result.statistic),
             "p_value": float(result.pvalue),
             "best_test_rank": by_test.index(best) + 1 if best in names else None,
-            "test_leader": by_test[0], "dev_leader": max(names, key=lambda n: dev[names.index(n)])}
+            "test_leader": by_test[0], "dev_leader": max(names, key=dev.__getitem__)}
 
 
 def agreement_text(agreement: dict[str, Any] | None) -> str:
+    """The sentence on :func:`dev_test_agreement` after the selection text (with its leading space), or ``""``."""
     if not agreement:
         return ""
     n = len(agreement["rows"])
     rank = agreement["best_test_rank"]
-    return (f"Dev against test over the {n} trained rows measured on seed {agreement['seed']} (negmine's and the "
+    return (f" Dev against test over the {n} trained rows measured on seed {agreement['seed']} (negmine's and the "
             f"peers'): Kendall's τ = {agreement['kendall_tau']:+.2f} between their dev and test "
             f"{agreement['metric']} (p={agreement['p_value']:.3g}); the dev choice ranks "
             + (f"{rank} of {n} on test" if rank else "nowhere (not measured on both)")
@@ -1060,8 +1062,7 @@ def selection_text(data: dict[str, Any]) -> str:
             f"compared on dev ({', '.join(f'`{n}`' for n in sel['compared'])}); dev = {p['dev_queries']} of the "
             f"{p['dev_queries'] + p['train_queries']} SciFact train queries (seed {p['dev_seed']}), trained on the "
             f"other {p['train_queries']}. Test was scored once per finished recipe and chose nothing."
-            + _margin_text(sel.get("dev_margin"))
-            + (" " + agreement_text(sel["dev_test_agreement"]) if sel.get("dev_test_agreement") else ""))
+            + _margin_text(sel.get("dev_margin")) + agreement_text(sel.get("dev_test_agreement")))
 
 
 def _margin_text(margin: dict[str, Any] | None) -> str:

@@ -45,18 +45,22 @@ def toy_data() -> RetrievalData:
 def write_toy_beir(folder, split: str = "train"):
     """:func:`toy_data` written as a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``), for
     tests of what reads data from disk. Returns the folder as a ``Path``."""
-    import json
     from pathlib import Path
 
+    from negmine.io import write_jsonl
+
     data, folder = toy_data(), Path(folder)
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **doc}) + "\n"
-                                                 for d, doc in data.corpus.items()))
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n"
-                                                  for q, t in data.queries.items()))
-    (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{g}\n" for q, docs in data.qrels.items() for d, g in docs.items()))
+    write_jsonl(folder / "corpus.jsonl", ({"_id": d, **doc} for d, doc in data.corpus.items()))
+    write_jsonl(folder / "queries.jsonl", ({"_id": q, "text": t} for q, t in data.queries.items()))
+    _write_qrels(folder, split, ((q, d, g) for q, docs in data.qrels.items() for d, g in docs.items()))
     return folder
+
+
+def _write_qrels(folder, split: str, rows) -> None:
+    """``folder/qrels/SPLIT.tsv`` in BEIR's layout: a header, then one ``query, document, grade`` row per line."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    (folder / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows), encoding="utf-8")
 
 
 def tiny_cross_encoder(folder, seed: int = 0):
@@ -255,7 +259,5 @@ def beir_sample(src, out, *, n_queries: int, n_docs: int, split: str = "train", 
     with gzip.open(src / "queries.jsonl.gz", "rt", encoding="utf-8") as handle:
         (out / "queries.jsonl").write_text("".join(line for line in handle if json.loads(line)["_id"] in queries),
                                            encoding="utf-8")
-    (out / "qrels").mkdir()
-    (out / "qrels" / f"{split}.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+    _write_qrels(out, split, rows)
     return out
