@@ -81,16 +81,23 @@ class DynamicResult:
         return len(self.records)
 
 
-def round_schedule(cfg: TrainConfig) -> list[dict[str, Any]]:
+def round_schedule(cfg: TrainConfig, steps_per_epoch: int | None = None) -> list[dict[str, Any]]:
     """The ``epochs``/``max_steps`` of each round: ``remine_every`` epochs (steps) per round until ``epochs``
-    (``max_steps``) are spent; the last round takes what is left."""
+    (``max_steps``) are spent; the last round takes what is left.
+
+    With ``remine_unit='step'`` and no ``max_steps``, the total is what plain training would take:
+    ``ceil(epochs * steps_per_epoch)``, the optimizer steps of one pass over the first round's data (the trainer's
+    own count), so a re-mined run trains as many steps as the run it is compared with."""
     n = cfg.remine_every
     if n < 1:
         raise ConfigError(f"remine_every={n!r}: expected an integer >= 1 for re-mining")
     if cfg.remine_unit == "step":
-        if cfg.max_steps <= 0:
-            raise ConfigError("remine_unit='step' needs max_steps > 0 (the total number of steps)")
-        total = cfg.max_steps
+        if cfg.max_steps > 0:
+            total = cfg.max_steps
+        elif steps_per_epoch:
+            total = math.ceil(cfg.epochs * steps_per_epoch - 1e-9)
+        else:
+            raise ConfigError("remine_unit='step' needs max_steps > 0, or the length of an epoch in steps")
         return [{"epochs": cfg.epochs, "max_steps": min(n, total - start)} for start in range(0, total, n)]
     if cfg.max_steps > 0:
         raise ConfigError("remine_unit='epoch' counts epochs: unset max_steps, or use remine_unit='step'")
@@ -285,33 +292,37 @@ def train_dynamic(
     """
     from negmine.io import write_json, write_manifest
 
-    schedule = round_schedule(cfg)
+    round_schedule(cfg, steps_per_epoch=1)  # the options' errors before anything loads
     mine_cfg = remine_config(cfg) if mine_cfg is None else mine_cfg
     data = _load_data(mine_cfg) if data is None else data
     if judge is None and cfg.remine_judge:
         from negmine.relabel.factory import load_judge
 
         judge = load_judge(cfg.remine_judge)
-    teacher = round_teacher(cfg, data) if len(schedule) > 1 else None
     records = read_records(cfg.data) if records is None else records
     out = Path(cfg.out)
     start_model = load_model(cfg.model, cfg.max_seq_length)
     model = adore_model(start_model) if cfg.adore else start_model
+
+    def round_config(r: int, last: bool, part: dict[str, Any]) -> TrainConfig:
+        return dataclasses.replace(cfg, out=str(out / f"round-{r}"), remine_every=0, save_steps=0, seed=cfg.seed + r,
+                                   eval_data=cfg.eval_data if last else None, **part)
+
+    first = build_dataset(round_config(0, False, {}), records, corpus=data)
+    steps_per_epoch = None
+    if cfg.remine_unit == "step" and cfg.max_steps <= 0:  # plain training's epoch, by its trainer
+        probe = build_trainer(round_config(0, False, {}), model=model, dataset=first)
+        steps_per_epoch = len(probe.get_train_dataloader())
+        del probe
+    schedule = round_schedule(cfg, steps_per_epoch)
+    teacher = round_teacher(cfg, data) if len(schedule) > 1 else None
     costs: list[RoundCost] = []
     steps = 0
     trainer = None
     for r, part in enumerate(schedule):
         last = r == len(schedule) - 1
-        round_cfg = dataclasses.replace(
-            cfg,
-            out=str(out / f"round-{r}"),
-            remine_every=0,
-            save_steps=0,
-            seed=cfg.seed + r,
-            eval_data=cfg.eval_data if last else None,
-            **part,
-        )
-        dataset = build_dataset(round_cfg, records, corpus=data)
+        round_cfg = round_config(r, last, part)
+        dataset = first if r == 0 else build_dataset(round_cfg, records, corpus=data)
         trainer = build_trainer(round_cfg, model=model, dataset=dataset)
         t = time.perf_counter()
         state = trainer.train()

@@ -215,6 +215,13 @@ def test_round_schedule():
     assert [r["max_steps"] for r in steps] == [3, 3, 1]
     with pytest.raises(ConfigError, match="needs max_steps"):
         round_schedule(TrainConfig(remine_every=3, remine_unit="step"))
+    # steps without max_steps: as many as plain training's epochs take (ceil(epochs x steps per epoch))
+    one_epoch = TrainConfig(epochs=1.0, remine_every=10, remine_unit="step")
+    assert round_schedule(one_epoch, steps_per_epoch=20) == [{"epochs": 1.0, "max_steps": 10}] * 2
+    longer = TrainConfig(epochs=1.5, remine_every=4, remine_unit="step")
+    assert [r["max_steps"] for r in round_schedule(longer, steps_per_epoch=7)] == [4, 4, 3]
+    capped = TrainConfig(epochs=1.0, max_steps=5, remine_every=4, remine_unit="step")
+    assert [r["max_steps"] for r in round_schedule(capped, steps_per_epoch=20)] == [4, 1]  # max_steps wins
     with pytest.raises(ConfigError, match="remine_unit"):
         TrainConfig(remine_every=3, remine_unit="hours")
 
@@ -321,7 +328,9 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
     mine_cfg = _mine_cfg(minilm_path, num_negatives=3)
     first = run_mining(mine_cfg, data=scifact_sample).records
     distil = dict(loss="listwise", scores="teacher", remine_teacher="hashing") if teacher else {}
-    cfg = TrainConfig(model=str(minilm_path), out=str(tmp_path / "run"), max_steps=6, remine_every=3,
+    # with a teacher, the steps are plain training's one epoch (no max_steps), re-mined after 3 of them
+    length = dict(epochs=1.0, max_steps=-1) if teacher else dict(max_steps=6)
+    cfg = TrainConfig(model=str(minilm_path), out=str(tmp_path / "run"), **length, remine_every=3,
                       remine_unit="step", adore=adore, batch_size=8, max_seq_length=64, learning_rate=1e-4,
                       warmup_ratio=0.0, save_steps=0, show_progress_bar=False, logging_steps=1, num_negatives=1,
                       random_negatives=0 if teacher else 1, batch_sampler="ngame", ngame_cluster_size=4, **distil)
@@ -332,7 +341,17 @@ def test_two_rounds_of_remining_on_a_scifact_sample(scifact_sample, minilm_path,
         found = round_teacher(cfg, scifact_sample)
         first = score_records(first, found.teacher, found.config, found.out)[0]
     result = train_dynamic(cfg, mine_cfg=mine_cfg, data=scifact_sample, judge=DropFirstNegative(), records=first)
-    assert result.steps == 6 and len(result.rounds) == 2
+    if teacher:  # as many steps as the trainer of plain training counts for one epoch of the first round's data
+        from negmine.training import build_dataset, build_trainer
+
+        plain = replace(cfg, remine_every=0, out=str(tmp_path / "plain"))
+        expected = len(build_trainer(plain, dataset=build_dataset(plain, first, corpus=scifact_sample))
+                       .get_train_dataloader())
+        assert 3 < expected <= 6  # 40 queries in batches of 8: two rounds
+    else:
+        expected = 6
+    assert result.steps == expected and len(result.rounds) == 2
+    assert [r.steps for r in result.rounds] == [3, expected - 3]
     assert result.rounds[0].remine_seconds > 0 and result.rounds[1].remine_seconds is None
     remined = result.records
     assert DropFirstNegative.calls == len(remined) > 30  # the guard judged every re-mined query
