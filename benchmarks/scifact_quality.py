@@ -553,13 +553,15 @@ def train_config(ctx: Context, recipe: Recipe, data: Path, out: Path, seed: int)
     return TrainConfig(**options)
 
 
-def train_negmine(cfg: Any) -> tuple[int, int]:
-    """``negmine.training.train`` (``negmine.dynamic.train_dynamic`` when the row re-mines); returns (rows, steps)."""
+def train_negmine(cfg: Any, data: Any = None) -> tuple[int, int]:
+    """``negmine.training.train`` (``negmine.dynamic.train_dynamic`` when the row re-mines ``data``, the
+    :class:`~negmine.data.RetrievalData` mined: the mining stage took it in memory, so its manifest cannot reload it);
+    returns (rows, steps)."""
     if cfg.remine_every:
         from negmine.dynamic import train_dynamic
 
         # rounds restart their trainer, so a stopped dynamic row starts over (no checkpoint to resume)
-        dynamic = train_dynamic(replace(cfg, resume_from_checkpoint=None))
+        dynamic = train_dynamic(replace(cfg, resume_from_checkpoint=None), data=data)
         return len(dynamic.records), dynamic.steps
     from negmine.training import train
 
@@ -585,7 +587,8 @@ def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
 
     def run(out: Path) -> dict[str, Any]:
         cfg = train_config(ctx, recipe, data, out, seed)
-        rows, steps = train_peer(cfg, recipe) if recipe.kind == "peer" else train_negmine(cfg)
+        rows, steps = (train_peer(cfg, recipe) if recipe.kind == "peer"
+                       else train_negmine(cfg, ctx.data("scifact", TRAIN_SPLIT)))
         return {"recipe": recipe.name, "seed": seed, "rows": rows, "steps": steps,
                 "resumed_from": cfg.resume_from_checkpoint, "train_config": cfg.to_dict()}
 

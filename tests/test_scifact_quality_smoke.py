@@ -434,6 +434,26 @@ def test_dynamics_rows_change_one_training_option_of_their_base(script, tmp_path
         assert row.to_dict()["train_args"] == dict(row.train_args) and "train_args" not in base.to_dict()
 
 
+def test_a_remining_row_trains_through_the_script_on_the_data_it_mined(script, smoke_run, tmp_path):
+    """A re-mining row through the script's own training step: the mining stage took SciFact in memory, so the row
+    hands that data to the re-mining loop, and re-mining every N steps without max_steps trains one epoch's steps
+    (the two ways the full-scale rows once failed at their first step)."""
+    from dataclasses import replace
+
+    args = script.parse_args(["--smoke", "--runs", str(tmp_path / "runs"), "--data-root", str(smoke_run["beir_root"])])
+    ctx = script.Context(args)
+    row = replace(script.BY_NAME["infonce"], name="infonce-remine-smoke", base="infonce",
+                  train_args=(("remine_every", 2), ("remine_unit", "step"), ("max_steps", -1)))
+    mined = smoke_run["runs"] / "_shared" / "mine-minilm" / "mined.jsonl"
+    final = script.train_row(ctx, row, mined, 12)
+    assert final.is_dir()
+    stage, report = _json(final.parent / "stage.json"), _json(final.parent / "dynamic.json")
+    steps = math.ceil(stage["rows"] / script.SMOKE.batch_size)  # one epoch of no-duplicates batches
+    assert steps >= 3 and stage["steps"] == steps
+    assert [r["max_steps"] for r in report["schedule"]] == [2] * (steps // 2) + [steps % 2] * (steps % 2)
+    assert report["rounds"][0]["remine_seconds"] > 0 and (final.parent / "round-1" / "mined.jsonl").is_file()
+
+
 def test_a_row_trains_longer_than_the_scale_by_its_own_options(script, tmp_path):
     """``gemma-listwise-3ep``: its base trained three epochs; the row's options win over the scale's, the peer's
     training (which borrows the config) keeps the scale's one epoch."""

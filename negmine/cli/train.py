@@ -88,7 +88,8 @@ def train(
         "--adore/--no-adore", help="Train the query side only; documents keep the start model, frozen.")] = None,
     remine_every: Annotated[int | None, typer.Option(help="Re-mine with the student every N epochs (or steps, "
                                                           "--remine-unit step); ANCE/ADORE.")] = None,
-    remine_unit: Annotated[str | None, typer.Option(help="epoch or step: the unit of --remine-every.")] = None,
+    remine_unit: Annotated[str | None, typer.Option(help="epoch or step: the unit of --remine-every (steps "
+                                                    "without --max-steps: those of --epochs).")] = None,
     remine_config: Annotated[str | None, typer.Option(help="Recipe TOML whose [mine] table sets the re-mining "
                                                            "options (default: the mining manifest.json).")] = None,
     remine_judge: Annotated[str | None, typer.Option(help="Relabel judge run on every re-mined round "
