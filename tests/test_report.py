@@ -18,7 +18,6 @@ PENDING_TWINS: dict[str, str] = {}  # report name -> why its twin is not written
 # may join it (a new or rerun report is written by its script, twin included).
 CONVERTED_PENDING: dict[str, str] = {
     "encode_speed.md": "three runs stitched into one page, plus runtimes tried by hand (about 40 quiet minutes)",
-    "negative_audit_judge_mpnet.md": "the same over mpnet's 94 pairs (about 40 minutes)",
     "relabel_scifact.md": "the 100-query ARHN run (about 55 quiet minutes of llama.cpp)",
     "relabel_scifact_spotcheck.md": "written by the same run as relabel_scifact.md",
     "search_scaling.md": "seven runs stitched into one page; the script now writes it in one invocation (its "
