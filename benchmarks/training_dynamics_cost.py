@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{load_end:.1f} at the end (a shared machine: ratios are noisy, absolute times are not representative).",
         f"Sample: {result['sample']['queries']} SciFact train queries, {result['sample']['docs']} documents; "
         f"all-MiniLM-L6-v2; {args.steps} steps of batch {args.batch_size}, 64 tokens; {args.repeats} repeat(s). "
-        "**A cost measurement on a tiny sample, not a quality result: no option is measured on SciFact quality yet.**",
+        "**A cost measurement on a tiny sample, not a quality result** (each option's SciFact quality: `scifact.md`).",
         "",
         "| variant | s / step | ratio to plain | setup s (trainer build) |",
         "| --- | ---: | ---: | ---: |",

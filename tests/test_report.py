@@ -17,7 +17,6 @@ PENDING_TWINS: dict[str, str] = {}  # report name -> why its twin is not written
 # page's figures but not the run's commit, hardware or load. Each leaves this list when its script is rerun; no page
 # may join it (a new or rerun report is written by its script, twin included).
 CONVERTED_PENDING: dict[str, str] = {
-    "encode_speed.md": "three runs stitched into one page, plus runtimes tried by hand (about 40 quiet minutes)",
     "relabel_scifact.md": "the 100-query ARHN run (about 55 quiet minutes of llama.cpp)",
     "relabel_scifact_spotcheck.md": "written by the same run as relabel_scifact.md",
     "search_scaling.md": "seven runs stitched into one page; the script now writes it in one invocation (its "
