@@ -587,8 +587,10 @@ def train_row(ctx: Context, recipe: Recipe, data: Path, seed: int) -> Path:
 
     def run(out: Path) -> dict[str, Any]:
         cfg = train_config(ctx, recipe, data, out, seed)
-        rows, steps = (train_peer(cfg, recipe) if recipe.kind == "peer"
-                       else train_negmine(cfg, ctx.data("scifact", TRAIN_SPLIT)))
+        if recipe.kind == "peer":
+            rows, steps = train_peer(cfg, recipe)
+        else:  # a re-mining row mines again the data its mining stage took (loaded only for those rows)
+            rows, steps = train_negmine(cfg, ctx.data("scifact", TRAIN_SPLIT) if cfg.remine_every else None)
         return {"recipe": recipe.name, "seed": seed, "rows": rows, "steps": steps,
                 "resumed_from": cfg.resume_from_checkpoint, "train_config": cfg.to_dict()}
 

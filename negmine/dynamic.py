@@ -48,8 +48,8 @@ from negmine.training import (
     run_manifest,
 )
 
-__all__ = ["DynamicResult", "RoundCost", "RoundTeacher", "remine", "remine_config", "round_schedule", "round_teacher",
-           "score_manifest", "train_dynamic"]
+__all__ = ["DynamicResult", "RoundCost", "RoundTeacher", "check_schedule", "remine", "remine_config", "round_schedule",
+           "round_teacher", "score_manifest", "train_dynamic"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,14 @@ class DynamicResult:
         return len(self.records)
 
 
+def check_schedule(cfg: TrainConfig) -> None:
+    """The re-mining options' own errors (:func:`round_schedule`'s, before anything is loaded)."""
+    if cfg.remine_every < 1:
+        raise ConfigError(f"remine_every={cfg.remine_every!r}: expected an integer >= 1 for re-mining")
+    if cfg.remine_unit != "step" and cfg.max_steps > 0:
+        raise ConfigError("remine_unit='epoch' counts epochs: unset max_steps, or use remine_unit='step'")
+
+
 def round_schedule(cfg: TrainConfig, steps_per_epoch: int | None = None) -> list[dict[str, Any]]:
     """The ``epochs``/``max_steps`` of each round: ``remine_every`` epochs (steps) per round until ``epochs``
     (``max_steps``) are spent; the last round takes what is left.
@@ -88,9 +96,8 @@ def round_schedule(cfg: TrainConfig, steps_per_epoch: int | None = None) -> list
     With ``remine_unit='step'`` and no ``max_steps``, the total is what plain training would take:
     ``ceil(epochs * steps_per_epoch)``, the optimizer steps of one pass over the first round's data (the trainer's
     own count), so a re-mined run trains as many steps as the run it is compared with."""
+    check_schedule(cfg)
     n = cfg.remine_every
-    if n < 1:
-        raise ConfigError(f"remine_every={n!r}: expected an integer >= 1 for re-mining")
     if cfg.remine_unit == "step":
         if cfg.max_steps > 0:
             total = cfg.max_steps
@@ -99,8 +106,6 @@ def round_schedule(cfg: TrainConfig, steps_per_epoch: int | None = None) -> list
         else:
             raise ConfigError("remine_unit='step' needs max_steps > 0, or the length of an epoch in steps")
         return [{"epochs": cfg.epochs, "max_steps": min(n, total - start)} for start in range(0, total, n)]
-    if cfg.max_steps > 0:
-        raise ConfigError("remine_unit='epoch' counts epochs: unset max_steps, or use remine_unit='step'")
     rounds = math.ceil(cfg.epochs / n - 1e-9)
     return [{"epochs": min(float(n), cfg.epochs - r * n), "max_steps": -1} for r in range(rounds)]
 
@@ -292,7 +297,7 @@ def train_dynamic(
     """
     from negmine.io import write_json, write_manifest
 
-    round_schedule(cfg, steps_per_epoch=1)  # the options' errors before anything loads
+    check_schedule(cfg)
     mine_cfg = remine_config(cfg) if mine_cfg is None else mine_cfg
     data = _load_data(mine_cfg) if data is None else data
     if judge is None and cfg.remine_judge:
