@@ -40,8 +40,13 @@ def install_hint(name: str) -> str:
 
 
 def require(name: str, purpose: str = "this feature") -> ModuleType:
-    """Import and return ``name`` or raise an ImportError that says how to install it."""
+    """Import and return ``name`` or raise an ImportError that says how to install it (``faiss`` through
+    :func:`negmine._blas.import_faiss`, which lets its bundled BLAS use this CPU's fast kernels)."""
     try:
+        if name == "faiss":
+            from negmine._blas import import_faiss
+
+            return import_faiss()
         return importlib.import_module(name)
     except ImportError as err:
         raise ImportError(f"{purpose} needs `{name}`: {install_hint(name)}") from err

@@ -518,3 +518,26 @@ def test_dev_test_agreement_ranks_the_trained_rows_on_both_splits(script):
     rows["cwcl"] = {}
     rows["infonce"] = {}
     assert script.dev_test_agreement(rows, "dice") is None and script.agreement_text(None) == ""
+
+
+def test_a_pseudo_query_row_mines_the_train_queries_and_its_pseudo_queries(script, smoke_run, tmp_path):
+    """``gemma-listwise-pseudo``'s data step (on the InfoNCE row, no teacher to load): SciFact documents give pseudo
+    queries (4 in smoke mode) in a BEIR folder over the run's split, merged with train-minus-dev, and mining reads the
+    merged split; rows without pseudo queries keep their recorded recipe."""
+    from dataclasses import replace
+
+    args = script.parse_args(["--smoke", "--runs", str(tmp_path / "runs"), "--data-root", str(smoke_run["beir_root"])])
+    ctx = script.Context(args)
+    row = replace(script.BY_NAME["infonce"], name="infonce-pseudo-smoke", pseudo=("sentence", 1000))
+    mined = script.training_data(ctx, row)
+    folder = tmp_path / "runs" / "_shared" / "pseudo-sentence-4"
+    assert _json(folder / "pseudo.json")["queries"] == 4 and mined.parent.name == "mine-minilm-pseudo-sentence-4"
+    merged = (folder / "qrels" / "train-minus-dev+pseudo.tsv").read_text().splitlines()[1:]
+    train = (ctx.scifact_folder() / "qrels" / "train-minus-dev.tsv").read_text().splitlines()[1:]
+    assert merged[:len(train)] == train and sum(line.startswith("pseudo-") for line in merged) == 4
+    assert not (folder / "qrels" / "dev.tsv").read_text().count("pseudo-")  # dev keeps only labelled queries
+    queries = {json.loads(line)["query_id"] for line in mined.read_text().splitlines()}
+    assert queries and queries <= {line.split("\t")[0] for line in merged}
+    assert _json(mined.parent / "stage.json")["config"]["pseudo"] == "pseudo-sentence-4"
+    assert "pseudo" not in script.BY_NAME["gemma-listwise"].to_dict()
+    assert json.loads(json.dumps(script.BY_NAME["gemma-listwise-pseudo"].to_dict()))["pseudo"] == ["sentence", 1000]

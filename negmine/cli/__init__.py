@@ -29,11 +29,13 @@ from negmine.cli.eval import eval_cmd  # noqa: E402
 from negmine.cli.index import index_app  # noqa: E402
 from negmine.cli.mine import mine  # noqa: E402
 from negmine.cli.mteb import mteb_app  # noqa: E402
+from negmine.cli.pseudo import pseudo  # noqa: E402
 from negmine.cli.relabel import relabel  # noqa: E402
 from negmine.cli.score import score  # noqa: E402
 from negmine.cli.train import train  # noqa: E402
 
 app.add_typer(index_app, name="index")
+app.command("pseudo", help=pseudo.__doc__)(pseudo)
 app.command("mine", help=mine.__doc__)(mine)
 app.command("score", help=score.__doc__)(score)
 app.command("relabel", help=relabel.__doc__)(relabel)

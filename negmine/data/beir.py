@@ -195,7 +195,8 @@ def resolve_storage(storage: str, corpus_path: str | os.PathLike) -> Literal["me
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _find(folder: Path, stem: str) -> Path:
+def find_beir_file(folder: Path, stem: str) -> Path:
+    """``folder/stem`` or its gzipped twin ``folder/stem.gz``."""
     for name in (stem, stem + ".gz"):
         if (folder / name).exists():
             return folder / name
@@ -403,7 +404,7 @@ def load_beir(
         available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
         raise DataError(f"no qrels for split {split!r} (available: {', '.join(available) or 'none'})", path=qrels_path)
     report = LoadReport()
-    corpus_path, queries_path = _find(folder, "corpus.jsonl"), _find(folder, "queries.jsonl")
+    corpus_path, queries_path = find_beir_file(folder, "corpus.jsonl"), find_beir_file(folder, "queries.jsonl")
     corpus: Any
     queries: Any
     if resolve_storage(corpus_storage, corpus_path) == "disk":

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from negmine._optional import require
 from negmine.index.base import IndexBackend, Metric, check_k, check_metric, check_vectors, pad_results
 from negmine.index.exact import ExactIndex, topk_rows
 from negmine.index.faiss_index import FaissIndex
@@ -130,7 +131,7 @@ class AnnIndex(FaissIndex):
     def _disable_polysemous(self) -> None:
         """index_factory turns on polysemous training for PQ (minutes of simulated annealing, used only by
         polysemous search, which negmine does not use); switch it off."""
-        import faiss
+        faiss = require("faiss", "AnnIndex")
 
         index = faiss.downcast_index(self.index)
         for candidate in (index, getattr(index, "base_index", None)):
@@ -160,7 +161,7 @@ class AnnIndex(FaissIndex):
             self._apply_search_params()
 
     def _apply_search_params(self) -> None:
-        import faiss
+        faiss = require("faiss", "AnnIndex")
 
         params = faiss.ParameterSpace()
         if "IVF" in self.factory:
@@ -214,7 +215,7 @@ class AnnIndex(FaissIndex):
             return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         short = k if not self.rerank else min(self.ntotal, k * self.rerank)
         if "HNSW" in self.factory:  # efSearch must cover the list length
-            import faiss
+            faiss = require("faiss", "AnnIndex")
 
             faiss.ParameterSpace().set_index_parameter(self.index, "efSearch", int(max(short, self.ef_search or 128)))
         scores, ids = super().search(q, short)

@@ -26,7 +26,7 @@ def fast_flat_scan() -> Iterator[None]:
     """Temporarily set FAISS's exhaustive-scan knobs for throughput (same results): always the BLAS path (FAISS 1.15
     only takes it above ``distance_compute_blas_threshold`` = 128,000 query·dim values, e.g. >= 334 queries at d = 384,
     and scans 5-10x slower below), in blocks of 16,384 database rows (2-3x faster than the default 1,024 on CPU)."""
-    import faiss
+    faiss = require("faiss", "fast_flat_scan")
 
     cvar = faiss.cvar
     previous = cvar.distance_compute_blas_database_bs, cvar.distance_compute_blas_threshold

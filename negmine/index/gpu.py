@@ -40,8 +40,10 @@ def require_faiss_gpu(purpose: str = "GPU search") -> Any:
 
 def gpu_count() -> int:
     """GPUs visible to FAISS (0 without the GPU wheel or without GPUs; never raises)."""
+    from negmine._optional import require
+
     try:
-        import faiss
+        faiss = require("faiss", "gpu_count")
     except ImportError:
         return 0
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0

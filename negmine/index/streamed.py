@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from negmine._optional import require
 from negmine.index.base import Metric, check_k, check_metric, check_vectors, pad_results
 from negmine.index.exact import _similarity, merge_topk, topk_rows
 
@@ -384,7 +385,7 @@ class StreamedExactIndex:
 
     def _block_topk(self, q: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.engine == "faiss":
-            import faiss
+            faiss = require("faiss", "StreamedExactIndex")
 
             kk = min(k, block.shape[0])
             metric = faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2

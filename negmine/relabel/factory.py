@@ -84,8 +84,8 @@ def _first_served_model(base_url: str) -> str:
     return models[0]
 
 
-def load_chat_client(target: str, options: JudgeOptions) -> Any:
-    """A chat backend for an ``llm:`` target (URL, ``.gguf`` file or model folder)."""
+def load_chat_client(target: str, options: JudgeOptions, what: str = "llm judge") -> Any:
+    """A chat backend for an ``llm:`` target (URL, ``.gguf`` file or model folder); ``what`` names it in errors."""
     from negmine.relabel import clients
 
     if target.startswith(("http://", "https://")):
@@ -100,7 +100,7 @@ def load_chat_client(target: str, options: JudgeOptions) -> Any:
         return servers[0] if len(servers) == 1 else clients.MultiServerChatClient(servers)
     from negmine.encoders.presets import load_error
 
-    kind, location = resolve_llm_target(target)
+    kind, location = resolve_llm_target(target, what)
     try:
         if kind == "gguf":
             return clients.LlamaCppChatClient(location, n_ctx=options.n_ctx, n_threads=options.n_threads)
@@ -109,7 +109,7 @@ def load_chat_client(target: str, options: JudgeOptions) -> Any:
     except (OSError, ValueError) as err:  # not a GGUF / corrupt weights / an offline hub id
         if isinstance(err, NegmineError):
             raise
-        raise load_error("llm judge", target, err) from err
+        raise load_error(what, target, err) from err
 
 
 def resolve_llm_target(target: str, option: str = "llm judge") -> tuple[str, str]:
