@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 
+PLURAL = {"query": "queries", "document": "documents"}  # progress-bar labels
+
 def load_encoder(
     retriever: Any,
     *,
@@ -107,7 +109,7 @@ def encode_with_cache(
     block by block (with or without a cache), never as one list."""
     from tqdm.auto import tqdm
 
-    if kind not in ("query", "document"):
+    if kind not in PLURAL:
         raise ValueError(f"kind must be 'query' or 'document', got {kind!r}")
     fn = encoder.encode_queries if kind == "query" else encoder.encode_corpus
 
@@ -116,9 +118,10 @@ def encode_with_cache(
 
     if cache is None:
         if is_lazy(texts):  # a disk-backed corpus: the cache's block layout, so no list of every text is built
-            with tqdm(total=len(texts), desc=desc or f"Encoding {kind}s", unit="text",
+            with tqdm(total=len(texts), desc=desc or f"Encoding {PLURAL[kind]}", unit="text",
                       disable=not show_progress_bar) as bar:
                 return encode_in_blocks(texts, encode, progress=bar.update)
         return encode(texts)
-    with tqdm(total=len(texts), desc=desc or f"Encoding {kind}s", unit="text", disable=not show_progress_bar) as bar:
+    with tqdm(total=len(texts), desc=desc or f"Encoding {PLURAL[kind]}", unit="text",
+              disable=not show_progress_bar) as bar:
         return cache.get_or_encode(texts, encode, encoder.fingerprint(), kind, progress=bar.update)

@@ -66,10 +66,11 @@ class EmbeddingJudge:
         }
 
     def _encode(self, texts: list[str], kind: str) -> np.ndarray:
+        from negmine.encoders import PLURAL
         from negmine.retrieve import unique_encode
 
         emb = np.asarray(
-            unique_encode(self.encoder, texts, kind, self.cache, self.batch_size, False, f"Encoding {kind}s"),
+            unique_encode(self.encoder, texts, kind, self.cache, self.batch_size, False, f"Encoding {PLURAL[kind]}"),
             dtype=np.float32,
         )
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
