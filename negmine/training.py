@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 _REFERENCE_PARAMETER = {"infonce": "guide", "dice": "guide", "soft-infonce": "estimator", "cwcl": "reference",
                         "mixing": "guide"}
 BATCH_SAMPLERS = ("no-duplicates", "ngame")
+PRECISIONS = ("fp32", "bf16", "fp16")
 REMINE_UNITS = ("epoch", "step")
 
 
@@ -89,6 +90,9 @@ class TrainConfig:
         random_negatives: random corpus negatives per row beside the hard ones (STAR; 0 = none).
         corpus: BEIR folder or dataset name whose corpus gives the random negatives (default: the ``data`` of the
             mining run's ``manifest.json`` beside ``data``).
+        precision: ``fp32``, ``bf16`` (mixed precision: the forward and backward passes in bfloat16 under autocast,
+            the weights, optimizer and loss in float32; on a CPU fast only with AVX-512 BF16 or AMX) or ``fp16``
+            (mixed precision with loss scaling; CUDA only).
         gradient_checkpointing: recompute each layer's activations in the backward pass instead of keeping them
             (sentence-transformers' activation checkpointing): the same gradients for one more forward pass per
             step, and the memory of an in-batch-negatives step no longer grows with every layer. A step of 32 rows
@@ -137,6 +141,7 @@ class TrainConfig:
     random_negatives: int = 0
     corpus: str | None = None
     gradient_checkpointing: bool = False
+    precision: str = "fp32"
     batch_sampler: str = "no-duplicates"
     ngame_cluster_size: int = 8
     adore: bool = False
@@ -183,6 +188,7 @@ class TrainConfig:
         from negmine.errors import check_choice
 
         check_choice("batch_sampler", self.batch_sampler, BATCH_SAMPLERS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("remine_unit", self.remine_unit, REMINE_UNITS)
 
     def to_dict(self) -> dict[str, Any]:
@@ -408,7 +414,19 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool, batch_sampler: Any
         dataloader_pin_memory=_has_accelerator(),
         disable_tqdm=not cfg.show_progress_bar,
         **checkpointing_arguments(cfg.gradient_checkpointing),
+        **precision_arguments(cfg.precision),
     )
+
+
+def precision_arguments(precision: str) -> dict[str, bool]:
+    """``bf16``/``fp16`` training arguments of a :attr:`TrainConfig.precision` (fp16 needs a CUDA device: a clear
+    error here rather than the trainer's)."""
+    if precision == "fp16" and not _has_accelerator():
+        raise ConfigError("precision='fp16' needs a CUDA GPU (loss scaling runs there only); use 'bf16' on a CPU")
+    arguments = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    if precision == "bf16" and not _has_accelerator():
+        arguments["use_cpu"] = True  # transformers runs bf16 autocast on a CPU only when told so
+    return arguments
 
 
 def _has_accelerator() -> bool:

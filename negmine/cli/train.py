@@ -80,6 +80,9 @@ def train(
         "--gradient-checkpointing/--no-gradient-checkpointing",
         help="Recompute activations in the backward pass: the same gradients, far less memory, one more forward "
              "pass per step.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 (mixed precision: bfloat16 passes, float32 "
+                                                       "weights and loss; CPUs with AVX-512 BF16/AMX, GPUs) or fp16 "
+                                                       "(CUDA).")] = None,
     batch_sampler: Annotated[str | None, typer.Option(help="no-duplicates, or ngame: batches of queries close in "
                                                            "the start model's embedding space (NGAME).")] = None,
     ngame_cluster_size: Annotated[int | None, typer.Option(help="Rows per query cluster of --batch-sampler "
@@ -126,7 +129,8 @@ def train(
                      eval_split=eval_split, eval_steps=eval_steps, eval_max_queries=eval_max_queries,
                      eval_max_corpus=eval_max_corpus, save_steps=save_steps,
                      resume_from_checkpoint=resume_from_checkpoint, random_negatives=random_negatives,
-                     corpus=corpus, gradient_checkpointing=gradient_checkpointing, batch_sampler=batch_sampler,
+                     corpus=corpus, gradient_checkpointing=gradient_checkpointing, precision=precision,
+                     batch_sampler=batch_sampler,
                      ngame_cluster_size=ngame_cluster_size, adore=adore,
                      remine_every=remine_every, remine_unit=remine_unit, remine_config=remine_config,
                      remine_judge=remine_judge, remine_teacher=remine_teacher)

@@ -80,6 +80,18 @@ def embed(model: nn.Module, features: list[dict[str, Any]]) -> list[Tensor]:
     return embed_columns(model, features)
 
 
+def float32_columns(embeddings: Sequence[Tensor]) -> list[Tensor]:
+    """The embedding columns in float32 (mixed-precision training hands them over in bf16/fp16)."""
+    return [e.float() if e.is_floating_point() else e for e in embeddings]
+
+
+def float32_math(embeddings: Sequence[Tensor]) -> Any:
+    """A context in which autocast is off, so that under mixed precision the similarities, softmaxes and their
+    gradients stay in float32: a bf16 cosine carries about 3 digits, which at temperature 0.05 is a logit error of
+    about 0.02, the size of a teacher's preference between two close negatives."""
+    return torch.autocast(device_type=embeddings[0].device.type, enabled=False)
+
+
 def text_keys(features: Sequence[dict[str, Any]]) -> list[Tensor] | None:
     """An integer per row and column such that two texts get the same key iff their token ids are identical.
 
@@ -217,8 +229,10 @@ class CandidateLoss(nn.Module):
             reference_embeddings: optional per-column embeddings by a frozen reference model.
             reference_scores: optional ``(B, C)`` frozen relevance of every query-candidate pair (e.g. BM25).
         """
-        batch = self.build_batch(embeddings, labels, text_keys, reference_embeddings, reference_scores)
-        return self.loss_from_batch(batch, labels=labels, reference_embeddings=reference_embeddings)
+        embeddings = float32_columns(embeddings)
+        with float32_math(embeddings):
+            batch = self.build_batch(embeddings, labels, text_keys, reference_embeddings, reference_scores)
+            return self.loss_from_batch(batch, labels=labels, reference_embeddings=reference_embeddings)
 
     def loss_from_batch(self, batch: CandidateBatch, **inputs: Any) -> Tensor:
         raise NotImplementedError
@@ -266,7 +280,7 @@ class CandidateLoss(nn.Module):
                 raise ValueError(f"reference_scores has shape {tuple(reference_scores.shape)}; expected {expected}")
             return reference_scores.to(device=anchors.device, dtype=dtype).detach()
         if reference_embeddings is not None:
-            ref_anchors, ref_candidates = split_columns(reference_embeddings, self.num_positive_columns)
+            ref_anchors, ref_candidates = split_columns(float32_columns(reference_embeddings), self.num_positive_columns)
             return similarity(ref_anchors, ref_candidates, "cosine").to(dtype).detach()
         return labels_matrix(labels, batch_size, num_columns, anchors.device, dtype)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from negmine.losses._common import check_choice, check_int, check_range, embed
+from negmine.losses._common import check_choice, check_int, check_range, embed, float32_columns, float32_math
 from negmine.losses._masks import CandidateBatch, MarginStrategy, margin_mask
 from negmine.losses.infonce import InfoNCE
 
@@ -96,15 +96,17 @@ class HardNegativeMixing(nn.Module):
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None,
                                      **inputs: Any) -> Tensor:
         """The loss from per-column embeddings; keyword inputs as in :meth:`InfoNCE.compute_loss_from_embeddings`."""
-        batch = self.base.build_batch(embeddings, labels, inputs.get("text_keys"), inputs.get("reference_embeddings"),
-                                      inputs.get("reference_scores"))
-        if torch.is_grad_enabled():
-            self.steps += 1
-        extra = None
-        if self.steps > self.warmup_steps and self.num_negative_mixes + self.num_query_mixes > 0:
-            extra = self.synthetic_logits(batch)
-        return self.base.loss_from_batch(batch, extra_negative_logits=extra, labels=labels,
-                                         reference_embeddings=inputs.get("reference_embeddings"))
+        embeddings = float32_columns(embeddings)
+        with float32_math(embeddings):
+            batch = self.base.build_batch(embeddings, labels, inputs.get("text_keys"),
+                                          inputs.get("reference_embeddings"), inputs.get("reference_scores"))
+            if torch.is_grad_enabled():
+                self.steps += 1
+            extra = None
+            if self.steps > self.warmup_steps and self.num_negative_mixes + self.num_query_mixes > 0:
+                extra = self.synthetic_logits(batch)
+            return self.base.loss_from_batch(batch, extra_negative_logits=extra, labels=labels,
+                                             reference_embeddings=inputs.get("reference_embeddings"))
 
     def mixing_pool(self, batch: CandidateBatch) -> Tensor:
         """(B, C) bool: the negatives that may be mixed (the base's negatives minus suspected false negatives)."""
