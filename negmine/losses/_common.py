@@ -280,7 +280,8 @@ class CandidateLoss(nn.Module):
                 raise ValueError(f"reference_scores has shape {tuple(reference_scores.shape)}; expected {expected}")
             return reference_scores.to(device=anchors.device, dtype=dtype).detach()
         if reference_embeddings is not None:
-            ref_anchors, ref_candidates = split_columns(float32_columns(reference_embeddings), self.num_positive_columns)
+            reference = float32_columns(reference_embeddings)
+            ref_anchors, ref_candidates = split_columns(reference, self.num_positive_columns)
             return similarity(ref_anchors, ref_candidates, "cosine").to(dtype).detach()
         return labels_matrix(labels, batch_size, num_columns, anchors.device, dtype)
 
