@@ -541,3 +541,14 @@ def test_a_pseudo_query_row_mines_the_train_queries_and_its_pseudo_queries(scrip
     assert _json(mined.parent / "stage.json")["config"]["pseudo"] == "pseudo-sentence-4"
     assert "pseudo" not in script.BY_NAME["gemma-listwise"].to_dict()
     assert json.loads(json.dumps(script.BY_NAME["gemma-listwise-pseudo"].to_dict()))["pseudo"] == ["sentence", 1000]
+
+
+def test_the_bf16_row_changes_only_the_precision_of_its_base(script, tmp_path):
+    from argparse import Namespace
+
+    ctx = Namespace(scale=script.FULL)
+    row, base = script.BY_NAME["gemma-listwise-bf16"], script.BY_NAME["gemma-listwise"]
+    plain = script.train_config(ctx, base, tmp_path / "m.jsonl", tmp_path / "out", 12).to_dict()
+    mixed = script.train_config(ctx, row, tmp_path / "m.jsonl", tmp_path / "out", 12).to_dict()
+    assert {k for k, v in mixed.items() if v != plain[k]} == {"precision"} and mixed["precision"] == "bf16"
+    assert row.base == base.name and row.name in script.CANDIDATES
