@@ -57,7 +57,7 @@ def loss_and_gradient(model, loss, features, labels, precision: str) -> tuple[fl
     value.backward()
     grad = torch.cat([p.grad.flatten().double() for p in model.parameters() if p.grad is not None])
     model.zero_grad(set_to_none=True)
-    return float(value), grad
+    return float(value.detach()), grad
 
 
 def run(args: argparse.Namespace, report: Report) -> tuple[str, dict]:
