@@ -66,6 +66,19 @@ def parse_range(value: str | None) -> tuple[int | None, int | None]:
         raise typer.BadParameter(f"expected integers in MIN:MAX, got {value!r}", param_hint="--range") from None
 
 
+def build_or_show(cls: type, section: str, config: Path | None, overrides: dict[str, Any], dry_run: bool) -> Any:
+    """The command's config: ``[section]`` of the ``--config`` TOML under the flags that were given; with
+    ``--dry-run`` it is printed and ``None`` returned (the command then stops)."""
+    from negmine.config import build_config, read_toml
+
+    file_values = read_toml(config, section) if config else {}
+    cfg = build_config(cls, file_values, overrides, source=str(config or ""))
+    if dry_run:
+        print_config(cfg.to_dict())
+        return None
+    return cfg
+
+
 def print_config(config: dict[str, Any]) -> None:
     typer.echo(json.dumps(config, indent=2, default=str))
 

@@ -16,8 +16,8 @@ from negmine.cli._options import (
     RetrieverOpt,
     SeedOpt,
     SplitOpt,
+    build_or_show,
     parse_range,
-    print_config,
     print_table,
 )
 from negmine.cli.score import GuardOpt, TeacherOpt
@@ -134,7 +134,6 @@ def mine(
 
     With --teacher SPEC the mined file is then scored by that teacher into OUT/scored (as `negmine score`).
     """
-    from negmine.config import build_config, read_toml
     from negmine.mining import MineConfig, run_mining
 
     range_min, range_max = parse_range(range_)
@@ -177,10 +176,8 @@ def mine(
         unknown_qrels=unknown_qrels,
         corpus_storage=corpus_storage,
     )
-    file_values = read_toml(config, "mine") if config else {}
-    cfg = build_config(MineConfig, file_values, overrides, source=str(config or ""))
-    if dry_run:
-        print_config(cfg.to_dict())
+    cfg = build_or_show(MineConfig, "mine", config, overrides, dry_run)
+    if cfg is None:
         return
     if guard is not None and teacher is None:
         raise typer.BadParameter("--guard needs --teacher", param_hint="--guard")

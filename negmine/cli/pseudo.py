@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from negmine.cli._options import ConfigOpt, DataOpt, DryRunOpt, OutOpt, SeedOpt, print_config, print_table
+from negmine.cli._options import ConfigOpt, DataOpt, DryRunOpt, OutOpt, SeedOpt, build_or_show, print_table
 
 
 def pseudo(
@@ -44,16 +44,13 @@ def pseudo(
 
       negmine mine --data runs/scifact-pseudo --split train+pseudo --retriever minilm --out runs/mined
     """
-    from negmine.config import build_config, read_toml
     from negmine.pseudo import PseudoConfig, make_pseudo_queries
 
     overrides = dict(data=data, out=out, method=method, n=n, model=model, split=split, merge=merge, seed=seed,
                      min_words=min_words, max_words=max_words, max_passage_words=max_passage_words, n_ctx=n_ctx,
                      n_threads=n_threads, concurrency=concurrency, show_progress_bar=progress)
-    file_values = read_toml(config, "pseudo") if config else {}
-    cfg = build_config(PseudoConfig, file_values, overrides, source=str(config or ""))
-    if dry_run:
-        print_config(cfg.to_dict())
+    cfg = build_or_show(PseudoConfig, "pseudo", config, overrides, dry_run)
+    if cfg is None:
         return
     result = make_pseudo_queries(cfg)
     print_table(f"negmine pseudo → {result.out_dir}", [(k, str(v)) for k, v in result.stats.items()])

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from negmine.cli._options import ConfigOpt, DryRunOpt, ModelPathOpt, OutOpt, print_config, print_table
+from negmine.cli._options import ConfigOpt, DryRunOpt, ModelPathOpt, OutOpt, build_or_show, print_table
 
 SCORE_EXAMPLES = [
     "negmine score --mined runs/scifact-minilm/mined.jsonl --teacher embeddinggemma --max-seq-length 512 "
@@ -64,17 +64,14 @@ def score(
 
       negmine score --mined runs/x --teacher embeddinggemma,mpnet:0.7,0.3 --guard teacher-above-positive --out runs/y
     """
-    from negmine.config import build_config, read_toml
     from negmine.scoring import ScoreConfig, score_mined
 
     overrides = dict(mined=mined, teacher=teacher, out=out, model_path=model_path, max_seq_length=max_seq_length,
                      data=data, guard=guard, batch_size=batch_size, block_size=block_size, cache_dir=cache_dir,
                      no_cache=no_cache, n_ctx=n_ctx, n_threads=n_threads,
                      max_passage_words=max_passage_words, show_progress_bar=progress)
-    file_values = read_toml(config, "score") if config else {}
-    cfg = build_config(ScoreConfig, file_values, overrides, source=str(config or ""))
-    if dry_run:
-        print_config(cfg.to_dict())
+    cfg = build_or_show(ScoreConfig, "score", config, overrides, dry_run)
+    if cfg is None:
         return
     result = score_mined(cfg)
     print_table(f"negmine score → {result.out_dir}", [(k, str(v)) for k, v in result.stats.items()])
