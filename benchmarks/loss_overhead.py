@@ -191,23 +191,30 @@ def _version(name: str) -> str:
         return "?"
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def step_benchmark_main(name: str, doc: str, run_fn, argv: list[str] | None, *, batch_size: int,
+                        num_negatives: int, repeats: int, negatives_help: str = "") -> dict:
+    """Arguments, run and report of a step-time benchmark on one batch of SciFact texts (this one and
+    ``train_precision.py``): ``run_fn(args, report) -> (markdown, data)`` writes ``results/NAME.md`` and its twin."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--num-negatives", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--num-negatives", type=int, default=num_negatives, help=negatives_help or None)
     parser.add_argument("--max-seq-length", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "loss_overhead.md"),
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / f"{name}.md"),
                         help="Markdown output file, or - for stdout only")
     args = parser.parse_args(argv)
-    report = Report("loss_overhead", "benchmarks/loss_overhead.py", argv, out=args.out)
-    text, data = run(args, report)
+    report = Report(name, f"benchmarks/{name}.py", argv, out=args.out)
+    text, data = run_fn(args, report)
     report.write(text, data)
     return data
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return step_benchmark_main("loss_overhead", __doc__, run, argv, batch_size=16, num_negatives=3, repeats=9)
 
 
 if __name__ == "__main__":

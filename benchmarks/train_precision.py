@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import Report  # noqa: E402
-from loss_overhead import DEFAULT_DATA, build_batch, quartiles  # noqa: E402
+from loss_overhead import build_batch, quartiles, step_benchmark_main  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -129,23 +129,9 @@ def run(args: argparse.Namespace, report: Report) -> tuple[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
-    parser.add_argument("--model", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-negatives", type=int, default=6, help="8 texts per row, as a SciFact row's 2 "
-                                                                      "positives + 5 negatives + the query")
-    parser.add_argument("--max-seq-length", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_precision.md"),
-                        help="Markdown output file, or - for stdout only")
-    args = parser.parse_args(argv)
-    report = Report("train_precision", "benchmarks/train_precision.py", argv, out=args.out)
-    text, data = run(args, report)
-    report.write(text, data)
-    return data
+    return step_benchmark_main("train_precision", __doc__, run, argv, batch_size=32, num_negatives=6, repeats=5,
+                               negatives_help="8 texts per row, as a SciFact row's 2 positives + 5 negatives + the "
+                                              "query")
 
 
 if __name__ == "__main__":
