@@ -19,8 +19,6 @@ PENDING_TWINS: dict[str, str] = {}  # report name -> why its twin is not written
 CONVERTED_PENDING: dict[str, str] = {
     "relabel_scifact.md": "the 100-query ARHN run (about 55 quiet minutes of llama.cpp)",
     "relabel_scifact_spotcheck.md": "written by the same run as relabel_scifact.md",
-    "search_scaling.md": "seven runs stitched into one page; the script now writes it in one invocation (its "
-                         "docstring: about 1.5 quiet hours on one core, 19 GB)",
 }
 
 
