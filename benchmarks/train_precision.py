@@ -10,8 +10,9 @@ the order swapped every repeat) so machine load hits both alike; the speed-up is
 step / bf16 step in the same repeat), with its spread. Agreement: at the start weights, the loss value and the
 cosine between the two full gradient vectors (bf16 against fp32) on the same batch.
 
-bf16 is fast only where the CPU multiplies bf16 in hardware (AVX-512 BF16, AMX); elsewhere it is emulated and slower
-than fp32. The report names the CPU's flags.
+bf16 can only be fast where the CPU multiplies bf16 in hardware: AMX tiles do it at many times fp32's rate, AVX-512
+BF16's dot-product instructions alone gave no gain here (0.93x on a Xeon without AMX), and without either bf16 is
+emulated. The report names the CPU's flags.
 
 #### Run
     python benchmarks/train_precision.py          # batch 32 x 8 texts, 256 tokens; writes results/train_precision.md
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace, report: Report) -> tuple[str, dict]:
         print(f"repeat {repeat + 1}/{args.warmup + args.repeats} done", file=sys.stderr, flush=True)
     speedups = [a / b for a, b in zip(times["fp32"], times["bf16"])]
     flags = hardware_info().get("cpu_flags", [])
-    bf16_hardware = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    bf16_hardware = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]  # the report names what is missing
     data = {"batch_size": args.batch_size, "texts_per_row": len(columns), "max_seq_length": args.max_seq_length,
             "repeats": args.repeats, "warmup": args.warmup, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "bf16_hardware": bf16_hardware,

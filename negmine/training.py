@@ -91,8 +91,9 @@ class TrainConfig:
         corpus: BEIR folder or dataset name whose corpus gives the random negatives (default: the ``data`` of the
             mining run's ``manifest.json`` beside ``data``).
         precision: ``fp32``, ``bf16`` (mixed precision: the forward and backward passes in bfloat16 under autocast,
-            the weights, optimizer and loss in float32; on a CPU fast only with AVX-512 BF16 or AMX) or ``fp16``
-            (mixed precision with loss scaling; CUDA only).
+            the weights, optimizer and loss in float32; it pays on GPUs, while on a Xeon with AVX-512 BF16 and no AMX
+            a step took 0.93x fp32's speed, ``benchmarks/results/train_precision.md``) or ``fp16`` (mixed precision
+            with loss scaling; CUDA only).
         gradient_checkpointing: recompute each layer's activations in the backward pass instead of keeping them
             (sentence-transformers' activation checkpointing): the same gradients for one more forward pass per
             step, and the memory of an in-batch-negatives step no longer grows with every layer. A step of 32 rows

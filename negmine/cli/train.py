@@ -81,8 +81,8 @@ def train(
         help="Recompute activations in the backward pass: the same gradients, far less memory, one more forward "
              "pass per step.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32, bf16 (mixed precision: bfloat16 passes, float32 "
-                                                       "weights and loss; CPUs with AVX-512 BF16/AMX, GPUs) or fp16 "
-                                                       "(CUDA).")] = None,
+                                                       "weights and loss; for GPUs, measure before using it on a "
+                                                       "CPU) or fp16 (CUDA).")] = None,
     batch_sampler: Annotated[str | None, typer.Option(help="no-duplicates, or ngame: batches of queries close in "
                                                            "the start model's embedding space (NGAME).")] = None,
     ngame_cluster_size: Annotated[int | None, typer.Option(help="Rows per query cluster of --batch-sampler "
