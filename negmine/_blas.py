@@ -3,9 +3,9 @@
 The faiss-cpu wheels on PyPI (1.15.1) bundle OpenBLAS 0.3.15 (2021) built with ``DYNAMIC_ARCH``: when it loads, it
 picks its kernels by CPU model, and a model it does not know gets its most generic x86-64 kernels ("Prescott", SSE3).
 Recent Xeons (this machine's, CPU model 207, is one) are such models: there FAISS's exact search (its BLAS path) ran
-2.75-7.33x slower than it can (``benchmarks/results/search_scaling.md``: 15-24% of the core's fp32 matmul rate with
-the Prescott kernels, 92-103% with the SkylakeX ones, 10,000 to 1,000,000 x 384), while numpy's newer OpenBLAS ran
-at full speed beside it.
+2.75-7.33x slower than it can (``benchmarks/results/search_scaling.md``, d = 384: 15-24% of the core's fp32 matmul
+rate with the Prescott kernels over 10,000 to 1,000,000 vectors, 92-103% with the SkylakeX ones over 100,000 to
+5,000,000), while numpy's newer OpenBLAS ran at full speed beside it.
 
 OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when the library loads. :func:`import_faiss` (what
 :func:`negmine._optional.require` does for ``faiss``) sets it for that one import to the kernel family the CPU's
