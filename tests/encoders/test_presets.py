@@ -20,7 +20,8 @@ def test_unknown_name_suggests_a_preset():
         load_encoder("mpnett")
 
 
-def test_minilm_resolves_to_bundled_package(minilm_path):
+def test_minilm_resolves_to_bundled_package(minilm_path, monkeypatch):
+    monkeypatch.delenv("NEGMINE_MODELS", raising=False)  # a models folder holding MiniLM would be found first
     location, revision = resolve_model_location(PRESETS["minilm"])
     assert location == str(minilm_path) and revision is None
 
