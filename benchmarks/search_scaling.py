@@ -19,8 +19,9 @@ One invocation writes the whole page (tables and the reading, computed from the 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/search_scaling.py --queries 200 --ann-max 5000000 \
         --hnsw-max 1000000 --streamed-queries 50 --real scifact,arguana                     # results/search_scaling.md
 
-The second needs about 19 GB of RAM (IVF-Flat over 5M vectors) and, on one core, about an hour and a half; HNSW over
-5M vectors adds about 80 minutes of build (``--hnsw-max 5000000``). Absolute times on shared machines are noisy; the
+The second needs about 19 GB of RAM (IVF-Flat over 5M vectors) and, on one core, 41 minutes on an Intel Xeon with
+AVX-512 (about an hour and a half on a busy AMD EPYC); HNSW over 5M vectors adds over an hour of build
+(``--hnsw-max 5000000``). Absolute times on shared machines are noisy; the
 ratios are measured in the same run. On oversubscribed cores set ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``
 (FAISS's OpenMP threads spin-wait).
 """
