@@ -126,43 +126,22 @@ def llm_queries(texts: Mapping[str, str], doc_ids: Sequence[str], client: Any, *
                 max_tokens: int = 48, max_passage_words: int | None = 300, progress: Any = None
                 ) -> tuple[list[PseudoQuery], int]:
     """Queries written by ``client`` (a chat backend of :mod:`negmine.relabel.clients`) for ``doc_ids``; answers go
-    through ``cache`` (a :class:`~negmine.relabel.cache.JudgmentCache`) as they arrive, so a rerun asks only for what
-    is missing. Returns the queries and how many answers held no usable query (an error or an empty/overlong answer:
-    errors are not cached, so a rerun retries them)."""
+    through ``cache`` (a :class:`~negmine.relabel.cache.JudgmentCache`) per sub-batch, as the judges' do
+    (:func:`negmine.relabel.llm.cached_complete`), so a rerun asks only for what is missing. ``progress(done,
+    total)`` follows the answers. Returns the queries and how many answers held no usable query (an error or an
+    empty/overlong answer: errors are not cached, so a rerun retries them)."""
+    from negmine.relabel.base import Usage
     from negmine.relabel.cache import JudgmentCache, cache_key
-    from negmine.relabel.llm import sub_batch_size
+    from negmine.relabel.llm import cached_complete
 
     cache = cache if cache is not None else JudgmentCache()
     config = {**client.get_config_dict(), "max_tokens": max_tokens, "max_passage_words": max_passage_words}
     keys = [cache_key(config, PROMPT_VERSION, "query", texts[d]) for d in doc_ids]
-    answers: dict[str, str | None] = {}
-    todo = []
-    for doc_id, key in zip(doc_ids, keys, strict=True):
-        hit = cache.get(key)
-        if hit is None:
-            todo.append((doc_id, key))
-        else:
-            answers[doc_id] = hit["text"]
-    if progress is not None:
-        progress(len(doc_ids) - len(todo), len(doc_ids))
-    batch = sub_batch_size(client)  # cached as each sub-batch finishes: a killed run loses at most one
-    for offset in range(0, len(todo), batch):
-        part = todo[offset:offset + batch]
-        replies = client.complete_many([generation_messages(texts[d], max_passage_words) for d, _ in part],
-                                       max_tokens=max_tokens)
-        for (doc_id, key), reply in zip(part, replies, strict=True):
-            if reply.error is None:
-                cache.put(key, {"text": reply.text, "prompt_tokens": reply.prompt_tokens,
-                                "completion_tokens": reply.completion_tokens})
-                answers[doc_id] = reply.text
-            else:
-                answers[doc_id] = None
-        if progress is not None:
-            progress(len(doc_ids) - len(todo) + offset + len(part), len(doc_ids))
+    conversations = [generation_messages(texts[d], max_passage_words) for d in doc_ids]
+    replies = cached_complete(client, cache, keys, conversations, max_tokens, Usage(), "query", progress)
     out, failed = [], 0
-    for doc_id in doc_ids:
-        text = answers.get(doc_id)
-        query = None if text is None else clean_generated(text)
+    for doc_id, reply in zip(doc_ids, replies, strict=True):
+        query = None if reply.error is not None else clean_generated(reply.text)
         if query is None:
             failed += 1
         else:
@@ -257,6 +236,15 @@ def make_pseudo_queries(cfg: PseudoConfig, *, client: Any = None) -> PseudoResul
         raise DataError("no documents to make queries from", path=corpus_path)
     texts = {doc_id: doc_text(doc) for doc_id, doc in corpus.items()}
     doc_ids = choose_documents(list(corpus), cfg.n, cfg.seed)
+    # what can fail on the inputs fails here, before any query is made (an LLM run can take hours)
+    if cfg.merge and not (source / "qrels" / f"{cfg.merge}.tsv").is_file():
+        splits = sorted(p.stem for p in (source / "qrels").glob("*.tsv"))
+        raise DataError(f"no qrels split {cfg.merge!r} to merge with (splits: {', '.join(splits)})",
+                        path=source / "qrels" / f"{cfg.merge}.tsv")
+    source_queries = load_beir_queries(queries_path)
+    clash = next((ID_PREFIX + d for d in doc_ids if ID_PREFIX + d in source_queries), None)
+    if clash is not None:
+        raise DataError(f"pseudo query id {clash!r} is already a query id of the source", path=queries_path)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.method == "sentence":
         queries, unusable = sentence_queries(texts, doc_ids, seed=cfg.seed, min_words=cfg.min_words,
@@ -273,10 +261,6 @@ def make_pseudo_queries(cfg: PseudoConfig, *, client: Any = None) -> PseudoResul
         finally:
             if bar is not None:
                 bar.close()
-    source_queries = load_beir_queries(queries_path)
-    clash = next((q.query_id for q in queries if q.query_id in source_queries), None)
-    if clash is not None:
-        raise DataError(f"pseudo query id {clash!r} is already a query id of the source", path=queries_path)
     _write_folder(source, out, corpus_path, source_queries, queries, cfg)
     stats = {"method": cfg.method, "documents": len(doc_ids), "queries": len(queries), "unusable": unusable,
              "corpus": len(corpus), "split": cfg.split,
@@ -323,12 +307,8 @@ def _write_folder(source: Path, out: Path, corpus_path: Path, source_queries: Ma
     with atomic_open(out / "qrels" / f"{cfg.split}.tsv") as handle:
         handle.write("query-id\tcorpus-id\tscore\n")
         handle.writelines(rows)
-    if cfg.merge:
-        merge = source / "qrels" / f"{cfg.merge}.tsv"
-        if not merge.is_file():
-            splits = sorted(p.stem for p in (source / "qrels").glob("*.tsv"))
-            raise DataError(f"no qrels split {cfg.merge!r} to merge with (splits: {', '.join(splits)})", path=merge)
-        lines = merge.read_text(encoding="utf-8").splitlines(keepends=True)
+    if cfg.merge:  # make_pseudo_queries checked that the split exists
+        lines = (source / "qrels" / f"{cfg.merge}.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
         with atomic_open(out / "qrels" / f"{cfg.merge}+{cfg.split}.tsv") as handle:
             handle.writelines(lines[:1] + [line if line.endswith("\n") else line + "\n" for line in lines[1:]
                                            if line.strip()])

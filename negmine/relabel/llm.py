@@ -21,7 +21,7 @@ outputs go through a :class:`~negmine.relabel.cache.JudgmentCache`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,9 +59,11 @@ def sub_batch_size(client: Any) -> int:
     return max(4 * getattr(client, "concurrency", 1), getattr(client, "batch_size", 1))
 
 
-def _cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], conversations: list[list[dict]],
-                     max_tokens: int, usage: Usage, stage: str) -> list[Completion]:
-    """Answer ``conversations`` from the cache where possible and from ``client`` otherwise (misses are cached)."""
+def cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], conversations: list[list[dict]],
+                    max_tokens: int, usage: Usage, stage: str,
+                    progress: Callable[[int, int], None] | None = None) -> list[Completion]:
+    """Answer ``conversations`` from the cache where possible and from ``client`` otherwise (misses are cached);
+    ``progress(done, total)`` is called once the cache is read and after each sub-batch."""
     results: list[Completion | None] = []
     todo: list[int] = []
     for i, key in enumerate(keys):
@@ -75,6 +77,8 @@ def _cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], 
     usage.add(**{f"{stage}_cache_hits": len(keys) - len(todo)})
     if stage == "stage1":
         usage.add(stage1_cached_pairs=len(keys) - len(todo))
+    if progress is not None:
+        progress(len(keys) - len(todo), len(keys))
     # sub-batches, cached as each finishes, so a killed run loses at most one sub-batch of answers
     size = sub_batch_size(client)
     for offset in range(0, len(todo), size):
@@ -87,6 +91,8 @@ def _cached_complete(client: ChatClient, cache: JudgmentCache, keys: list[str], 
             if completion.error is None:  # failures are retried on the next run, not cached
                 cache.put(keys[i], {"text": completion.text, "prompt_tokens": completion.prompt_tokens,
                                     "completion_tokens": completion.completion_tokens})
+        if progress is not None:
+            progress(len(keys) - len(todo) + offset + len(part), len(keys))
     return results  # type: ignore[return-value]
 
 
@@ -153,7 +159,7 @@ class ARHNJudge:
         pairs = [(q, p) for q, passages, _ in items for p in passages]
         keys = [self._key("stage1", [q, p], self.snippet_max_tokens) for q, p in pairs]
         conversations = [stage1_messages(q, p, self.max_passage_words) for q, p in pairs]
-        completions = _cached_complete(self.client, self.cache, keys, conversations, self.snippet_max_tokens,
+        completions = cached_complete(self.client, self.cache, keys, conversations, self.snippet_max_tokens,
                                        self.usage, "stage1")
         self.usage.add(stage1_pairs=len(pairs))
         snippets = []
@@ -187,7 +193,7 @@ class ARHNJudge:
             window_answers = [answers[i] for i in indices]
             key = self._key("stage2", [query, window_passages, window_answers], self.rank_max_tokens)
             messages = stage2_messages(query, window_passages, window_answers, self.rank_max_passage_words)
-            completion = _cached_complete(self.client, self.cache, [key], [messages], self.rank_max_tokens,
+            completion = cached_complete(self.client, self.cache, [key], [messages], self.rank_max_tokens,
                                           self.usage, "stage2")[0]
             self.usage.add(stage2_pairs=len(indices), stage2_cached_pairs=len(indices) if completion.cached else 0)
             permutation = parse_permutation(completion.text, len(indices))
@@ -277,7 +283,7 @@ class PointwiseLLMJudge:
             scores.append(None if hit is None else hit["p_yes"])
             if hit is None:
                 todo.append(i)
-        size = sub_batch_size(self.client)  # cached per sub-batch, as _cached_complete does
+        size = sub_batch_size(self.client)  # cached per sub-batch, as cached_complete does
         for offset in range(0, len(todo), size):
             part = todo[offset:offset + size]
             start = time.perf_counter()
