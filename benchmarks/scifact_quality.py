@@ -265,13 +265,13 @@ RECIPES += _dynamics_rows(_recipe(DYNAMICS_BASE))
 RECIPES += (replace(_recipe("gemma-listwise"), name="gemma-listwise-3ep",
                     question="three epochs instead of one (60 steps)", base="gemma-listwise",
                     train_args=(("epochs", 3.0),)),)
-# mixed precision: the same row trained in bf16 (autocast passes, float32 weights and loss math); on CPUs with AMX it
-# is the cheaper way to train longer, if it costs no quality
+# mixed precision: the same row trained in bf16 (autocast passes, float32 weights and loss math): what bf16 costs in
+# quality (its speed is benchmarks/train_precision.py's: 0.93x fp32 on a Xeon without AMX)
 RECIPES += (replace(_recipe("gemma-listwise"), name="gemma-listwise-bf16", base="gemma-listwise",
                     question="the same training in bf16 mixed precision", train_args=(("precision", "bf16"),)),)
 # more in-domain queries (issue 23): the student distils its teacher on 647 labelled queries; pseudo queries made from
 # 1,000 SciFact documents (drawn with a seed, no labels read) add 1,000 more, scored by the same teacher (GPL's recipe
-# with a bi-encoder teacher); 1,647 rows train about 52 steps, near the 60 of the three-epoch row
+# with a bi-encoder teacher); about 1,650 rows train about 52 steps, near the 60 of the three-epoch row
 RECIPES += (replace(_recipe("gemma-listwise"), name="gemma-listwise-pseudo", pseudo=("sentence", 1000),
                     question="1,000 pseudo queries (a sentence of a SciFact document each, ICT) join the train "
                              "queries", base="gemma-listwise"),

@@ -29,7 +29,8 @@ _AVX2 = frozenset({"avx2", "fma"})
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """The flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+    """The flags of the first CPU in ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on ARM; empty where there is
+    none)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -37,7 +38,7 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
             return frozenset()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
+        if key.strip().lower() in ("flags", "features"):
             return frozenset(value.split())
     return frozenset()
 

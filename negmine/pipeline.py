@@ -78,14 +78,14 @@ def hardware_info(cpuinfo: str | None = None, meminfo: str | None = None) -> dic
         cpuinfo = _read_text("/proc/cpuinfo")
     if meminfo is None:
         meminfo = _read_text("/proc/meminfo")
-    model, flags = platform.processor() or platform.machine(), set()
+    from negmine._blas import cpu_flags
+
+    model, flags = platform.processor() or platform.machine(), cpu_flags(cpuinfo)
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "cpu model") and model in (platform.processor(), platform.machine(), ""):
+        if key.strip().lower() in ("model name", "cpu model") and model in (platform.processor(), platform.machine(),
+                                                                             ""):
             model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
     ram = None
     for line in meminfo.splitlines():
         if line.startswith("MemTotal:"):

@@ -422,10 +422,11 @@ def training_arguments(cfg: TrainConfig, has_evaluator: bool, batch_sampler: Any
 def precision_arguments(precision: str) -> dict[str, bool]:
     """``bf16``/``fp16`` training arguments of a :attr:`TrainConfig.precision` (fp16 needs a CUDA device: a clear
     error here rather than the trainer's)."""
-    if precision == "fp16" and not _has_accelerator():
+    cuda = _has_accelerator()
+    if precision == "fp16" and not cuda:
         raise ConfigError("precision='fp16' needs a CUDA GPU (loss scaling runs there only); use 'bf16' on a CPU")
     arguments = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-    if precision == "bf16" and not _has_accelerator():
+    if precision == "bf16" and not cuda:
         arguments["use_cpu"] = True  # transformers runs bf16 autocast on a CPU only when told so
     return arguments
 

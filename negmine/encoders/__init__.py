@@ -36,6 +36,7 @@ __all__ = [
 
 PLURAL = {"query": "queries", "document": "documents"}  # progress-bar labels
 
+
 def load_encoder(
     retriever: Any,
     *,
